@@ -1,0 +1,23 @@
+//! Writes the sample packets of `opte::build::samples` into the seed corpora:
+//! `cargo run -p opte-fuzz --example seed_corpus`. Guest-side samples seed `parse-out`,
+//! network-side ones `parse-in`; each network sample's inner frame also seeds `parse-out`.
+
+use opte::build::samples::{self, Side};
+use std::path::Path;
+
+fn main() -> std::io::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    for s in samples::all() {
+        let file = s.name.replace('/', "-");
+        match s.side {
+            Side::Guest => std::fs::write(root.join("parse-out").join(&file), s.frame())?,
+            Side::Network => {
+                std::fs::write(root.join("parse-in").join(&file), s.frame())?;
+                if let [_, inner] = s.segments.as_slice() {
+                    std::fs::write(root.join("parse-out").join(format!("{file}-inner")), inner)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

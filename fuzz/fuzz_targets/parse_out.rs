@@ -1,0 +1,3 @@
+//! Guest-side parse of arbitrary bytes; see `opte_fuzz::check_parse_out`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| opte_fuzz::check_parse_out(data));

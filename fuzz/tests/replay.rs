@@ -1,0 +1,36 @@
+//! Replays every file of the fuzz corpora and regression sets through the fuzz properties on
+//! the stable toolchain, so CI checks what the fuzzers found without running them.
+
+use std::path::Path;
+
+fn replay(dir: &str, check: fn(&[u8])) -> usize {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut n = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != ".gitkeep"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let data = std::fs::read(&p).unwrap();
+        let r = std::panic::catch_unwind(|| check(&data));
+        assert!(r.is_ok(), "{} fails its fuzz property", p.display());
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn parse_in_corpus_and_regressions_hold() {
+    let seeds = replay("corpus/parse-in", opte_fuzz::check_parse_in);
+    assert!(seeds >= 10, "the parse-in seed corpus has only {seeds} files");
+    replay("regressions/parse-in", opte_fuzz::check_parse_in);
+}
+
+#[test]
+fn parse_out_corpus_and_regressions_hold() {
+    let seeds = replay("corpus/parse-out", opte_fuzz::check_parse_out);
+    assert!(seeds >= 20, "the parse-out seed corpus has only {seeds} files");
+    replay("regressions/parse-out", opte_fuzz::check_parse_out);
+}

@@ -1,0 +1,367 @@
+//! Packet buffers and parsing.
+//!
+//! A [`Packet`] is a chain of [`Segment`]s, as an illumos `mblk_t` chain is: each segment owns
+//! a buffer with room in front (headroom) so that an encapsulation can be written before the
+//! payload without moving it. Parsing ([`parse`]) walks the chain once and returns a small
+//! struct of header locations and the fields the flow key needs; headers are then read and
+//! written in place through zerocopy views ([`Packet::view`], [`Packet::view_mut`]).
+
+mod error;
+pub mod parse;
+
+pub use error::{Expected, Mismatch, ParseError};
+
+use alloc::vec;
+use alloc::vec::Vec;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Headroom given to packets built by this crate: enough for an outer Ethernet + IPv6 + UDP +
+/// Geneve header with options, and then some.
+pub const DEFAULT_HEADROOM: usize = 128;
+
+/// One contiguous buffer of a packet chain: `buf[start..end]` is packet data, `buf[..start]`
+/// is headroom and `buf[end..]` tailroom.
+#[derive(Clone, Debug, Default)]
+pub struct Segment {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Segment {
+    /// A segment holding a copy of `data` with `headroom` free bytes in front of it.
+    pub fn with_headroom(data: &[u8], headroom: usize) -> Self {
+        let mut buf = vec![0u8; headroom + data.len()];
+        if let Some(d) = buf.get_mut(headroom..) {
+            d.copy_from_slice(data);
+        }
+        Self { buf, start: headroom, end: headroom + data.len() }
+    }
+
+    pub fn data(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        self.buf.get_mut(self.start..self.end).unwrap_or(&mut [])
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    pub fn headroom(&self) -> usize {
+        self.start
+    }
+
+    pub fn tailroom(&self) -> usize {
+        self.buf.len() - self.end
+    }
+
+    /// Drop up to `n` bytes from the front; returns how many were dropped.
+    fn trim_front(&mut self, n: usize) -> usize {
+        let k = n.min(self.len());
+        self.start += k;
+        k
+    }
+
+    /// Append bytes at the end, growing the buffer if the tailroom is short.
+    fn append(&mut self, bytes: &[u8]) {
+        let new_end = self.end + bytes.len();
+        if new_end > self.buf.len() {
+            self.buf.resize(new_end, 0);
+        }
+        if let Some(t) = self.buf.get_mut(self.end..new_end) {
+            t.copy_from_slice(bytes);
+        }
+        self.end = new_end;
+    }
+}
+
+/// Where a header starts: segment index and byte offset within that segment's data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loc {
+    pub seg: u16,
+    pub off: u32,
+}
+
+/// A packet: one or more segments. A one-segment packet allocates one buffer, nothing else.
+#[derive(Clone, Debug, Default)]
+pub struct Packet {
+    head: Segment,
+    rest: Vec<Segment>,
+}
+
+impl Packet {
+    /// A one-segment packet holding a copy of `data`, with [`DEFAULT_HEADROOM`].
+    pub fn copy_from(data: &[u8]) -> Self {
+        Self { head: Segment::with_headroom(data, DEFAULT_HEADROOM), rest: Vec::new() }
+    }
+
+    /// A chain with one segment per slice. Every segment gets [`DEFAULT_HEADROOM`], like a
+    /// freshly allocated mblk would have room to grow in front.
+    pub fn from_segments(segs: &[&[u8]]) -> Self {
+        let mut it = segs.iter().map(|s| Segment::with_headroom(s, DEFAULT_HEADROOM));
+        let head = it.next().unwrap_or_default();
+        Self { head, rest: it.collect() }
+    }
+
+    /// A chain from segments built elsewhere (the host's receive buffers).
+    pub fn from_segment_list(mut segs: Vec<Segment>) -> Self {
+        if segs.is_empty() {
+            return Self::default();
+        }
+        let head = segs.remove(0);
+        Self { head, rest: segs }
+    }
+
+    /// Total bytes of packet data across all segments.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.rest.iter().map(Segment::len).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn seg_count(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    pub fn segment(&self, i: usize) -> Option<&Segment> {
+        match i {
+            0 => Some(&self.head),
+            _ => self.rest.get(i - 1),
+        }
+    }
+
+    pub fn segment_mut(&mut self, i: usize) -> Option<&mut Segment> {
+        match i {
+            0 => Some(&mut self.head),
+            _ => self.rest.get_mut(i - 1),
+        }
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
+        core::iter::once(&self.head).chain(self.rest.iter())
+    }
+
+    /// All packet data, copied into one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        for s in self.segments() {
+            v.extend_from_slice(s.data());
+        }
+        v
+    }
+
+    /// `len` bytes of data at `loc`, if they lie within one segment.
+    pub fn bytes_at(&self, loc: Loc, len: usize) -> Option<&[u8]> {
+        let off = loc.off as usize;
+        self.segment(usize::from(loc.seg))?.data().get(off..off + len)
+    }
+
+    pub fn bytes_at_mut(&mut self, loc: Loc, len: usize) -> Option<&mut [u8]> {
+        let off = loc.off as usize;
+        self.segment_mut(usize::from(loc.seg))?.data_mut().get_mut(off..off + len)
+    }
+
+    /// A typed view of the header at `loc`. Parsing guarantees every header it reports lies
+    /// within one segment, so for a location from a parse result this is `Some`.
+    pub fn view<T>(&self, loc: Loc) -> Option<&T>
+    where
+        T: FromBytes + KnownLayout + Immutable + Unaligned,
+    {
+        let seg = self.segment(usize::from(loc.seg))?;
+        let bytes = seg.data().get(loc.off as usize..)?;
+        T::ref_from_prefix(bytes).ok().map(|(h, _)| h)
+    }
+
+    pub fn view_mut<T>(&mut self, loc: Loc) -> Option<&mut T>
+    where
+        T: FromBytes + IntoBytes + KnownLayout + Unaligned,
+    {
+        let seg = self.segment_mut(usize::from(loc.seg))?;
+        let bytes = seg.data_mut().get_mut(loc.off as usize..)?;
+        T::mut_from_prefix(bytes).ok().map(|(h, _)| h)
+    }
+
+    /// Make room for `n` bytes in front of the packet and return them. Uses the first
+    /// segment's headroom when it suffices (the payload does not move, nothing is allocated);
+    /// otherwise a new front segment is allocated with fresh headroom.
+    pub fn prepend(&mut self, n: usize) -> &mut [u8] {
+        if self.head.headroom() < n {
+            let seg = Segment {
+                buf: vec![0u8; DEFAULT_HEADROOM + n],
+                start: DEFAULT_HEADROOM + n,
+                end: DEFAULT_HEADROOM + n,
+            };
+            let old = core::mem::replace(&mut self.head, seg);
+            if !old.is_empty() || !self.rest.is_empty() {
+                self.rest.insert(0, old);
+            }
+        }
+        self.head.start -= n;
+        let (start, end) = (self.head.start, self.head.start + n);
+        self.head.buf.get_mut(start..end).unwrap_or(&mut [])
+    }
+
+    /// Drop `n` bytes from the front of the packet (an encapsulation being popped), freeing
+    /// the segments this empties. Fails, changing nothing, if the packet is shorter than `n`.
+    pub fn trim_front(&mut self, n: usize) -> Result<(), usize> {
+        let len = self.len();
+        if n > len {
+            return Err(len);
+        }
+        let mut left = n;
+        while left > 0 {
+            left -= self.head.trim_front(left);
+            if self.head.is_empty() && !self.rest.is_empty() {
+                self.head = self.rest.remove(0);
+            }
+        }
+        while self.head.is_empty() && !self.rest.is_empty() {
+            self.head = self.rest.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Drop bytes at the end so that the packet is `len` bytes long (trailing padding).
+    pub fn truncate(&mut self, len: usize) {
+        let mut keep = len;
+        let mut cut_at = None;
+        for (i, s) in core::iter::once(&mut self.head).chain(self.rest.iter_mut()).enumerate() {
+            if keep >= s.len() {
+                keep -= s.len();
+            } else {
+                s.end = s.start + keep;
+                keep = 0;
+                if cut_at.is_none() {
+                    cut_at = Some(i + 1);
+                }
+            }
+        }
+        if let Some(i) = cut_at {
+            self.rest.truncate(i.saturating_sub(1));
+        }
+    }
+
+    /// Make the `n` bytes starting at offset `off` of segment `seg` contiguous, by moving
+    /// bytes from the following segments onto the end of `seg` (growing its buffer if need
+    /// be) and freeing segments this empties. Returns false, having moved what it could, if
+    /// the chain ends first. Only a header that straddles a segment boundary needs this.
+    pub(crate) fn pullup(&mut self, seg: usize, off: usize, n: usize) -> bool {
+        loop {
+            let Some(cur_len) = self.segment(seg).map(Segment::len) else {
+                return false;
+            };
+            let avail = cur_len.saturating_sub(off);
+            if avail >= n {
+                return true;
+            }
+            let want = n - avail;
+            // The segment after `seg` lives at `rest[seg]`.
+            let Some(next) = self.rest.get_mut(seg) else {
+                return false;
+            };
+            let k = want.min(next.len());
+            let mut moved = [0u8; 64];
+            let mut taken = Vec::new();
+            let chunk: &[u8] = if k <= moved.len() {
+                if let (Some(dst), Some(src)) = (moved.get_mut(..k), next.data().get(..k)) {
+                    dst.copy_from_slice(src);
+                }
+                moved.get(..k).unwrap_or(&[])
+            } else {
+                taken.extend_from_slice(next.data().get(..k).unwrap_or(&[]));
+                &taken
+            };
+            next.trim_front(k);
+            if next.is_empty() {
+                self.rest.remove(seg);
+            }
+            if let Some(cur) = self.segment_mut(seg) {
+                cur.append(chunk);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_segment_has_headroom_and_data() {
+        let p = Packet::copy_from(&[1, 2, 3]);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.seg_count(), 1);
+        assert_eq!(p.segment(0).unwrap().headroom(), DEFAULT_HEADROOM);
+        assert_eq!(p.to_vec(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn prepend_uses_headroom_without_moving_payload() {
+        let mut p = Packet::copy_from(&[9; 100]);
+        let payload_ptr = p.segment(0).unwrap().data().as_ptr();
+        p.prepend(70).copy_from_slice(&[7; 70]);
+        assert_eq!(p.seg_count(), 1);
+        assert_eq!(p.len(), 170);
+        let seg = p.segment(0).unwrap();
+        assert_eq!(seg.headroom(), DEFAULT_HEADROOM - 70);
+        // The payload is where it was.
+        assert_eq!(unsafe { seg.data().as_ptr().add(70) }, payload_ptr);
+        assert_eq!(&p.to_vec()[..71], &[[7u8; 70].as_slice(), &[9]].concat()[..]);
+    }
+
+    #[test]
+    fn prepend_without_room_adds_a_segment() {
+        let mut p = Packet::from_segments(&[&[1, 2]]);
+        p.prepend(DEFAULT_HEADROOM).fill(5);
+        p.prepend(DEFAULT_HEADROOM + 1).fill(6);
+        assert_eq!(p.seg_count(), 2);
+        assert_eq!(p.len(), 2 * DEFAULT_HEADROOM + 3);
+        let v = p.to_vec();
+        assert_eq!(v[0], 6);
+        assert_eq!(v[DEFAULT_HEADROOM + 1], 5);
+        assert_eq!(&v[v.len() - 2..], &[1, 2]);
+    }
+
+    #[test]
+    fn trim_front_frees_emptied_segments() {
+        let mut p = Packet::from_segments(&[&[1; 74], &[2; 10], &[3; 5]]);
+        p.trim_front(74).unwrap();
+        assert_eq!(p.seg_count(), 2);
+        assert_eq!(p.to_vec(), [[2u8; 10].as_slice(), &[3; 5]].concat());
+        p.trim_front(12).unwrap();
+        assert_eq!(p.seg_count(), 1);
+        assert_eq!(p.to_vec(), [3; 3]);
+        assert_eq!(p.trim_front(4), Err(3));
+        assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn truncate_drops_trailing_bytes_and_segments() {
+        let mut p = Packet::from_segments(&[&[1; 4], &[2; 4], &[3; 4]]);
+        p.truncate(6);
+        assert_eq!(p.to_vec(), [1, 1, 1, 1, 2, 2]);
+        assert_eq!(p.seg_count(), 2);
+        p.truncate(100);
+        assert_eq!(p.len(), 6);
+    }
+
+    #[test]
+    fn pullup_joins_a_straddling_region() {
+        let mut p = Packet::from_segments(&[&[1, 2, 3], &[4], &[5, 6, 7]]);
+        assert!(p.pullup(0, 1, 5));
+        assert_eq!(p.segment(0).unwrap().data(), &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(p.seg_count(), 2);
+        assert_eq!(p.to_vec(), [1, 2, 3, 4, 5, 6, 7]);
+        assert!(!p.pullup(0, 0, 8));
+        assert_eq!(p.to_vec(), [1, 2, 3, 4, 5, 6, 7]);
+    }
+}

@@ -1,0 +1,639 @@
+//! The two parse shapes of OPTE.
+//!
+//! - Guest side ([`parse_guest`]): Ethernet (one 802.1Q tag recognised), then ARP (which ends
+//!   the parse) or IPv4 | IPv6 (extension headers walked), then TCP | UDP | ICMPv4 | ICMPv6.
+//! - Network side ([`parse_network`]): outer Ethernet, IPv6 (extension headers walked), UDP to
+//!   port 6081, Geneve with options, then an inner frame as above without ARP.
+//!
+//! One pass, no allocation (unless a header straddles two segments, which is pulled up), no
+//! panic. The result records where each header starts and copies out the few values the
+//! flow key and port lookup need. IP fragments parse: a first fragment carries its L4
+//! header; a later fragment has none and its flow key has zero ports.
+
+use super::{Expected, Loc, Mismatch, Packet, ParseError};
+use crate::wire::arp::{ARP_HTYPE_ETHERNET, ArpEthIpv4Hdr};
+use crate::wire::ether::{
+    ETHER_TYPE_ARP, ETHER_TYPE_ETHER, ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, ETHER_TYPE_VLAN,
+    EtherHdr, VlanTag,
+};
+use crate::wire::geneve::{
+    GENEVE_OPT_CLASS_OXIDE, GENEVE_OPT_CRITICAL, GENEVE_PORT, GeneveHdr, GeneveOpts,
+    OxideOptType, Replication,
+};
+use crate::wire::icmp::{IcmpHdr, v4_type, v6_type};
+use crate::wire::ip4::Ipv4Hdr;
+use crate::wire::ip6::{ExtHdrPrefix, ExtKind, FragmentHdr, Ipv6Hdr, ext_kind};
+use crate::wire::tcp::TcpHdr;
+use crate::wire::udp::UdpHdr;
+use crate::wire::{HeaderKind, proto};
+use opte_api::{AddrPair, FLOW_ID_DEFAULT, InnerFlowId, Ipv4Addr, Ipv6Addr, MacAddr, Vni};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+
+/// The Ethernet header of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EtherInfo {
+    pub loc: Loc,
+    /// 14, or 18 with an 802.1Q tag.
+    pub hdr_len: u8,
+    pub dst: MacAddr,
+    pub src: MacAddr,
+    /// The payload's type (after any tag).
+    pub ether_type: u16,
+    pub vlan: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Info {
+    pub loc: Loc,
+    /// IHL × 4: 20 plus options.
+    pub hdr_len: u16,
+    pub total_len: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Info {
+    pub loc: Loc,
+    /// Bytes of extension headers after the fixed 40.
+    pub ext_len: u16,
+    pub payload_len: u16,
+    /// The upper-layer protocol: the last next-header value of the chain.
+    pub proto: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L3Info {
+    Ipv4(Ipv4Info),
+    Ipv6(Ipv6Info),
+}
+
+impl L3Info {
+    pub const fn loc(&self) -> Loc {
+        match self {
+            Self::Ipv4(i) => i.loc,
+            Self::Ipv6(i) => i.loc,
+        }
+    }
+
+    /// Header length including IPv4 options or IPv6 extension headers.
+    pub const fn hdr_len(&self) -> usize {
+        match self {
+            Self::Ipv4(i) => i.hdr_len as usize,
+            Self::Ipv6(i) => Ipv6Hdr::LEN + i.ext_len as usize,
+        }
+    }
+}
+
+/// The fragment fields of a fragmented IP packet (IPv4 header or IPv6 Fragment header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragInfo {
+    /// Offset of this fragment's data in bytes.
+    pub offset: u16,
+    pub more: bool,
+    pub ident: u32,
+}
+
+impl FragInfo {
+    pub const fn is_first(&self) -> bool {
+        self.offset == 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UlpKind {
+    Tcp,
+    Udp,
+    Icmpv4,
+    Icmpv6,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UlpInfo {
+    pub kind: UlpKind,
+    pub loc: Loc,
+    /// 8 for UDP and ICMP; the data offset × 4 for TCP.
+    pub hdr_len: u16,
+}
+
+/// A parsed frame as a guest sees it: the guest-side shape, or the inner frame of the
+/// network-side shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InnerMeta {
+    pub eth: EtherInfo,
+    /// Set for an ARP packet, which has no L3/L4.
+    pub arp: Option<Loc>,
+    pub l3: Option<L3Info>,
+    pub frag: Option<FragInfo>,
+    pub ulp: Option<UlpInfo>,
+    /// Where the payload after the last parsed header starts.
+    pub body: Loc,
+    /// Payload length per the IP length fields (trailing link padding excluded).
+    pub body_len: u32,
+    pub flow: InnerFlowId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GeneveInfo {
+    pub loc: Loc,
+    /// 8 plus options.
+    pub hdr_len: u16,
+    pub vni: Vni,
+    pub flags: u8,
+    /// The Oxide External option: the packet came from outside the rack.
+    pub external: bool,
+    /// The Oxide Multicast option's replication mode.
+    pub replication: Option<Replication>,
+    /// The Oxide Mss option.
+    pub mss: Option<u32>,
+}
+
+/// The encapsulation of a network-side packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OuterMeta {
+    pub eth: EtherInfo,
+    pub ip6: Ipv6Info,
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub udp: Loc,
+    pub udp_src_port: u16,
+    pub geneve: GeneveInfo,
+}
+
+impl OuterMeta {
+    /// Bytes from the outer Ethernet header to the inner one: what a decap removes.
+    pub const fn encap_len(&self) -> usize {
+        self.eth.hdr_len as usize
+            + Ipv6Hdr::LEN
+            + self.ip6.ext_len as usize
+            + UdpHdr::LEN
+            + self.geneve.hdr_len as usize
+    }
+}
+
+/// A parsed network-side packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetworkMeta {
+    pub outer: OuterMeta,
+    pub inner: InnerMeta,
+}
+
+/// Parse a frame from a guest (no encapsulation).
+pub fn parse_guest(pkt: &mut Packet) -> Result<InnerMeta, ParseError> {
+    let mut cur = Cursor::new(pkt.len());
+    parse_frame(pkt, &mut cur, true)
+}
+
+/// Parse a Geneve-over-IPv6 frame from the underlay.
+pub fn parse_network(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
+    let mut cur = Cursor::new(pkt.len());
+    let eth = parse_ether(pkt, &mut cur)?;
+    if eth.ether_type != ETHER_TYPE_IPV6 {
+        return Err(unwanted(HeaderKind::Ethernet, "ether_type", "IPv6", eth.ether_type));
+    }
+    let (ip6, src, dst, frag) = parse_ipv6(pkt, &mut cur)?;
+    if let Some(f) = frag {
+        // A fragmented tunnel packet must be reassembled before it can be decapsulated.
+        return Err(unwanted(HeaderKind::Ipv6Ext, "fragment_offset", "no fragment", f.offset));
+    }
+    if ip6.proto != proto::UDP {
+        return Err(unwanted(HeaderKind::Ipv6, "next_header", "UDP", ip6.proto));
+    }
+    let udp_start = cur.pos;
+    let (udp_loc, udp) = cur.read::<UdpHdr>(pkt, HeaderKind::Udp)?;
+    let udp_len = usize::from(udp.len.get());
+    check_udp_len(udp_len, cur.end - udp_start)?;
+    if udp.dst_port.get() != GENEVE_PORT {
+        return Err(ParseError::Unwanted(Mismatch {
+            hdr: HeaderKind::Udp,
+            field: "dst_port",
+            expected: Expected::Exactly(u64::from(GENEVE_PORT)),
+            actual: u64::from(udp.dst_port.get()),
+        }));
+    }
+    cur.limit(udp_start + udp_len, HeaderKind::Udp, "len");
+    let geneve = parse_geneve(pkt, &mut cur)?;
+    let inner = parse_frame(pkt, &mut cur, false)?;
+    let outer = OuterMeta {
+        eth,
+        ip6,
+        src,
+        dst,
+        udp: udp_loc,
+        udp_src_port: udp.src_port.get(),
+        geneve,
+    };
+    Ok(NetworkMeta { outer, inner })
+}
+
+/// Reading position in a packet chain, and the end of the region the innermost length field
+/// so far allows.
+struct Cursor {
+    seg: usize,
+    off: usize,
+    pos: usize,
+    end: usize,
+    pkt_len: usize,
+    /// The header and field that set `end`, and where that header's length counts from.
+    end_by: Option<(HeaderKind, &'static str, usize)>,
+}
+
+impl Cursor {
+    fn new(pkt_len: usize) -> Self {
+        Self { seg: 0, off: 0, pos: 0, end: pkt_len, pkt_len, end_by: None }
+    }
+
+    fn loc(&self) -> Loc {
+        Loc { seg: self.seg as u16, off: self.off as u32 }
+    }
+
+    fn limit(&mut self, end: usize, hdr: HeaderKind, field: &'static str) {
+        self.end_by = Some((hdr, field, self.pos));
+        self.end = end;
+    }
+
+    /// Claim the next `n` bytes as one contiguous header and advance past them.
+    fn take(&mut self, pkt: &mut Packet, n: usize, hdr: HeaderKind) -> Result<Loc, ParseError> {
+        if self.pos + n > self.end {
+            let have = self.end - self.pos;
+            return Err(match self.end_by {
+                // The bytes may be there, but the enclosing length field says they are not
+                // part of this packet.
+                Some((by, field, _)) if self.pos + n <= self.pkt_len => {
+                    ParseError::BadLength(Mismatch {
+                        hdr: by,
+                        field,
+                        expected: Expected::AtLeast((self.pos + n - self.end_base()) as u64),
+                        actual: (self.end - self.end_base()) as u64,
+                    })
+                }
+                _ => ParseError::Truncated { hdr, need: n, have },
+            });
+        }
+        // Step over exhausted (or empty) segments.
+        loop {
+            let seg_len = pkt.segment(self.seg).map_or(0, super::Segment::len);
+            if self.off < seg_len || n == 0 {
+                break;
+            }
+            if self.seg + 1 >= pkt.seg_count() {
+                break;
+            }
+            self.seg += 1;
+            self.off = 0;
+        }
+        if !pkt.pullup(self.seg, self.off, n) {
+            return Err(ParseError::Truncated { hdr, need: n, have: self.end - self.pos });
+        }
+        let loc = self.loc();
+        self.off += n;
+        self.pos += n;
+        Ok(loc)
+    }
+
+    fn end_base(&self) -> usize {
+        self.end_by.map_or(0, |(_, _, base)| base)
+    }
+
+    /// Take a fixed-size header and copy its view out.
+    fn read<T>(&mut self, pkt: &mut Packet, hdr: HeaderKind) -> Result<(Loc, T), ParseError>
+    where
+        T: FromBytes + KnownLayout + Immutable + Unaligned + Copy,
+    {
+        let n = core::mem::size_of::<T>();
+        let loc = self.take(pkt, n, hdr)?;
+        match pkt.view::<T>(loc) {
+            Some(h) => Ok((loc, *h)),
+            None => Err(ParseError::Truncated { hdr, need: n, have: 0 }),
+        }
+    }
+
+    /// Make the bytes from `start` (at absolute position `start_pos`) up to the cursor one
+    /// contiguous run, so that a header with variable parts (options, extension headers) can
+    /// be viewed whole.
+    fn join(&mut self, pkt: &mut Packet, start: Loc, start_pos: usize, hdr: HeaderKind) -> Result<(), ParseError> {
+        let n = self.pos - start_pos;
+        if usize::from(start.seg) == self.seg {
+            return Ok(());
+        }
+        if !pkt.pullup(usize::from(start.seg), start.off as usize, n) {
+            return Err(ParseError::Truncated { hdr, need: n, have: 0 });
+        }
+        self.seg = usize::from(start.seg);
+        self.off = start.off as usize + n;
+        Ok(())
+    }
+}
+
+fn unwanted(hdr: HeaderKind, field: &'static str, expected: &'static str, actual: impl Into<u64>) -> ParseError {
+    ParseError::Unwanted(Mismatch { hdr, field, expected: Expected::OneOf(expected), actual: actual.into() })
+}
+
+fn illegal(hdr: HeaderKind, field: &'static str, expected: u64, actual: impl Into<u64>) -> ParseError {
+    ParseError::IllegalValue(Mismatch {
+        hdr,
+        field,
+        expected: Expected::Exactly(expected),
+        actual: actual.into(),
+    })
+}
+
+fn bad_len(hdr: HeaderKind, field: &'static str, expected: Expected, actual: usize) -> ParseError {
+    ParseError::BadLength(Mismatch { hdr, field, expected, actual: actual as u64 })
+}
+
+fn check_udp_len(udp_len: usize, avail: usize) -> Result<(), ParseError> {
+    if udp_len < UdpHdr::LEN {
+        return Err(bad_len(HeaderKind::Udp, "len", Expected::AtLeast(UdpHdr::LEN as u64), udp_len));
+    }
+    if udp_len > avail {
+        return Err(bad_len(HeaderKind::Udp, "len", Expected::AtMost(avail as u64), udp_len));
+    }
+    Ok(())
+}
+
+fn parse_ether(pkt: &mut Packet, cur: &mut Cursor) -> Result<EtherInfo, ParseError> {
+    let start_pos = cur.pos;
+    let (loc, eth) = cur.read::<EtherHdr>(pkt, HeaderKind::Ethernet)?;
+    let mut info = EtherInfo {
+        loc,
+        hdr_len: EtherHdr::LEN as u8,
+        dst: MacAddr::from_const(eth.dst),
+        src: MacAddr::from_const(eth.src),
+        ether_type: eth.ether_type.get(),
+        vlan: None,
+    };
+    if info.ether_type == ETHER_TYPE_VLAN {
+        let (_, tag) = cur.read::<VlanTag>(pkt, HeaderKind::Vlan)?;
+        cur.join(pkt, loc, start_pos, HeaderKind::Vlan)?;
+        info.hdr_len += VlanTag::LEN as u8;
+        info.vlan = Some(tag.tci.get());
+        info.ether_type = tag.ether_type.get();
+        if info.ether_type == ETHER_TYPE_VLAN {
+            return Err(unwanted(HeaderKind::Vlan, "ether_type", "a single 802.1Q tag", ETHER_TYPE_VLAN));
+        }
+    }
+    Ok(info)
+}
+
+/// Ethernet, then ARP (if allowed) or IP, then the upper-layer header.
+fn parse_frame(pkt: &mut Packet, cur: &mut Cursor, allow_arp: bool) -> Result<InnerMeta, ParseError> {
+    let eth = parse_ether(pkt, cur)?;
+    let (l3, frag, addrs, proto) = match eth.ether_type {
+        ETHER_TYPE_ARP if allow_arp => {
+            let (loc, arp) = cur.read::<ArpEthIpv4Hdr>(pkt, HeaderKind::Arp)?;
+            check_arp(&arp)?;
+            return Ok(InnerMeta {
+                eth,
+                arp: Some(loc),
+                l3: None,
+                frag: None,
+                ulp: None,
+                body: cur.loc(),
+                body_len: 0,
+                flow: FLOW_ID_DEFAULT,
+            });
+        }
+        ETHER_TYPE_IPV4 => {
+            let (info, h) = parse_ipv4(pkt, cur)?;
+            let frag = h.is_fragment().then(|| FragInfo {
+                offset: h.frag_offset(),
+                more: h.more_frags(),
+                ident: u32::from(h.ident.get()),
+            });
+            let addrs =
+                AddrPair::V4 { src: Ipv4Addr::from_const(h.src), dst: Ipv4Addr::from_const(h.dst) };
+            (L3Info::Ipv4(info), frag, addrs, h.proto)
+        }
+        ETHER_TYPE_IPV6 => {
+            let (info, src, dst, frag) = parse_ipv6(pkt, cur)?;
+            (L3Info::Ipv6(info), frag, AddrPair::V6 { src, dst }, info.proto)
+        }
+        other => {
+            let want = if allow_arp { "IPv4|IPv6|ARP" } else { "IPv4|IPv6" };
+            return Err(unwanted(HeaderKind::Ethernet, "ether_type", want, other));
+        }
+    };
+
+    if frag.is_some_and(|f| !f.is_first()) {
+        // A later fragment: what follows the IP header is payload, not an L4 header.
+        return Ok(InnerMeta {
+            eth,
+            arp: None,
+            l3: Some(l3),
+            frag,
+            ulp: None,
+            body: cur.loc(),
+            body_len: (cur.end - cur.pos) as u32,
+            flow: InnerFlowId::with_ports(proto, addrs, 0, 0),
+        });
+    }
+
+    let is_v4 = matches!(l3, L3Info::Ipv4(_));
+    let l4_start = cur.pos;
+    let (ulp, flow) = match proto {
+        proto::TCP => {
+            let (loc, tcp) = cur.read::<TcpHdr>(pkt, HeaderKind::Tcp)?;
+            let hl = tcp.hdr_len();
+            if hl < TcpHdr::MIN_LEN {
+                return Err(bad_len(HeaderKind::Tcp, "data_offset", Expected::AtLeast(5), hl / 4));
+            }
+            cur.take(pkt, hl - TcpHdr::MIN_LEN, HeaderKind::Tcp)?;
+            cur.join(pkt, loc, l4_start, HeaderKind::Tcp)?;
+            let flow = InnerFlowId::with_ports(proto, addrs, tcp.src_port.get(), tcp.dst_port.get());
+            (UlpInfo { kind: UlpKind::Tcp, loc, hdr_len: hl as u16 }, flow)
+        }
+        proto::UDP => {
+            let avail = cur.end - cur.pos;
+            let (loc, udp) = cur.read::<UdpHdr>(pkt, HeaderKind::Udp)?;
+            // A first fragment holds only part of the datagram the length describes.
+            if frag.is_none() {
+                check_udp_len(usize::from(udp.len.get()), avail)?;
+            }
+            let flow = InnerFlowId::with_ports(proto, addrs, udp.src_port.get(), udp.dst_port.get());
+            (UlpInfo { kind: UlpKind::Udp, loc, hdr_len: UdpHdr::LEN as u16 }, flow)
+        }
+        proto::ICMP if is_v4 => {
+            let (loc, h) = cur.read::<IcmpHdr>(pkt, HeaderKind::Icmpv4)?;
+            let is_echo = matches!(h.ty, v4_type::ECHO_REQUEST | v4_type::ECHO_REPLY);
+            let id = if is_echo { h.echo_id() } else { 0 };
+            let flow = InnerFlowId::with_icmp(proto, addrs, h.ty, h.code, id);
+            (UlpInfo { kind: UlpKind::Icmpv4, loc, hdr_len: IcmpHdr::LEN as u16 }, flow)
+        }
+        proto::ICMPV6 if !is_v4 => {
+            let (loc, h) = cur.read::<IcmpHdr>(pkt, HeaderKind::Icmpv6)?;
+            let is_echo = matches!(h.ty, v6_type::ECHO_REQUEST | v6_type::ECHO_REPLY);
+            let id = if is_echo { h.echo_id() } else { 0 };
+            let flow = InnerFlowId::with_icmp(proto, addrs, h.ty, h.code, id);
+            (UlpInfo { kind: UlpKind::Icmpv6, loc, hdr_len: IcmpHdr::LEN as u16 }, flow)
+        }
+        other => {
+            let (hdr, field, want) = if is_v4 {
+                (HeaderKind::Ipv4, "proto", "TCP|UDP|ICMP")
+            } else {
+                (HeaderKind::Ipv6, "next_header", "TCP|UDP|ICMPv6")
+            };
+            return Err(unwanted(hdr, field, want, other));
+        }
+    };
+    Ok(InnerMeta {
+        eth,
+        arp: None,
+        l3: Some(l3),
+        frag,
+        ulp: Some(ulp),
+        body: cur.loc(),
+        body_len: (cur.end - cur.pos) as u32,
+        flow,
+    })
+}
+
+fn check_arp(arp: &ArpEthIpv4Hdr) -> Result<(), ParseError> {
+    if arp.htype.get() != ARP_HTYPE_ETHERNET {
+        return Err(illegal(HeaderKind::Arp, "htype", 1, arp.htype.get()));
+    }
+    if arp.ptype.get() != ETHER_TYPE_IPV4 {
+        return Err(illegal(HeaderKind::Arp, "ptype", u64::from(ETHER_TYPE_IPV4), arp.ptype.get()));
+    }
+    if arp.hlen != 6 {
+        return Err(illegal(HeaderKind::Arp, "hlen", 6, arp.hlen));
+    }
+    if arp.plen != 4 {
+        return Err(illegal(HeaderKind::Arp, "plen", 4, arp.plen));
+    }
+    Ok(())
+}
+
+fn parse_ipv4(pkt: &mut Packet, cur: &mut Cursor) -> Result<(Ipv4Info, Ipv4Hdr), ParseError> {
+    let start = cur.pos;
+    let (loc, h) = cur.read::<Ipv4Hdr>(pkt, HeaderKind::Ipv4)?;
+    if h.version() != 4 {
+        return Err(illegal(HeaderKind::Ipv4, "version", 4, h.version()));
+    }
+    let hl = h.hdr_len();
+    if hl < Ipv4Hdr::MIN_LEN {
+        return Err(bad_len(HeaderKind::Ipv4, "ihl", Expected::AtLeast(5), hl / 4));
+    }
+    cur.take(pkt, hl - Ipv4Hdr::MIN_LEN, HeaderKind::Ipv4)?;
+    cur.join(pkt, loc, start, HeaderKind::Ipv4)?;
+    let total = usize::from(h.total_len.get());
+    if total < hl {
+        return Err(bad_len(HeaderKind::Ipv4, "total_len", Expected::AtLeast(hl as u64), total));
+    }
+    let avail = cur.end - start;
+    if total > avail {
+        return Err(bad_len(HeaderKind::Ipv4, "total_len", Expected::AtMost(avail as u64), total));
+    }
+    cur.end_by = Some((HeaderKind::Ipv4, "total_len", start));
+    cur.end = start + total;
+    Ok((Ipv4Info { loc, hdr_len: hl as u16, total_len: total as u16 }, h))
+}
+
+/// The fixed header, then every extension header up to the upper-layer protocol.
+fn parse_ipv6(
+    pkt: &mut Packet,
+    cur: &mut Cursor,
+) -> Result<(Ipv6Info, Ipv6Addr, Ipv6Addr, Option<FragInfo>), ParseError> {
+    let start = cur.pos;
+    let (loc, h) = cur.read::<Ipv6Hdr>(pkt, HeaderKind::Ipv6)?;
+    if h.version() != 6 {
+        return Err(illegal(HeaderKind::Ipv6, "version", 6, h.version()));
+    }
+    let payload = usize::from(h.payload_len.get());
+    let avail = cur.end - cur.pos;
+    if payload > avail {
+        return Err(bad_len(HeaderKind::Ipv6, "payload_len", Expected::AtMost(avail as u64), payload));
+    }
+    cur.end_by = Some((HeaderKind::Ipv6, "payload_len", cur.pos));
+    cur.end = cur.pos + payload;
+
+    let mut nh = h.next_header;
+    let mut frag = None;
+    loop {
+        match ext_kind(nh) {
+            ExtKind::NotExt => break,
+            ExtKind::Uniform => {
+                let ext_start = cur.pos;
+                let (eloc, p) = cur.read::<ExtHdrPrefix>(pkt, HeaderKind::Ipv6Ext)?;
+                cur.take(pkt, p.hdr_len() - 2, HeaderKind::Ipv6Ext)?;
+                cur.join(pkt, eloc, ext_start, HeaderKind::Ipv6Ext)?;
+                nh = p.next_header;
+            }
+            ExtKind::Fragment => {
+                let (_, f) = cur.read::<FragmentHdr>(pkt, HeaderKind::Ipv6Ext)?;
+                nh = f.next_header;
+                let info = FragInfo { offset: f.offset(), more: f.more_frags(), ident: f.ident.get() };
+                frag = Some(info);
+                if !info.is_first() {
+                    // What follows is the middle of the original payload.
+                    break;
+                }
+            }
+        }
+    }
+    let ext_len = cur.pos - start - Ipv6Hdr::LEN;
+    cur.join(pkt, loc, start, HeaderKind::Ipv6Ext)?;
+    // A fragment header whose offset is 0 and M clear is an atomic fragment (RFC 6946):
+    // the packet is whole.
+    let frag = frag.filter(|f| f.more || f.offset != 0);
+    let info = Ipv6Info { loc, ext_len: ext_len as u16, payload_len: payload as u16, proto: nh };
+    Ok((info, Ipv6Addr::from_const(h.src), Ipv6Addr::from_const(h.dst), frag))
+}
+
+fn parse_geneve(pkt: &mut Packet, cur: &mut Cursor) -> Result<GeneveInfo, ParseError> {
+    let start = cur.pos;
+    let (loc, h) = cur.read::<GeneveHdr>(pkt, HeaderKind::Geneve)?;
+    if h.version() != 0 {
+        return Err(illegal(HeaderKind::Geneve, "version", 0, h.version()));
+    }
+    if h.protocol.get() != ETHER_TYPE_ETHER {
+        return Err(ParseError::Unwanted(Mismatch {
+            hdr: HeaderKind::Geneve,
+            field: "protocol",
+            expected: Expected::Exactly(u64::from(ETHER_TYPE_ETHER)),
+            actual: u64::from(h.protocol.get()),
+        }));
+    }
+    let opts_len = h.opts_len();
+    cur.take(pkt, opts_len, HeaderKind::GeneveOpt)?;
+    cur.join(pkt, loc, start, HeaderKind::GeneveOpt)?;
+    let mut info = GeneveInfo {
+        loc,
+        hdr_len: (GeneveHdr::LEN + opts_len) as u16,
+        vni: Vni::from_be_bytes(h.vni),
+        flags: h.flags,
+        external: false,
+        replication: None,
+        mss: None,
+    };
+    let opts = pkt
+        .bytes_at(loc, GeneveHdr::LEN + opts_len)
+        .and_then(|b| b.get(GeneveHdr::LEN..))
+        .unwrap_or(&[]);
+    for opt in GeneveOpts::new(opts) {
+        let (oh, body) = opt.map_err(|e| {
+            bad_len(HeaderKind::GeneveOpt, "len", Expected::AtMost((e.have - 4) as u64), e.need - 4)
+        })?;
+        let class = oh.class.get();
+        let known = if class == GENEVE_OPT_CLASS_OXIDE { OxideOptType::from_type(oh.ty) } else { None };
+        match known {
+            Some(OxideOptType::External) => info.external = true,
+            Some(OxideOptType::Multicast) => match body.first() {
+                Some(b) => info.replication = Some(Replication::from_bits(b >> 6)),
+                None => {
+                    return Err(bad_len(HeaderKind::GeneveOpt, "len", Expected::AtLeast(4), 0));
+                }
+            },
+            Some(OxideOptType::Mss) => match <[u8; 4]>::try_from(body) {
+                Ok(b) => info.mss = Some(u32::from_be_bytes(b)),
+                Err(_) => {
+                    return Err(bad_len(HeaderKind::GeneveOpt, "len", Expected::Exactly(4), body.len()));
+                }
+            },
+            // RFC 8926 §3.5: an option we do not understand may be skipped unless critical.
+            None if oh.ty & GENEVE_OPT_CRITICAL != 0 => {
+                return Err(ParseError::UnrecognisedTunnelOpt { class, ty: oh.ty });
+            }
+            None => {}
+        }
+    }
+    Ok(info)
+}
