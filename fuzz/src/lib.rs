@@ -24,7 +24,12 @@ fn summarise(pkt: &Packet, inner: &InnerMeta, headers: Option<Headers>) -> Summa
     let headers = headers.expect("a successful parse must yield readable headers");
     let hdr_len = headers.emitted_len();
     assert!(hdr_len <= pkt.len(), "headers longer than the packet");
-    Summary { headers, flow: inner.flow, body_len: inner.body_len, hdr_len }
+    Summary {
+        headers,
+        flow: inner.flow,
+        body_len: inner.body_len,
+        hdr_len,
+    }
 }
 
 /// Cut `data` into up to three segments at points derived from its own bytes.
@@ -33,7 +38,9 @@ fn three_segments(data: &[u8]) -> Packet {
     if n < 3 {
         return Packet::copy_from(data);
     }
-    let seed = data.iter().fold(0u32, |a, &b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let seed = data
+        .iter()
+        .fold(0u32, |a, &b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
     let a = 1 + (seed as usize % (n - 1));
     let b = a + (seed as usize / 7) % (n - a);
     Packet::from_segments(&[&data[..a], &data[a..b], &data[b..]])
@@ -65,7 +72,10 @@ fn check(data: &[u8], network: bool) {
         }
     };
     let body = &data[s.hdr_len..];
-    let again = s.headers.to_bytes(body).expect("parsed headers must re-emit");
+    let again = s
+        .headers
+        .to_bytes(body)
+        .expect("parsed headers must re-emit");
     assert_eq!(again.len(), data.len(), "re-emit changed the length");
     let mut pkt2 = Packet::copy_from(&again);
     let second = parse(&mut pkt2).expect("re-emitted headers must parse");

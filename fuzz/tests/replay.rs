@@ -24,13 +24,19 @@ fn replay(dir: &str, check: fn(&[u8])) -> usize {
 #[test]
 fn parse_in_corpus_and_regressions_hold() {
     let seeds = replay("corpus/parse-in", opte_fuzz::check_parse_in);
-    assert!(seeds >= 10, "the parse-in seed corpus has only {seeds} files");
+    assert!(
+        seeds >= 10,
+        "the parse-in seed corpus has only {seeds} files"
+    );
     replay("regressions/parse-in", opte_fuzz::check_parse_in);
 }
 
 #[test]
 fn parse_out_corpus_and_regressions_hold() {
     let seeds = replay("corpus/parse-out", opte_fuzz::check_parse_out);
-    assert!(seeds >= 20, "the parse-out seed corpus has only {seeds} files");
+    assert!(
+        seeds >= 20,
+        "the parse-out seed corpus has only {seeds} files"
+    );
     replay("regressions/parse-out", opte_fuzz::check_parse_out);
 }

@@ -38,7 +38,8 @@ impl<W: Write> PcapWriter<W> {
         rec[8..12].copy_from_slice(&cap.to_le_bytes());
         rec[12..16].copy_from_slice(&orig.to_le_bytes());
         self.out.write_all(&rec)?;
-        self.out.write_all(frame.get(..cap as usize).unwrap_or(frame))
+        self.out
+            .write_all(frame.get(..cap as usize).unwrap_or(frame))
     }
 
     /// Append a packet chain as one frame.

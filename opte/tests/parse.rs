@@ -22,7 +22,10 @@ fn network(frame: &[u8]) -> Result<opte::packet::parse::NetworkMeta, ParseError>
 }
 
 fn sample(name: &str) -> samples::Sample {
-    samples::all().into_iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no sample {name}"))
+    samples::all()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no sample {name}"))
 }
 
 #[test]
@@ -57,7 +60,9 @@ fn read_single_segment_guest_tcp4() {
     assert_eq!(m.eth.src, samples::GUEST_MAC);
     assert_eq!(m.eth.dst, samples::GW_MAC);
     assert_eq!(m.eth.vlan, None);
-    let Some(L3Info::Ipv4(ip)) = m.l3 else { panic!("not IPv4: {:?}", m.l3) };
+    let Some(L3Info::Ipv4(ip)) = m.l3 else {
+        panic!("not IPv4: {:?}", m.l3)
+    };
     assert_eq!((ip.loc.off, ip.hdr_len, ip.total_len), (14, 20, 40));
     let ulp = m.ulp.unwrap();
     assert_eq!((ulp.kind, ulp.loc.off, ulp.hdr_len), (UlpKind::Tcp, 34, 20));
@@ -65,7 +70,10 @@ fn read_single_segment_guest_tcp4() {
     assert_eq!(m.flow.proto, 6);
     assert_eq!(
         m.flow.addrs,
-        AddrPair::V4 { src: samples::GUEST_IP4, dst: samples::REMOTE_IP4 }
+        AddrPair::V4 {
+            src: samples::GUEST_IP4,
+            dst: samples::REMOTE_IP4
+        }
     );
     assert_eq!(m.flow.proto_info, [10010, 80]);
 }
@@ -80,7 +88,10 @@ fn read_multi_segment_network_packet() {
         assert_eq!(m.outer.geneve.vni, Vni::new(samples::GUEST_VNI).unwrap());
         assert!(m.outer.geneve.external);
         assert_eq!(m.outer.encap_len(), 74);
-        assert_eq!((m.outer.src, m.outer.dst), (samples::BOUNDARY_IP6, samples::SLED_IP6));
+        assert_eq!(
+            (m.outer.src, m.outer.dst),
+            (samples::BOUNDARY_IP6, samples::SLED_IP6)
+        );
         assert_eq!(m.outer.udp_src_port, 99);
         assert_eq!((m.inner.eth.loc.seg, m.inner.eth.loc.off), (1, 0));
         assert_eq!(m.inner.eth.dst, samples::GUEST_MAC);
@@ -148,7 +159,9 @@ fn many_tiny_segments_parse() {
 #[test]
 fn ipv6_extension_headers_are_walked() {
     let m = guest(&sample("tcp6-ext-headers").frame()).unwrap();
-    let Some(L3Info::Ipv6(ip)) = m.l3 else { panic!() };
+    let Some(L3Info::Ipv6(ip)) = m.l3 else {
+        panic!()
+    };
     assert_eq!((ip.ext_len, ip.proto), (16, 6));
     assert_eq!(m.ulp.unwrap().loc.off, 14 + 40 + 16);
     assert_eq!(m.flow.proto, 6);
@@ -160,7 +173,9 @@ fn ddm_and_experimental_extension_headers_are_walked() {
     // An outer IPv6 carrying the rack's DDM header (next header 0xFE) before UDP/Geneve.
     let inner = samples::ulp("V4-Udp-IN-0B").unwrap().segments[1].clone();
     let mut ip6 = Ipv6Repr::new(samples::BOUNDARY_IP6, samples::SLED_IP6, 0xfe);
-    ip6.ext = vec![0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0];
+    ip6.ext = vec![
+        0xfd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0,
+    ];
     let e = Encap {
         eth: EtherRepr {
             src: samples::BOUNDARY_MAC,
@@ -200,7 +215,9 @@ fn small_packet_with_padding() {
     f.resize(60, 0);
     let m = guest(&f).unwrap();
     assert_eq!(m.body_len, 0);
-    let Some(L3Info::Ipv4(ip)) = m.l3 else { panic!() };
+    let Some(L3Info::Ipv4(ip)) = m.l3 else {
+        panic!()
+    };
     assert_eq!(ip.total_len, 28);
 }
 
@@ -216,7 +233,9 @@ fn udp6_packet_with_padding() {
 
 #[test]
 fn icmp4_checksum_covers_header_and_body() {
-    let f = samples::hairpin("Hairpin-ICMPv4", "EchoRequest").unwrap().frame();
+    let f = samples::hairpin("Hairpin-ICMPv4", "EchoRequest")
+        .unwrap()
+        .frame();
     let m = guest(&f).unwrap();
     let u = m.ulp.unwrap();
     assert_eq!(u.kind, UlpKind::Icmpv4);
@@ -232,19 +251,28 @@ fn icmp4_checksum_covers_header_and_body() {
 #[test]
 fn icmp6_echo_in_three_segments() {
     let s = samples::hairpin("Hairpin-ICMPv6", "EchoRequest").unwrap();
-    assert_eq!(s.segments.iter().map(Vec::len).collect::<Vec<_>>(), [14, 40, 16]);
+    assert_eq!(
+        s.segments.iter().map(Vec::len).collect::<Vec<_>>(),
+        [14, 40, 16]
+    );
     let mut pkt = s.packet();
     let m = parse_guest(&mut pkt).unwrap();
-    assert_eq!((m.l3.unwrap().loc().seg, m.ulp.unwrap().loc.seg, m.body.seg), (1, 2, 2));
+    assert_eq!(
+        (m.l3.unwrap().loc().seg, m.ulp.unwrap().loc.seg, m.body.seg),
+        (1, 2, 2)
+    );
     assert_eq!(m.flow.proto_info, [u16::from_be_bytes([128, 0]), 7]);
 }
 
 #[test]
 fn vlan_tag_is_recognised() {
     let m = guest(&sample("vlan-udp4").frame()).unwrap();
-    assert_eq!((m.eth.vlan, m.eth.hdr_len, m.eth.ether_type), (Some(100), 18, ETHER_TYPE_IPV4));
+    assert_eq!(
+        (m.eth.vlan, m.eth.hdr_len, m.eth.ether_type),
+        (Some(100), 18, ETHER_TYPE_IPV4)
+    );
     assert_eq!(m.l3.unwrap().loc().off, 18);
-    assert_eq!(m.flow.proto_info, [5353, 53]);
+    assert_eq!(m.flow.proto_info, [40000, 40001]);
 }
 
 #[test]
@@ -294,7 +322,12 @@ fn ipv6_fragments_parse_with_and_without_ports() {
 }
 
 fn bad_len(hdr: HeaderKind, field: &'static str, expected: Expected, actual: u64) -> ParseError {
-    ParseError::BadLength(Mismatch { hdr, field, expected, actual })
+    ParseError::BadLength(Mismatch {
+        hdr,
+        field,
+        expected,
+        actual,
+    })
 }
 
 #[test]
@@ -314,28 +347,70 @@ fn ipv4_validation() {
     // IHL below 5.
     let mut f = good.clone();
     f[14] = 0x44;
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Ipv4, "ihl", Expected::AtLeast(5), 4)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(HeaderKind::Ipv4, "ihl", Expected::AtLeast(5), 4))
+    );
     // IHL longer than the packet (the reference's "overlong-ihl"): the options run off the end.
     let mut f = good.clone();
     f[14] = 0x4f;
-    assert_eq!(guest(&f), Err(ParseError::Truncated { hdr: HeaderKind::Ipv4, need: 40, have: 20 }));
+    assert_eq!(
+        guest(&f),
+        Err(ParseError::Truncated {
+            hdr: HeaderKind::Ipv4,
+            need: 40,
+            have: 20
+        })
+    );
     // IHL longer than total_len, with the bytes present.
     let mut f = samples::ulp("V4-Tcp-OUT-1400B").unwrap().frame();
     f[14] = 0x4f;
     f[16..18].copy_from_slice(&56u16.to_be_bytes());
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Ipv4, "total_len", Expected::AtLeast(60), 56)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(
+            HeaderKind::Ipv4,
+            "total_len",
+            Expected::AtLeast(60),
+            56
+        ))
+    );
     // total_len below the header length.
     let mut f = good.clone();
     f[16..18].copy_from_slice(&12u16.to_be_bytes());
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Ipv4, "total_len", Expected::AtLeast(20), 12)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(
+            HeaderKind::Ipv4,
+            "total_len",
+            Expected::AtLeast(20),
+            12
+        ))
+    );
     // total_len beyond the frame.
     let mut f = good.clone();
     f[16..18].copy_from_slice(&41u16.to_be_bytes());
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Ipv4, "total_len", Expected::AtMost(40), 41)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(
+            HeaderKind::Ipv4,
+            "total_len",
+            Expected::AtMost(40),
+            41
+        ))
+    );
     // total_len ending inside the TCP header (the reference's "underlong-pkt-len").
     let mut f = good.clone();
     f[16..18].copy_from_slice(&30u16.to_be_bytes());
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Ipv4, "total_len", Expected::AtLeast(40), 30)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(
+            HeaderKind::Ipv4,
+            "total_len",
+            Expected::AtLeast(40),
+            30
+        ))
+    );
 }
 
 #[test]
@@ -345,33 +420,67 @@ fn ipv6_validation() {
     f[14] = 0x40;
     assert!(matches!(
         guest(&f),
-        Err(ParseError::IllegalValue(Mismatch { hdr: HeaderKind::Ipv6, field: "version", .. }))
+        Err(ParseError::IllegalValue(Mismatch {
+            hdr: HeaderKind::Ipv6,
+            field: "version",
+            ..
+        }))
     ));
     let mut f = good.clone();
     f[18..20].copy_from_slice(&100u16.to_be_bytes());
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Ipv6, "payload_len", Expected::AtMost(13), 100)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(
+            HeaderKind::Ipv6,
+            "payload_len",
+            Expected::AtMost(13),
+            100
+        ))
+    );
     // A DDM-style header whose length runs past the payload ("ddm-small-len").
     let mut f = good.clone();
     f[20] = 0xfe;
-    assert!(matches!(guest(&f), Err(ParseError::BadLength(_) | ParseError::Truncated { .. })));
+    assert!(matches!(
+        guest(&f),
+        Err(ParseError::BadLength(_) | ParseError::Truncated { .. })
+    ));
 }
 
 #[test]
 fn l4_validation() {
     let mut f = samples::ulp("V4-Tcp-OUT-0B").unwrap().frame();
     f[46] = 0x40; // data offset 4
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Tcp, "data_offset", Expected::AtLeast(5), 4)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(
+            HeaderKind::Tcp,
+            "data_offset",
+            Expected::AtLeast(5),
+            4
+        ))
+    );
     let mut f = samples::ulp("V4-Udp-OUT-0B").unwrap().frame();
     f[38..40].copy_from_slice(&9u16.to_be_bytes());
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Udp, "len", Expected::AtMost(8), 9)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(HeaderKind::Udp, "len", Expected::AtMost(8), 9))
+    );
     f[38..40].copy_from_slice(&7u16.to_be_bytes());
-    assert_eq!(guest(&f), Err(bad_len(HeaderKind::Udp, "len", Expected::AtLeast(8), 7)));
+    assert_eq!(
+        guest(&f),
+        Err(bad_len(HeaderKind::Udp, "len", Expected::AtLeast(8), 7))
+    );
     // SCTP and ICMPv6-over-IPv4 are not flows OPTE handles.
     let mut f = samples::ulp("V4-Udp-OUT-0B").unwrap().frame();
     f[23] = 132;
     assert!(matches!(
         guest(&f),
-        Err(ParseError::Unwanted(Mismatch { hdr: HeaderKind::Ipv4, field: "proto", actual: 132, .. }))
+        Err(ParseError::Unwanted(Mismatch {
+            hdr: HeaderKind::Ipv4,
+            field: "proto",
+            actual: 132,
+            ..
+        }))
     ));
     f[23] = 58;
     assert!(matches!(guest(&f), Err(ParseError::Unwanted(_))));
@@ -382,7 +491,10 @@ fn unknown_ethertype_is_unwanted() {
     let mut f = samples::ulp("V4-Udp-OUT-0B").unwrap().frame();
     f[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
     let e = guest(&f).unwrap_err();
-    assert_eq!(e.to_string(), "unwanted: Ethernet.ether_type: expected one of IPv4|IPv6|ARP, found 35020");
+    assert_eq!(
+        e.to_string(),
+        "unwanted: Ethernet.ether_type: expected one of IPv4|IPv6|ARP, found 35020"
+    );
 }
 
 #[test]
@@ -391,7 +503,13 @@ fn network_side_validation() {
     // Outer IPv4 is refused.
     let mut f = good.clone();
     f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    assert!(matches!(network(&f), Err(ParseError::Unwanted(Mismatch { hdr: HeaderKind::Ethernet, .. }))));
+    assert!(matches!(
+        network(&f),
+        Err(ParseError::Unwanted(Mismatch {
+            hdr: HeaderKind::Ethernet,
+            ..
+        }))
+    ));
     // Not Geneve's port.
     let mut f = good.clone();
     f[56..58].copy_from_slice(&4789u16.to_be_bytes());
@@ -409,7 +527,11 @@ fn network_side_validation() {
     f[62] |= 0x40;
     assert!(matches!(
         network(&f),
-        Err(ParseError::IllegalValue(Mismatch { hdr: HeaderKind::Geneve, field: "version", .. }))
+        Err(ParseError::IllegalValue(Mismatch {
+            hdr: HeaderKind::Geneve,
+            field: "version",
+            ..
+        }))
     ));
     // An inner ARP frame is not carried.
     let arp = sample("arp-request").frame();
@@ -423,7 +545,11 @@ fn network_side_validation() {
     f[18..20].copy_from_slice(&udp_len.to_be_bytes());
     assert!(matches!(
         network(&f),
-        Err(ParseError::Unwanted(Mismatch { hdr: HeaderKind::Ethernet, field: "ether_type", .. }))
+        Err(ParseError::Unwanted(Mismatch {
+            hdr: HeaderKind::Ethernet,
+            field: "ether_type",
+            ..
+        }))
     ));
 }
 
@@ -447,15 +573,30 @@ fn geneve_with(opts: Vec<GeneveOpt>) -> Vec<u8> {
 
 #[test]
 fn unknown_critical_geneve_option_is_refused() {
-    let crit = GeneveOpt { class: 0xffff, ty: 0x81, data: vec![0; 4] };
+    let crit = GeneveOpt {
+        class: 0xffff,
+        ty: 0x81,
+        data: vec![0; 4],
+    };
     assert_eq!(
         network(&geneve_with(vec![GeneveOpt::oxide_external(), crit])),
-        Err(ParseError::UnrecognisedTunnelOpt { class: 0xffff, ty: 0x81 })
+        Err(ParseError::UnrecognisedTunnelOpt {
+            class: 0xffff,
+            ty: 0x81
+        })
     );
-    let oxide_unknown_crit = GeneveOpt { class: 0x0129, ty: 0x85, data: vec![] };
+    let oxide_unknown_crit = GeneveOpt {
+        class: 0x0129,
+        ty: 0x85,
+        data: vec![],
+    };
     assert!(network(&geneve_with(vec![oxide_unknown_crit])).is_err());
     // Unknown but not critical: skipped.
-    let benign = GeneveOpt { class: 0xffff, ty: 0x01, data: vec![1, 2, 3, 4] };
+    let benign = GeneveOpt {
+        class: 0xffff,
+        ty: 0x01,
+        data: vec![1, 2, 3, 4],
+    };
     let m = network(&geneve_with(vec![benign, GeneveOpt::oxide_external()])).unwrap();
     assert!(m.outer.geneve.external);
     assert_eq!(m.outer.geneve.hdr_len, 8 + 8 + 4);
@@ -500,7 +641,11 @@ fn encap_push_and_pop_in_headroom() {
     let bytes = e.header_bytes(original.len());
     assert_eq!(bytes.len(), 70);
     pkt.prepend(70).copy_from_slice(&bytes);
-    assert_eq!(pkt.seg_count(), 1, "the encapsulation went into the headroom");
+    assert_eq!(
+        pkt.seg_count(),
+        1,
+        "the encapsulation went into the headroom"
+    );
     assert_eq!(pkt.segment(0).unwrap().data()[70..].as_ptr(), payload_ptr);
     let m = parse_network(&mut pkt).unwrap();
     assert_eq!(m.outer.geneve.vni.as_u32(), 99);
@@ -513,7 +658,10 @@ fn encap_push_and_pop_in_headroom() {
     let g = parse_guest(&mut pkt).unwrap();
     assert_eq!(
         g.flow.addrs,
-        AddrPair::V4 { src: samples::GUEST_IP4, dst: Ipv4Addr::from_const([93, 184, 216, 34]) }
+        AddrPair::V4 {
+            src: samples::GUEST_IP4,
+            dst: Ipv4Addr::from_const([93, 184, 216, 34])
+        }
     );
 }
 
@@ -528,7 +676,12 @@ fn built_frames_have_valid_checksums() {
         };
         if let Some(L3Info::Ipv4(ip)) = inner.l3 {
             let h = pkt.bytes_at(ip.loc, usize::from(ip.hdr_len)).unwrap();
-            assert_eq!(Checksum::of(h).fold(), 0xffff, "{}: IPv4 header checksum", s.name);
+            assert_eq!(
+                Checksum::of(h).fold(),
+                0xffff,
+                "{}: IPv4 header checksum",
+                s.name
+            );
         }
         // Later fragments carry no L4 header, and a first fragment's checksum covers the
         // whole datagram; the others must check out on their own.
@@ -537,9 +690,14 @@ fn built_frames_have_valid_checksums() {
             let l4 = pkt.bytes_at(u.loc, l4_len).unwrap();
             let mut c = Checksum::of(l4);
             match inner.flow.addrs {
-                AddrPair::V4 { src, dst } if u.kind != UlpKind::Icmpv4 => c.add(
-                    opte::wire::csum::pseudo_v4(src.bytes(), dst.bytes(), inner.flow.proto, l4_len as u16),
-                ),
+                AddrPair::V4 { src, dst } if u.kind != UlpKind::Icmpv4 => {
+                    c.add(opte::wire::csum::pseudo_v4(
+                        src.bytes(),
+                        dst.bytes(),
+                        inner.flow.proto,
+                        l4_len as u16,
+                    ))
+                }
                 AddrPair::V6 { src, dst } => c.add(opte::wire::csum::pseudo_v6(
                     src.bytes(),
                     dst.bytes(),

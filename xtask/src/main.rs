@@ -15,7 +15,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("-h" | "--help" | "help") | None => {
-            println!("usage: cargo xtask <task>\n\ntasks:\n  test   format, lint and run every test (installs what tests need)");
+            println!(
+                "usage: cargo xtask <task>\n\ntasks:\n  test   format, lint and run every test (installs what tests need)"
+            );
             Ok(())
         }
         Some(other) => Err(format!("unknown task {other:?}; try `cargo xtask help`")),
@@ -31,16 +33,36 @@ fn main() -> ExitCode {
 
 fn test() -> Result<(), String> {
     ensure_apt_packages()?;
-    step("cargo fmt --check", cargo(&["fmt", "--all", "--", "--check"]))?;
+    step(
+        "cargo fmt --check",
+        cargo(&["fmt", "--all", "--", "--check"]),
+    )?;
     step(
         "clippy",
-        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     step(
         "no_std build of the engine",
-        cargo(&["build", "-p", "opte", "-p", "opte-api", "--no-default-features"]),
+        cargo(&[
+            "build",
+            "-p",
+            "opte",
+            "-p",
+            "opte-api",
+            "--no-default-features",
+        ]),
     )?;
-    step("workspace tests (with tshark check and fuzz corpus replay)", cargo(&["test", "--workspace"]))?;
+    step(
+        "workspace tests (with tshark check and fuzz corpus replay)",
+        cargo(&["test", "--workspace"]),
+    )?;
     Ok(())
 }
 
@@ -52,8 +74,14 @@ fn cargo(args: &[&str]) -> Command {
 
 fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     eprintln!("xtask: == {name}");
-    let status = cmd.status().map_err(|e| format!("{name}: cannot run: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{name}: failed ({status})")) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{name}: cannot run: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name}: failed ({status})"))
+    }
 }
 
 fn have_command(cmd: &str) -> bool {
@@ -64,12 +92,18 @@ fn have_command(cmd: &str) -> bool {
 }
 
 fn ensure_apt_packages() -> Result<(), String> {
-    let missing: Vec<&str> =
-        APT_PACKAGES.iter().filter(|(_, cmd)| !have_command(cmd)).map(|(pkg, _)| *pkg).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .filter(|(_, cmd)| !have_command(cmd))
+        .map(|(pkg, _)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
     if !is_root {
         return Err(format!(
             "the tests need these Debian packages: {}; install them (apt-get install {}) or run as root",
@@ -84,7 +118,8 @@ fn ensure_apt_packages() -> Result<(), String> {
     })?;
     step(&format!("apt-get install {}", missing.join(" ")), {
         let mut c = Command::new("apt-get");
-        c.args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing);
+        c.args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing);
         c.env("DEBIAN_FRONTEND", "noninteractive");
         c
     })

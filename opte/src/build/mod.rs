@@ -123,13 +123,24 @@ fn bytes(pkt: &Packet, loc: Loc, len: usize) -> Option<&[u8]> {
 impl Headers {
     /// An Ethernet + L3 + L4 frame.
     pub fn new(eth: EtherRepr, l3: L3Repr, ulp: UlpRepr) -> Self {
-        Self { encap: None, eth, arp: None, l3: Some(l3), ulp: Some(ulp) }
+        Self {
+            encap: None,
+            eth,
+            arp: None,
+            l3: Some(l3),
+            ulp: Some(ulp),
+        }
     }
 
     /// The headers of a parsed guest-side frame (or the inner frame of a network-side one).
     pub fn from_guest(pkt: &Packet, m: &InnerMeta) -> Option<Self> {
         let e = &m.eth;
-        let eth = EtherRepr { dst: e.dst, src: e.src, ether_type: e.ether_type, vlan: e.vlan };
+        let eth = EtherRepr {
+            dst: e.dst,
+            src: e.src,
+            ether_type: e.ether_type,
+            vlan: e.vlan,
+        };
         let arp = match m.arp {
             Some(loc) => Some(ArpRepr::from_hdr(pkt.view::<ArpEthIpv4Hdr>(loc)?)),
             None => None,
@@ -138,12 +149,18 @@ impl Headers {
             Some(L3Info::Ipv4(i)) => {
                 let h = pkt.view::<Ipv4Hdr>(i.loc)?;
                 let all = bytes(pkt, i.loc, usize::from(i.hdr_len))?;
-                Some(L3Repr::Ipv4(Ipv4Repr::from_hdr(h, all.get(Ipv4Hdr::MIN_LEN..)?)))
+                Some(L3Repr::Ipv4(Ipv4Repr::from_hdr(
+                    h,
+                    all.get(Ipv4Hdr::MIN_LEN..)?,
+                )))
             }
             Some(L3Info::Ipv6(i)) => {
                 let h = pkt.view::<Ipv6Hdr>(i.loc)?;
                 let all = bytes(pkt, i.loc, Ipv6Hdr::LEN + usize::from(i.ext_len))?;
-                Some(L3Repr::Ipv6(Ipv6Repr::from_hdr(h, all.get(Ipv6Hdr::LEN..)?)))
+                Some(L3Repr::Ipv6(Ipv6Repr::from_hdr(
+                    h,
+                    all.get(Ipv6Hdr::LEN..)?,
+                )))
             }
             None => None,
         };
@@ -160,7 +177,13 @@ impl Headers {
             }),
             None => None,
         };
-        Some(Self { encap: None, eth, arp, l3, ulp })
+        Some(Self {
+            encap: None,
+            eth,
+            arp,
+            l3,
+            ulp,
+        })
     }
 
     /// The headers of a parsed network-side packet, encapsulation included.
@@ -174,14 +197,21 @@ impl Headers {
             vlan: o.eth.vlan,
         };
         let ip6_all = bytes(pkt, o.ip6.loc, Ipv6Hdr::LEN + usize::from(o.ip6.ext_len))?;
-        let ip6 = Ipv6Repr::from_hdr(pkt.view::<Ipv6Hdr>(o.ip6.loc)?, ip6_all.get(Ipv6Hdr::LEN..)?);
+        let ip6 = Ipv6Repr::from_hdr(
+            pkt.view::<Ipv6Hdr>(o.ip6.loc)?,
+            ip6_all.get(Ipv6Hdr::LEN..)?,
+        );
         let udp = UdpRepr::from_hdr(pkt.view::<UdpHdr>(o.udp)?);
         let gh = pkt.view::<GeneveHdr>(o.geneve.loc)?;
         let g_all = bytes(pkt, o.geneve.loc, usize::from(o.geneve.hdr_len))?;
         let mut options = Vec::new();
         for opt in GeneveOpts::new(g_all.get(GeneveHdr::LEN..)?) {
             let (oh, body) = opt.ok()?;
-            options.push(GeneveOpt { class: oh.class.get(), ty: oh.ty, data: Vec::from(body) });
+            options.push(GeneveOpt {
+                class: oh.class.get(),
+                ty: oh.ty,
+                data: Vec::from(body),
+            });
         }
         let geneve = GeneveRepr {
             version: gh.version(),
@@ -191,7 +221,12 @@ impl Headers {
             reserved: gh.reserved,
             options,
         };
-        inner.encap = Some(Encap { eth, ip6, udp, geneve });
+        inner.encap = Some(Encap {
+            eth,
+            ip6,
+            udp,
+            geneve,
+        });
         Some(inner)
     }
 
@@ -262,9 +297,8 @@ impl Headers {
             Some(UlpRepr::Icmpv4(i) | UlpRepr::Icmpv6(i)) => i.csum = 0,
             _ => {}
         }
-        let frame_len = self.eth.emitted_len()
-            + self.arp.as_ref().map_or(0, ArpRepr::emitted_len)
-            + l3_len;
+        let frame_len =
+            self.eth.emitted_len() + self.arp.as_ref().map_or(0, ArpRepr::emitted_len) + l3_len;
         if let Some(e) = &mut self.encap {
             let udp_len = UdpHdr::LEN + e.geneve.emitted_len() + frame_len;
             e.udp.len = udp_len as u16;
@@ -335,7 +369,8 @@ pub fn fragment_ipv4(frame: &[u8], chunk: usize) -> Option<Vec<Vec<u8>>> {
         f.extend_from_slice(frame.get(..eth_len + hl)?);
         f.extend_from_slice(piece);
         let h = f.get_mut(eth_len..eth_len + hl)?;
-        h.get_mut(2..4)?.copy_from_slice(&((hl + piece.len()) as u16).to_be_bytes());
+        h.get_mut(2..4)?
+            .copy_from_slice(&((hl + piece.len()) as u16).to_be_bytes());
         let ff = (off / 8) as u16 | if more { IPV4_FLAG_MF } else { 0 };
         h.get_mut(6..8)?.copy_from_slice(&ff.to_be_bytes());
         fill_header_csum(h);

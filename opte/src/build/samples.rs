@@ -16,9 +16,9 @@ use crate::wire::icmp::{
 };
 use crate::wire::ip4::Ipv4Repr;
 use crate::wire::ip6::Ipv6Repr;
+use crate::wire::proto;
 use crate::wire::tcp::{TcpRepr, flags};
 use crate::wire::udp::UdpRepr;
-use crate::wire::proto;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -78,7 +78,11 @@ pub struct Sample {
 
 impl Sample {
     fn one(name: &str, side: Side, frame: Vec<u8>) -> Self {
-        Self { name: name.into(), side, segments: vec![frame] }
+        Self {
+            name: name.into(),
+            side,
+            segments: vec![frame],
+        }
     }
 
     /// The whole frame in one buffer.
@@ -94,7 +98,12 @@ impl Sample {
 }
 
 fn eth(src: MacAddr, dst: MacAddr, ether_type: u16) -> EtherRepr {
-    EtherRepr { dst, src, ether_type, vlan: None }
+    EtherRepr {
+        dst,
+        src,
+        ether_type,
+        vlan: None,
+    }
 }
 
 fn ip4(src: Ipv4Addr, dst: Ipv4Addr, p: u8, ttl: u8) -> L3Repr {
@@ -164,8 +173,16 @@ pub fn ulp(case: &str) -> Option<Sample> {
     };
     let body = vec![0u8; len.strip_suffix('B')?.parse::<usize>().ok()?];
     let l4p = if is_tcp { proto::TCP } else { proto::UDP };
-    let (sport, dport) = if out { (GUEST_PORT, REMOTE_PORT) } else { (REMOTE_PORT, GUEST_PORT) };
-    let ulp = if is_tcp { tcp_ack(sport, dport) } else { UlpRepr::Udp(UdpRepr::new(sport, dport)) };
+    let (sport, dport) = if out {
+        (GUEST_PORT, REMOTE_PORT)
+    } else {
+        (REMOTE_PORT, GUEST_PORT)
+    };
+    let ulp = if is_tcp {
+        tcp_ack(sport, dport)
+    } else {
+        UlpRepr::Udp(UdpRepr::new(sport, dport))
+    };
     let (l3, et) = match (v4, out) {
         (true, true) => (ip4(GUEST_IP4, REMOTE_IP4, l4p, 128), ETHER_TYPE_IPV4),
         (true, false) => (ip4(REMOTE_IP4, EPHEMERAL_IP4, l4p, 128), ETHER_TYPE_IPV4),
@@ -176,9 +193,16 @@ pub fn ulp(case: &str) -> Option<Sample> {
         let frame = build(Headers::new(eth(GUEST_MAC, GW_MAC, et), l3, ulp), &body);
         return Some(Sample::one(case, Side::Guest, frame));
     }
-    let inner = build(Headers::new(eth(BOUNDARY_MAC, GUEST_MAC, et), l3, ulp), &body);
+    let inner = build(
+        Headers::new(eth(BOUNDARY_MAC, GUEST_MAC, et), l3, ulp),
+        &body,
+    );
     let outer = boundary_encap(GUEST_VNI, vec![GeneveOpt::oxide_external()]);
-    Some(Sample { name: case.into(), side: Side::Network, segments: vec![outer.header_bytes(inner.len()), inner] })
+    Some(Sample {
+        name: case.into(),
+        side: Side::Network,
+        segments: vec![outer.header_bytes(inner.len()), inner],
+    })
 }
 
 /// Geneve from boundary services to this sled, with a given VNI and options.
@@ -242,8 +266,16 @@ pub fn hairpin(family: &str, case: &str) -> Option<Sample> {
                 UlpRepr::Icmpv6(IcmpRepr::echo(v6_type::ECHO_REQUEST, 7, 777)),
             );
             let f = build(h, b"reunion\0");
-            let segs = vec![f.get(..14)?.to_vec(), f.get(14..54)?.to_vec(), f.get(54..)?.to_vec()];
-            Sample { name, side: Side::Guest, segments: segs }
+            let segs = vec![
+                f.get(..14)?.to_vec(),
+                f.get(14..54)?.to_vec(),
+                f.get(54..)?.to_vec(),
+            ];
+            Sample {
+                name,
+                side: Side::Guest,
+                segments: segs,
+            }
         }
         ("Hairpin-ICMPv6", "NeighborSolicit") => {
             let mut body = [0u8; 28];
@@ -253,7 +285,12 @@ pub fn hairpin(family: &str, case: &str) -> Option<Sample> {
             let h = Headers::new(
                 eth(GUEST_MAC, GW_MAC, ETHER_TYPE_IPV6),
                 ip6(GUEST_LL, GW_LL, proto::ICMPV6, 255),
-                UlpRepr::Icmpv6(IcmpRepr { ty: v6_type::NEIGHBOR_SOLICIT, code: 0, csum: 0, rest: [0; 4] }),
+                UlpRepr::Icmpv6(IcmpRepr {
+                    ty: v6_type::NEIGHBOR_SOLICIT,
+                    code: 0,
+                    csum: 0,
+                    rest: [0; 4],
+                }),
             );
             Sample::one(&name, Side::Guest, build(h, body.get(4..)?))
         }
@@ -261,9 +298,23 @@ pub fn hairpin(family: &str, case: &str) -> Option<Sample> {
             let mut opt = [0u8; 8];
             emit_lla_option(&mut opt, ndp_opt::SOURCE_LLA, GUEST_MAC.bytes()).ok()?;
             let h = Headers::new(
-                eth(GUEST_MAC, MacAddr::from_const([0x33, 0x33, 0, 0, 0, 2]), ETHER_TYPE_IPV6),
-                ip6(GUEST_LL, v6([0xff02, 0, 0, 0, 0, 0, 0, 2]), proto::ICMPV6, 255),
-                UlpRepr::Icmpv6(IcmpRepr { ty: v6_type::ROUTER_SOLICIT, code: 0, csum: 0, rest: [0; 4] }),
+                eth(
+                    GUEST_MAC,
+                    MacAddr::from_const([0x33, 0x33, 0, 0, 0, 2]),
+                    ETHER_TYPE_IPV6,
+                ),
+                ip6(
+                    GUEST_LL,
+                    v6([0xff02, 0, 0, 0, 0, 0, 0, 2]),
+                    proto::ICMPV6,
+                    255,
+                ),
+                UlpRepr::Icmpv6(IcmpRepr {
+                    ty: v6_type::ROUTER_SOLICIT,
+                    code: 0,
+                    csum: 0,
+                    rest: [0; 4],
+                }),
             );
             Sample::one(&name, Side::Guest, build(h, &opt))
         }
@@ -285,7 +336,12 @@ fn dhcp4(msg_type: u8) -> Vec<u8> {
     b[240..244].copy_from_slice(&[53, 1, msg_type, 255]);
     let h = Headers::new(
         eth(GUEST_MAC, MacAddr::BROADCAST, ETHER_TYPE_IPV4),
-        ip4(Ipv4Addr::ANY_ADDR, Ipv4Addr::from_const([255; 4]), proto::UDP, 64),
+        ip4(
+            Ipv4Addr::ANY_ADDR,
+            Ipv4Addr::from_const([255; 4]),
+            proto::UDP,
+            64,
+        ),
         UlpRepr::Udp(UdpRepr::new(68, 67)),
     );
     build(h, &b)
@@ -316,7 +372,11 @@ fn dhcp6(msg_type: u8, server_id: bool) -> Vec<u8> {
     opt(&mut b, 3, &iana);
     opt(&mut b, 6, &[0, 23, 0, 24]);
     let h = Headers::new(
-        eth(GUEST_MAC, MacAddr::from_const([0x33, 0x33, 0, 1, 0, 2]), ETHER_TYPE_IPV6),
+        eth(
+            GUEST_MAC,
+            MacAddr::from_const([0x33, 0x33, 0, 1, 0, 2]),
+            ETHER_TYPE_IPV6,
+        ),
         ip6(GUEST_LL, v6([0xff02, 0, 0, 0, 0, 0, 1, 2]), proto::UDP, 64),
         UlpRepr::Udp(UdpRepr::new(546, 547)),
     );
@@ -353,7 +413,11 @@ fn others() -> Vec<Sample> {
 
     let mut tagged = eth(GUEST_MAC, GW_MAC, ETHER_TYPE_IPV4);
     tagged.vlan = Some(100);
-    let h = Headers::new(tagged, ip4(GUEST_IP4, REMOTE_IP4, proto::UDP, 64), UlpRepr::Udp(UdpRepr::new(5353, 53)));
+    let h = Headers::new(
+        tagged,
+        ip4(GUEST_IP4, REMOTE_IP4, proto::UDP, 64),
+        UlpRepr::Udp(UdpRepr::new(40000, 40001)),
+    );
     v.push(Sample::one("vlan-udp4", g, build(h, b"query")));
 
     // IPv4 with a Router Alert option (RFC 2113) and TCP SYN with MSS, SACK-permitted,
@@ -363,20 +427,51 @@ fn others() -> Vec<Sample> {
     let mut syn = TcpRepr::new(GUEST_PORT, 443, flags::SYN);
     syn.seq = 0x1122_3344;
     syn.window = 64240;
-    syn.options = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
-    let h = Headers::new(eth(GUEST_MAC, GW_MAC, ETHER_TYPE_IPV4), L3Repr::Ipv4(r4), UlpRepr::Tcp(syn));
+    syn.options = vec![
+        2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
+    let h = Headers::new(
+        eth(GUEST_MAC, GW_MAC, ETHER_TYPE_IPV4),
+        L3Repr::Ipv4(r4),
+        UlpRepr::Tcp(syn),
+    );
     v.push(Sample::one("tcp4-syn-options", g, build(h, &[])));
 
     // IPv6 with Hop-by-Hop (PadN) and Destination Options (PadN) before TCP.
     let mut r6 = Ipv6Repr::new(GUEST_IP6, REMOTE_IP6, proto::HOP_BY_HOP);
-    r6.ext = vec![proto::DEST_OPTS, 0, 1, 4, 0, 0, 0, 0, proto::TCP, 0, 1, 4, 0, 0, 0, 0];
-    let h = Headers::new(eth(GUEST_MAC, GW_MAC, ETHER_TYPE_IPV6), L3Repr::Ipv6(r6), tcp_ack(GUEST_PORT, 22));
-    v.push(Sample::one("tcp6-ext-headers", g, build(h, b"SSH-2.0-x\r\n")));
+    r6.ext = vec![
+        proto::DEST_OPTS,
+        0,
+        1,
+        4,
+        0,
+        0,
+        0,
+        0,
+        proto::TCP,
+        0,
+        1,
+        4,
+        0,
+        0,
+        0,
+        0,
+    ];
+    let h = Headers::new(
+        eth(GUEST_MAC, GW_MAC, ETHER_TYPE_IPV6),
+        L3Repr::Ipv6(r6),
+        tcp_ack(GUEST_PORT, 22),
+    );
+    v.push(Sample::one(
+        "tcp6-ext-headers",
+        g,
+        build(h, b"SSH-2.0-x\r\n"),
+    ));
 
     let h = Headers::new(
         eth(GUEST_MAC, GW_MAC, ETHER_TYPE_IPV6),
         ip6(GUEST_IP6, REMOTE_IP6, proto::UDP, 64),
-        UlpRepr::Udp(UdpRepr::new(GUEST_PORT, 53)),
+        UlpRepr::Udp(UdpRepr::new(GUEST_PORT, 40001)),
     );
     v.push(Sample::one("udp6", g, build(h, b"hello")));
 
@@ -410,7 +505,12 @@ fn others() -> Vec<Sample> {
             ty: v6_type::NEIGHBOR_ADVERT,
             code: 0,
             csum: 0,
-            rest: [NA_FLAG_ROUTER | NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE, 0, 0, 0],
+            rest: [
+                NA_FLAG_ROUTER | NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE,
+                0,
+                0,
+                0,
+            ],
         }),
     );
     v.push(Sample::one("ndp-na", g, build(h, &na)));
@@ -422,7 +522,11 @@ fn others() -> Vec<Sample> {
         ip4(GUEST_IP4, REMOTE_IP4, proto::UDP, 64),
         UlpRepr::Udp(UdpRepr::new(GUEST_PORT, 9000)),
     );
-    for (i, f) in fragment_ipv4(&build(h, &big), 1480).unwrap_or_default().into_iter().enumerate() {
+    for (i, f) in fragment_ipv4(&build(h, &big), 1480)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         v.push(Sample::one(&alloc::format!("udp4-fragment-{i}"), g, f));
     }
     let h = Headers::new(
@@ -430,16 +534,29 @@ fn others() -> Vec<Sample> {
         ip6(GUEST_IP6, REMOTE_IP6, proto::UDP, 64),
         UlpRepr::Udp(UdpRepr::new(GUEST_PORT, 9000)),
     );
-    for (i, f) in fragment_ipv6(&build(h, &big), 1448, 0x0bad_cafe).unwrap_or_default().into_iter().enumerate() {
+    for (i, f) in fragment_ipv6(&build(h, &big), 1448, 0x0bad_cafe)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         v.push(Sample::one(&alloc::format!("udp6-fragment-{i}"), g, f));
     }
 
     // Sled-to-sled traffic: Geneve with the MSS option, a TCP inner frame, one segment.
     let inner = build(
         Headers::new(
-            eth(GUEST_MAC, MacAddr::from_const([0xa8, 0x40, 0x25, 0xf0, 0, 1]), ETHER_TYPE_IPV4),
-            ip4(GUEST_IP4, Ipv4Addr::from_const([172, 30, 0, 6]), proto::TCP, 64),
-            tcp_ack(GUEST_PORT, 22),
+            eth(
+                GUEST_MAC,
+                MacAddr::from_const([0xa8, 0x40, 0x25, 0xf0, 0, 1]),
+                ETHER_TYPE_IPV4,
+            ),
+            ip4(
+                GUEST_IP4,
+                Ipv4Addr::from_const([172, 30, 0, 6]),
+                proto::TCP,
+                64,
+            ),
+            tcp_ack(GUEST_PORT, 5001),
         ),
         b"data",
     );
@@ -455,9 +572,18 @@ fn others() -> Vec<Sample> {
     // behind a Hop-by-Hop header on the outer IPv6.
     let inner = build(
         Headers::new(
-            eth(GUEST_MAC, MacAddr::from_const([0x33, 0x33, 0, 0, 0, 0xfb]), ETHER_TYPE_IPV6),
-            ip6(GUEST_IP6, v6([0xff04, 0, 0, 0, 0, 0, 0, 0xfb]), proto::UDP, 1),
-            UlpRepr::Udp(UdpRepr::new(5353, 5353)),
+            eth(
+                GUEST_MAC,
+                MacAddr::from_const([0x33, 0x33, 0, 0, 0, 0xfb]),
+                ETHER_TYPE_IPV6,
+            ),
+            ip6(
+                GUEST_IP6,
+                v6([0xff04, 0, 0, 0, 0, 0, 0, 0xfb]),
+                proto::UDP,
+                1,
+            ),
+            UlpRepr::Udp(UdpRepr::new(40000, 40002)),
         ),
         b"mdns",
     );

@@ -35,7 +35,11 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}: expected {}, found {}", self.hdr, self.field, self.expected, self.actual)
+        write!(
+            f,
+            "{}.{}: expected {}, found {}",
+            self.hdr, self.field, self.expected, self.actual
+        )
     }
 }
 
@@ -43,7 +47,11 @@ impl fmt::Display for Mismatch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParseError {
     /// The packet ended inside a header.
-    Truncated { hdr: HeaderKind, need: usize, have: usize },
+    Truncated {
+        hdr: HeaderKind,
+        need: usize,
+        have: usize,
+    },
     /// A field holds a value the protocol forbids (a bad version, say).
     IllegalValue(Mismatch),
     /// A length field disagrees with the bytes present or with another length.
@@ -87,7 +95,10 @@ impl fmt::Display for ParseError {
             Self::BadLength(m) => write!(f, "bad length: {m}"),
             Self::Unwanted(m) => write!(f, "unwanted: {m}"),
             Self::UnrecognisedTunnelOpt { class, ty } => {
-                write!(f, "GeneveOpt: unrecognised critical option class {class:#06x} type {ty:#04x}")
+                write!(
+                    f,
+                    "GeneveOpt: unrecognised critical option class {class:#06x} type {ty:#04x}"
+                )
             }
         }
     }
@@ -108,7 +119,10 @@ mod tests {
             expected: Expected::AtLeast(20),
             actual: 12,
         });
-        assert_eq!(e.to_string(), "bad length: Ipv4.total_len: expected at least 20, found 12");
+        assert_eq!(
+            e.to_string(),
+            "bad length: Ipv4.total_len: expected at least 20, found 12"
+        );
         assert_eq!(e.reason(), "bad_length");
         assert_eq!(e.header(), HeaderKind::Ipv4);
     }

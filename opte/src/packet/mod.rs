@@ -35,7 +35,11 @@ impl Segment {
         if let Some(d) = buf.get_mut(headroom..) {
             d.copy_from_slice(data);
         }
-        Self { buf, start: headroom, end: headroom + data.len() }
+        Self {
+            buf,
+            start: headroom,
+            end: headroom + data.len(),
+        }
     }
 
     pub fn data(&self) -> &[u8] {
@@ -99,15 +103,23 @@ pub struct Packet {
 impl Packet {
     /// A one-segment packet holding a copy of `data`, with [`DEFAULT_HEADROOM`].
     pub fn copy_from(data: &[u8]) -> Self {
-        Self { head: Segment::with_headroom(data, DEFAULT_HEADROOM), rest: Vec::new() }
+        Self {
+            head: Segment::with_headroom(data, DEFAULT_HEADROOM),
+            rest: Vec::new(),
+        }
     }
 
     /// A chain with one segment per slice. Every segment gets [`DEFAULT_HEADROOM`], like a
     /// freshly allocated mblk would have room to grow in front.
     pub fn from_segments(segs: &[&[u8]]) -> Self {
-        let mut it = segs.iter().map(|s| Segment::with_headroom(s, DEFAULT_HEADROOM));
+        let mut it = segs
+            .iter()
+            .map(|s| Segment::with_headroom(s, DEFAULT_HEADROOM));
         let head = it.next().unwrap_or_default();
-        Self { head, rest: it.collect() }
+        Self {
+            head,
+            rest: it.collect(),
+        }
     }
 
     /// A chain from segments built elsewhere (the host's receive buffers).
@@ -162,12 +174,16 @@ impl Packet {
     /// `len` bytes of data at `loc`, if they lie within one segment.
     pub fn bytes_at(&self, loc: Loc, len: usize) -> Option<&[u8]> {
         let off = loc.off as usize;
-        self.segment(usize::from(loc.seg))?.data().get(off..off + len)
+        self.segment(usize::from(loc.seg))?
+            .data()
+            .get(off..off + len)
     }
 
     pub fn bytes_at_mut(&mut self, loc: Loc, len: usize) -> Option<&mut [u8]> {
         let off = loc.off as usize;
-        self.segment_mut(usize::from(loc.seg))?.data_mut().get_mut(off..off + len)
+        self.segment_mut(usize::from(loc.seg))?
+            .data_mut()
+            .get_mut(off..off + len)
     }
 
     /// A typed view of the header at `loc`. Parsing guarantees every header it reports lies
@@ -234,7 +250,10 @@ impl Packet {
     pub fn truncate(&mut self, len: usize) {
         let mut keep = len;
         let mut cut_at = None;
-        for (i, s) in core::iter::once(&mut self.head).chain(self.rest.iter_mut()).enumerate() {
+        for (i, s) in core::iter::once(&mut self.head)
+            .chain(self.rest.iter_mut())
+            .enumerate()
+        {
             if keep >= s.len() {
                 keep -= s.len();
             } else {
@@ -315,7 +334,10 @@ mod tests {
         assert_eq!(seg.headroom(), DEFAULT_HEADROOM - 70);
         // The payload is where it was.
         assert_eq!(unsafe { seg.data().as_ptr().add(70) }, payload_ptr);
-        assert_eq!(&p.to_vec()[..71], &[[7u8; 70].as_slice(), &[9]].concat()[..]);
+        assert_eq!(
+            &p.to_vec()[..71],
+            &[[7u8; 70].as_slice(), &[9]].concat()[..]
+        );
     }
 
     #[test]

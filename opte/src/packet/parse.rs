@@ -13,12 +13,12 @@
 use super::{Expected, Loc, Mismatch, Packet, ParseError};
 use crate::wire::arp::{ARP_HTYPE_ETHERNET, ArpEthIpv4Hdr};
 use crate::wire::ether::{
-    ETHER_TYPE_ARP, ETHER_TYPE_ETHER, ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, ETHER_TYPE_VLAN,
-    EtherHdr, VlanTag,
+    ETHER_TYPE_ARP, ETHER_TYPE_ETHER, ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, ETHER_TYPE_VLAN, EtherHdr,
+    VlanTag,
 };
 use crate::wire::geneve::{
-    GENEVE_OPT_CLASS_OXIDE, GENEVE_OPT_CRITICAL, GENEVE_PORT, GeneveHdr, GeneveOpts,
-    OxideOptType, Replication,
+    GENEVE_OPT_CLASS_OXIDE, GENEVE_OPT_CRITICAL, GENEVE_PORT, GeneveHdr, GeneveOpts, OxideOptType,
+    Replication,
 };
 use crate::wire::icmp::{IcmpHdr, v4_type, v6_type};
 use crate::wire::ip4::Ipv4Hdr;
@@ -187,12 +187,22 @@ pub fn parse_network(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
     let mut cur = Cursor::new(pkt.len());
     let eth = parse_ether(pkt, &mut cur)?;
     if eth.ether_type != ETHER_TYPE_IPV6 {
-        return Err(unwanted(HeaderKind::Ethernet, "ether_type", "IPv6", eth.ether_type));
+        return Err(unwanted(
+            HeaderKind::Ethernet,
+            "ether_type",
+            "IPv6",
+            eth.ether_type,
+        ));
     }
     let (ip6, src, dst, frag) = parse_ipv6(pkt, &mut cur)?;
     if let Some(f) = frag {
         // A fragmented tunnel packet must be reassembled before it can be decapsulated.
-        return Err(unwanted(HeaderKind::Ipv6Ext, "fragment_offset", "no fragment", f.offset));
+        return Err(unwanted(
+            HeaderKind::Ipv6Ext,
+            "fragment_offset",
+            "no fragment",
+            f.offset,
+        ));
     }
     if ip6.proto != proto::UDP {
         return Err(unwanted(HeaderKind::Ipv6, "next_header", "UDP", ip6.proto));
@@ -238,11 +248,21 @@ struct Cursor {
 
 impl Cursor {
     fn new(pkt_len: usize) -> Self {
-        Self { seg: 0, off: 0, pos: 0, end: pkt_len, pkt_len, end_by: None }
+        Self {
+            seg: 0,
+            off: 0,
+            pos: 0,
+            end: pkt_len,
+            pkt_len,
+            end_by: None,
+        }
     }
 
     fn loc(&self) -> Loc {
-        Loc { seg: self.seg as u16, off: self.off as u32 }
+        Loc {
+            seg: self.seg as u16,
+            off: self.off as u32,
+        }
     }
 
     fn limit(&mut self, end: usize, hdr: HeaderKind, field: &'static str) {
@@ -281,7 +301,11 @@ impl Cursor {
             self.off = 0;
         }
         if !pkt.pullup(self.seg, self.off, n) {
-            return Err(ParseError::Truncated { hdr, need: n, have: self.end - self.pos });
+            return Err(ParseError::Truncated {
+                hdr,
+                need: n,
+                have: self.end - self.pos,
+            });
         }
         let loc = self.loc();
         self.off += n;
@@ -302,20 +326,34 @@ impl Cursor {
         let loc = self.take(pkt, n, hdr)?;
         match pkt.view::<T>(loc) {
             Some(h) => Ok((loc, *h)),
-            None => Err(ParseError::Truncated { hdr, need: n, have: 0 }),
+            None => Err(ParseError::Truncated {
+                hdr,
+                need: n,
+                have: 0,
+            }),
         }
     }
 
     /// Make the bytes from `start` (at absolute position `start_pos`) up to the cursor one
     /// contiguous run, so that a header with variable parts (options, extension headers) can
     /// be viewed whole.
-    fn join(&mut self, pkt: &mut Packet, start: Loc, start_pos: usize, hdr: HeaderKind) -> Result<(), ParseError> {
+    fn join(
+        &mut self,
+        pkt: &mut Packet,
+        start: Loc,
+        start_pos: usize,
+        hdr: HeaderKind,
+    ) -> Result<(), ParseError> {
         let n = self.pos - start_pos;
         if usize::from(start.seg) == self.seg {
             return Ok(());
         }
         if !pkt.pullup(usize::from(start.seg), start.off as usize, n) {
-            return Err(ParseError::Truncated { hdr, need: n, have: 0 });
+            return Err(ParseError::Truncated {
+                hdr,
+                need: n,
+                have: 0,
+            });
         }
         self.seg = usize::from(start.seg);
         self.off = start.off as usize + n;
@@ -323,11 +361,26 @@ impl Cursor {
     }
 }
 
-fn unwanted(hdr: HeaderKind, field: &'static str, expected: &'static str, actual: impl Into<u64>) -> ParseError {
-    ParseError::Unwanted(Mismatch { hdr, field, expected: Expected::OneOf(expected), actual: actual.into() })
+fn unwanted(
+    hdr: HeaderKind,
+    field: &'static str,
+    expected: &'static str,
+    actual: impl Into<u64>,
+) -> ParseError {
+    ParseError::Unwanted(Mismatch {
+        hdr,
+        field,
+        expected: Expected::OneOf(expected),
+        actual: actual.into(),
+    })
 }
 
-fn illegal(hdr: HeaderKind, field: &'static str, expected: u64, actual: impl Into<u64>) -> ParseError {
+fn illegal(
+    hdr: HeaderKind,
+    field: &'static str,
+    expected: u64,
+    actual: impl Into<u64>,
+) -> ParseError {
     ParseError::IllegalValue(Mismatch {
         hdr,
         field,
@@ -337,15 +390,30 @@ fn illegal(hdr: HeaderKind, field: &'static str, expected: u64, actual: impl Int
 }
 
 fn bad_len(hdr: HeaderKind, field: &'static str, expected: Expected, actual: usize) -> ParseError {
-    ParseError::BadLength(Mismatch { hdr, field, expected, actual: actual as u64 })
+    ParseError::BadLength(Mismatch {
+        hdr,
+        field,
+        expected,
+        actual: actual as u64,
+    })
 }
 
 fn check_udp_len(udp_len: usize, avail: usize) -> Result<(), ParseError> {
     if udp_len < UdpHdr::LEN {
-        return Err(bad_len(HeaderKind::Udp, "len", Expected::AtLeast(UdpHdr::LEN as u64), udp_len));
+        return Err(bad_len(
+            HeaderKind::Udp,
+            "len",
+            Expected::AtLeast(UdpHdr::LEN as u64),
+            udp_len,
+        ));
     }
     if udp_len > avail {
-        return Err(bad_len(HeaderKind::Udp, "len", Expected::AtMost(avail as u64), udp_len));
+        return Err(bad_len(
+            HeaderKind::Udp,
+            "len",
+            Expected::AtMost(avail as u64),
+            udp_len,
+        ));
     }
     Ok(())
 }
@@ -368,14 +436,23 @@ fn parse_ether(pkt: &mut Packet, cur: &mut Cursor) -> Result<EtherInfo, ParseErr
         info.vlan = Some(tag.tci.get());
         info.ether_type = tag.ether_type.get();
         if info.ether_type == ETHER_TYPE_VLAN {
-            return Err(unwanted(HeaderKind::Vlan, "ether_type", "a single 802.1Q tag", ETHER_TYPE_VLAN));
+            return Err(unwanted(
+                HeaderKind::Vlan,
+                "ether_type",
+                "a single 802.1Q tag",
+                ETHER_TYPE_VLAN,
+            ));
         }
     }
     Ok(info)
 }
 
 /// Ethernet, then ARP (if allowed) or IP, then the upper-layer header.
-fn parse_frame(pkt: &mut Packet, cur: &mut Cursor, allow_arp: bool) -> Result<InnerMeta, ParseError> {
+fn parse_frame(
+    pkt: &mut Packet,
+    cur: &mut Cursor,
+    allow_arp: bool,
+) -> Result<InnerMeta, ParseError> {
     let eth = parse_ether(pkt, cur)?;
     let (l3, frag, addrs, proto) = match eth.ether_type {
         ETHER_TYPE_ARP if allow_arp => {
@@ -399,16 +476,27 @@ fn parse_frame(pkt: &mut Packet, cur: &mut Cursor, allow_arp: bool) -> Result<In
                 more: h.more_frags(),
                 ident: u32::from(h.ident.get()),
             });
-            let addrs =
-                AddrPair::V4 { src: Ipv4Addr::from_const(h.src), dst: Ipv4Addr::from_const(h.dst) };
+            let addrs = AddrPair::V4 {
+                src: Ipv4Addr::from_const(h.src),
+                dst: Ipv4Addr::from_const(h.dst),
+            };
             (L3Info::Ipv4(info), frag, addrs, h.proto)
         }
         ETHER_TYPE_IPV6 => {
             let (info, src, dst, frag) = parse_ipv6(pkt, cur)?;
-            (L3Info::Ipv6(info), frag, AddrPair::V6 { src, dst }, info.proto)
+            (
+                L3Info::Ipv6(info),
+                frag,
+                AddrPair::V6 { src, dst },
+                info.proto,
+            )
         }
         other => {
-            let want = if allow_arp { "IPv4|IPv6|ARP" } else { "IPv4|IPv6" };
+            let want = if allow_arp {
+                "IPv4|IPv6|ARP"
+            } else {
+                "IPv4|IPv6"
+            };
             return Err(unwanted(HeaderKind::Ethernet, "ether_type", want, other));
         }
     };
@@ -434,12 +522,25 @@ fn parse_frame(pkt: &mut Packet, cur: &mut Cursor, allow_arp: bool) -> Result<In
             let (loc, tcp) = cur.read::<TcpHdr>(pkt, HeaderKind::Tcp)?;
             let hl = tcp.hdr_len();
             if hl < TcpHdr::MIN_LEN {
-                return Err(bad_len(HeaderKind::Tcp, "data_offset", Expected::AtLeast(5), hl / 4));
+                return Err(bad_len(
+                    HeaderKind::Tcp,
+                    "data_offset",
+                    Expected::AtLeast(5),
+                    hl / 4,
+                ));
             }
             cur.take(pkt, hl - TcpHdr::MIN_LEN, HeaderKind::Tcp)?;
             cur.join(pkt, loc, l4_start, HeaderKind::Tcp)?;
-            let flow = InnerFlowId::with_ports(proto, addrs, tcp.src_port.get(), tcp.dst_port.get());
-            (UlpInfo { kind: UlpKind::Tcp, loc, hdr_len: hl as u16 }, flow)
+            let flow =
+                InnerFlowId::with_ports(proto, addrs, tcp.src_port.get(), tcp.dst_port.get());
+            (
+                UlpInfo {
+                    kind: UlpKind::Tcp,
+                    loc,
+                    hdr_len: hl as u16,
+                },
+                flow,
+            )
         }
         proto::UDP => {
             let avail = cur.end - cur.pos;
@@ -448,22 +549,44 @@ fn parse_frame(pkt: &mut Packet, cur: &mut Cursor, allow_arp: bool) -> Result<In
             if frag.is_none() {
                 check_udp_len(usize::from(udp.len.get()), avail)?;
             }
-            let flow = InnerFlowId::with_ports(proto, addrs, udp.src_port.get(), udp.dst_port.get());
-            (UlpInfo { kind: UlpKind::Udp, loc, hdr_len: UdpHdr::LEN as u16 }, flow)
+            let flow =
+                InnerFlowId::with_ports(proto, addrs, udp.src_port.get(), udp.dst_port.get());
+            (
+                UlpInfo {
+                    kind: UlpKind::Udp,
+                    loc,
+                    hdr_len: UdpHdr::LEN as u16,
+                },
+                flow,
+            )
         }
         proto::ICMP if is_v4 => {
             let (loc, h) = cur.read::<IcmpHdr>(pkt, HeaderKind::Icmpv4)?;
             let is_echo = matches!(h.ty, v4_type::ECHO_REQUEST | v4_type::ECHO_REPLY);
             let id = if is_echo { h.echo_id() } else { 0 };
             let flow = InnerFlowId::with_icmp(proto, addrs, h.ty, h.code, id);
-            (UlpInfo { kind: UlpKind::Icmpv4, loc, hdr_len: IcmpHdr::LEN as u16 }, flow)
+            (
+                UlpInfo {
+                    kind: UlpKind::Icmpv4,
+                    loc,
+                    hdr_len: IcmpHdr::LEN as u16,
+                },
+                flow,
+            )
         }
         proto::ICMPV6 if !is_v4 => {
             let (loc, h) = cur.read::<IcmpHdr>(pkt, HeaderKind::Icmpv6)?;
             let is_echo = matches!(h.ty, v6_type::ECHO_REQUEST | v6_type::ECHO_REPLY);
             let id = if is_echo { h.echo_id() } else { 0 };
             let flow = InnerFlowId::with_icmp(proto, addrs, h.ty, h.code, id);
-            (UlpInfo { kind: UlpKind::Icmpv6, loc, hdr_len: IcmpHdr::LEN as u16 }, flow)
+            (
+                UlpInfo {
+                    kind: UlpKind::Icmpv6,
+                    loc,
+                    hdr_len: IcmpHdr::LEN as u16,
+                },
+                flow,
+            )
         }
         other => {
             let (hdr, field, want) = if is_v4 {
@@ -491,7 +614,12 @@ fn check_arp(arp: &ArpEthIpv4Hdr) -> Result<(), ParseError> {
         return Err(illegal(HeaderKind::Arp, "htype", 1, arp.htype.get()));
     }
     if arp.ptype.get() != ETHER_TYPE_IPV4 {
-        return Err(illegal(HeaderKind::Arp, "ptype", u64::from(ETHER_TYPE_IPV4), arp.ptype.get()));
+        return Err(illegal(
+            HeaderKind::Arp,
+            "ptype",
+            u64::from(ETHER_TYPE_IPV4),
+            arp.ptype.get(),
+        ));
     }
     if arp.hlen != 6 {
         return Err(illegal(HeaderKind::Arp, "hlen", 6, arp.hlen));
@@ -510,21 +638,43 @@ fn parse_ipv4(pkt: &mut Packet, cur: &mut Cursor) -> Result<(Ipv4Info, Ipv4Hdr),
     }
     let hl = h.hdr_len();
     if hl < Ipv4Hdr::MIN_LEN {
-        return Err(bad_len(HeaderKind::Ipv4, "ihl", Expected::AtLeast(5), hl / 4));
+        return Err(bad_len(
+            HeaderKind::Ipv4,
+            "ihl",
+            Expected::AtLeast(5),
+            hl / 4,
+        ));
     }
     cur.take(pkt, hl - Ipv4Hdr::MIN_LEN, HeaderKind::Ipv4)?;
     cur.join(pkt, loc, start, HeaderKind::Ipv4)?;
     let total = usize::from(h.total_len.get());
     if total < hl {
-        return Err(bad_len(HeaderKind::Ipv4, "total_len", Expected::AtLeast(hl as u64), total));
+        return Err(bad_len(
+            HeaderKind::Ipv4,
+            "total_len",
+            Expected::AtLeast(hl as u64),
+            total,
+        ));
     }
     let avail = cur.end - start;
     if total > avail {
-        return Err(bad_len(HeaderKind::Ipv4, "total_len", Expected::AtMost(avail as u64), total));
+        return Err(bad_len(
+            HeaderKind::Ipv4,
+            "total_len",
+            Expected::AtMost(avail as u64),
+            total,
+        ));
     }
     cur.end_by = Some((HeaderKind::Ipv4, "total_len", start));
     cur.end = start + total;
-    Ok((Ipv4Info { loc, hdr_len: hl as u16, total_len: total as u16 }, h))
+    Ok((
+        Ipv4Info {
+            loc,
+            hdr_len: hl as u16,
+            total_len: total as u16,
+        },
+        h,
+    ))
 }
 
 /// The fixed header, then every extension header up to the upper-layer protocol.
@@ -540,7 +690,12 @@ fn parse_ipv6(
     let payload = usize::from(h.payload_len.get());
     let avail = cur.end - cur.pos;
     if payload > avail {
-        return Err(bad_len(HeaderKind::Ipv6, "payload_len", Expected::AtMost(avail as u64), payload));
+        return Err(bad_len(
+            HeaderKind::Ipv6,
+            "payload_len",
+            Expected::AtMost(avail as u64),
+            payload,
+        ));
     }
     cur.end_by = Some((HeaderKind::Ipv6, "payload_len", cur.pos));
     cur.end = cur.pos + payload;
@@ -560,7 +715,11 @@ fn parse_ipv6(
             ExtKind::Fragment => {
                 let (_, f) = cur.read::<FragmentHdr>(pkt, HeaderKind::Ipv6Ext)?;
                 nh = f.next_header;
-                let info = FragInfo { offset: f.offset(), more: f.more_frags(), ident: f.ident.get() };
+                let info = FragInfo {
+                    offset: f.offset(),
+                    more: f.more_frags(),
+                    ident: f.ident.get(),
+                };
                 frag = Some(info);
                 if !info.is_first() {
                     // What follows is the middle of the original payload.
@@ -574,8 +733,18 @@ fn parse_ipv6(
     // A fragment header whose offset is 0 and M clear is an atomic fragment (RFC 6946):
     // the packet is whole.
     let frag = frag.filter(|f| f.more || f.offset != 0);
-    let info = Ipv6Info { loc, ext_len: ext_len as u16, payload_len: payload as u16, proto: nh };
-    Ok((info, Ipv6Addr::from_const(h.src), Ipv6Addr::from_const(h.dst), frag))
+    let info = Ipv6Info {
+        loc,
+        ext_len: ext_len as u16,
+        payload_len: payload as u16,
+        proto: nh,
+    };
+    Ok((
+        info,
+        Ipv6Addr::from_const(h.src),
+        Ipv6Addr::from_const(h.dst),
+        frag,
+    ))
 }
 
 fn parse_geneve(pkt: &mut Packet, cur: &mut Cursor) -> Result<GeneveInfo, ParseError> {
@@ -610,22 +779,41 @@ fn parse_geneve(pkt: &mut Packet, cur: &mut Cursor) -> Result<GeneveInfo, ParseE
         .unwrap_or(&[]);
     for opt in GeneveOpts::new(opts) {
         let (oh, body) = opt.map_err(|e| {
-            bad_len(HeaderKind::GeneveOpt, "len", Expected::AtMost((e.have - 4) as u64), e.need - 4)
+            bad_len(
+                HeaderKind::GeneveOpt,
+                "len",
+                Expected::AtMost((e.have - 4) as u64),
+                e.need - 4,
+            )
         })?;
         let class = oh.class.get();
-        let known = if class == GENEVE_OPT_CLASS_OXIDE { OxideOptType::from_type(oh.ty) } else { None };
+        let known = if class == GENEVE_OPT_CLASS_OXIDE {
+            OxideOptType::from_type(oh.ty)
+        } else {
+            None
+        };
         match known {
             Some(OxideOptType::External) => info.external = true,
             Some(OxideOptType::Multicast) => match body.first() {
                 Some(b) => info.replication = Some(Replication::from_bits(b >> 6)),
                 None => {
-                    return Err(bad_len(HeaderKind::GeneveOpt, "len", Expected::AtLeast(4), 0));
+                    return Err(bad_len(
+                        HeaderKind::GeneveOpt,
+                        "len",
+                        Expected::AtLeast(4),
+                        0,
+                    ));
                 }
             },
             Some(OxideOptType::Mss) => match <[u8; 4]>::try_from(body) {
                 Ok(b) => info.mss = Some(u32::from_be_bytes(b)),
                 Err(_) => {
-                    return Err(bad_len(HeaderKind::GeneveOpt, "len", Expected::Exactly(4), body.len()));
+                    return Err(bad_len(
+                        HeaderKind::GeneveOpt,
+                        "len",
+                        Expected::Exactly(4),
+                        body.len(),
+                    ));
                 }
             },
             // RFC 8926 §3.5: an option we do not understand may be skipped unless critical.

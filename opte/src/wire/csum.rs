@@ -19,7 +19,9 @@ impl Checksum {
 
     /// Start from a checksum as found in a header, to update it incrementally.
     pub const fn from_header(csum: u16) -> Self {
-        Self { sum: (!csum) as u64 }
+        Self {
+            sum: (!csum) as u64,
+        }
     }
 
     /// The sum of `bytes` (an odd trailing byte is padded with zero, as RFC 1071 says).
@@ -170,7 +172,11 @@ mod tests {
         let data: alloc::vec::Vec<u8> = (0..1501u32).map(|i| (i * 7 + 3) as u8).collect();
         let mut s: u32 = 0;
         for w in data.chunks(2) {
-            let v = if w.len() == 2 { u16::from_be_bytes([w[0], w[1]]) } else { u16::from(w[0]) << 8 };
+            let v = if w.len() == 2 {
+                u16::from_be_bytes([w[0], w[1]])
+            } else {
+                u16::from(w[0]) << 8
+            };
             s += u32::from(v);
         }
         while s >> 16 != 0 {

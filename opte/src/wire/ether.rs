@@ -58,7 +58,11 @@ impl EtherRepr {
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, EmitError> {
         let len = self.emitted_len();
         let out = emit_space(buf, len, HeaderKind::Ethernet)?;
-        let outer_type = if self.vlan.is_some() { ETHER_TYPE_VLAN } else { self.ether_type };
+        let outer_type = if self.vlan.is_some() {
+            ETHER_TYPE_VLAN
+        } else {
+            self.ether_type
+        };
         let hdr = EtherHdr {
             dst: self.dst.bytes(),
             src: self.src.bytes(),
@@ -67,7 +71,10 @@ impl EtherRepr {
         let (h, rest) = out.split_at_mut(EtherHdr::LEN);
         h.copy_from_slice(hdr.as_bytes());
         if let Some(tci) = self.vlan {
-            let tag = VlanTag { tci: U16::new(tci), ether_type: U16::new(self.ether_type) };
+            let tag = VlanTag {
+                tci: U16::new(tci),
+                ether_type: U16::new(self.ether_type),
+            };
             rest.copy_from_slice(tag.as_bytes());
         }
         Ok(len)
@@ -90,15 +97,24 @@ mod tests {
         assert_eq!(r.emit(&mut buf), Ok(14));
         assert_eq!(
             &buf[..14],
-            &[0xa8, 0x40, 0x25, 0xff, 0x77, 0x77, 0xa8, 0x40, 0x25, 0xfa, 0xfa, 0x37, 0x08, 0x00]
+            &[
+                0xa8, 0x40, 0x25, 0xff, 0x77, 0x77, 0xa8, 0x40, 0x25, 0xfa, 0xfa, 0x37, 0x08, 0x00
+            ]
         );
-        let tagged = EtherRepr { vlan: Some(0x0064), ..r };
+        let tagged = EtherRepr {
+            vlan: Some(0x0064),
+            ..r
+        };
         assert_eq!(tagged.emit(&mut buf), Ok(18));
         assert_eq!(&buf[12..18], &[0x81, 0x00, 0x00, 0x64, 0x08, 0x00]);
         let mut short = [0u8; 10];
         assert_eq!(
             r.emit(&mut short),
-            Err(EmitError { hdr: HeaderKind::Ethernet, need: 14, have: 10 })
+            Err(EmitError {
+                hdr: HeaderKind::Ethernet,
+                need: 14,
+                have: 10
+            })
         );
     }
 }

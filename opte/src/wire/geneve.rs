@@ -114,17 +114,29 @@ pub struct GeneveOpt {
 
 impl GeneveOpt {
     pub fn oxide_external() -> Self {
-        Self { class: GENEVE_OPT_CLASS_OXIDE, ty: OxideOptType::External as u8, data: Vec::new() }
+        Self {
+            class: GENEVE_OPT_CLASS_OXIDE,
+            ty: OxideOptType::External as u8,
+            data: Vec::new(),
+        }
     }
 
     pub fn oxide_multicast(r: Replication) -> Self {
         let data = alloc::vec![(r as u8) << 6, 0, 0, 0];
-        Self { class: GENEVE_OPT_CLASS_OXIDE, ty: OxideOptType::Multicast as u8, data }
+        Self {
+            class: GENEVE_OPT_CLASS_OXIDE,
+            ty: OxideOptType::Multicast as u8,
+            data,
+        }
     }
 
     pub fn oxide_mss(mss: u32) -> Self {
         let data = Vec::from(mss.to_be_bytes());
-        Self { class: GENEVE_OPT_CLASS_OXIDE, ty: OxideOptType::Mss as u8, data }
+        Self {
+            class: GENEVE_OPT_CLASS_OXIDE,
+            ty: OxideOptType::Mss as u8,
+            data,
+        }
     }
 
     pub const fn is_critical(&self) -> bool {
@@ -150,8 +162,11 @@ pub struct GeneveRepr {
 impl GeneveRepr {
     /// A version-0 header carrying Ethernet, with the C flag set if any option is critical.
     pub fn new(vni: Vni, options: Vec<GeneveOpt>) -> Self {
-        let flags =
-            if options.iter().any(GeneveOpt::is_critical) { GENEVE_FLAG_CRITICAL } else { 0 };
+        let flags = if options.iter().any(GeneveOpt::is_critical) {
+            GENEVE_FLAG_CRITICAL
+        } else {
+            0
+        };
         Self {
             version: 0,
             flags,
@@ -174,9 +189,16 @@ impl GeneveRepr {
         let opts_len = self.opts_len();
         let len = GeneveHdr::LEN + opts_len;
         // 6 bits of 4-byte words for all options, 5 bits for each body.
-        let bad_opt = self.options.iter().any(|o| !o.data.len().is_multiple_of(4) || o.data.len() > 124);
+        let bad_opt = self
+            .options
+            .iter()
+            .any(|o| !o.data.len().is_multiple_of(4) || o.data.len() > 124);
         if opts_len > 252 || bad_opt {
-            return Err(EmitError { hdr: HeaderKind::GeneveOpt, need: opts_len, have: 252 });
+            return Err(EmitError {
+                hdr: HeaderKind::GeneveOpt,
+                need: opts_len,
+                have: 252,
+            });
         }
         let out = emit_space(buf, len, HeaderKind::Geneve)?;
         let h = GeneveHdr {
@@ -234,7 +256,12 @@ impl<'a> Iterator for GeneveOpts<'a> {
         let have = self.bytes.len();
         let Ok((oh, rest)) = GeneveOptHdr::ref_from_prefix(self.bytes) else {
             self.bytes = &[];
-            return Some(Err(GeneveOptOverrun { class: 0, ty: 0, need: GeneveOptHdr::LEN, have }));
+            return Some(Err(GeneveOptOverrun {
+                class: 0,
+                ty: 0,
+                need: GeneveOptHdr::LEN,
+                have,
+            }));
         };
         let body_len = oh.body_len();
         match (rest.get(..body_len), rest.get(body_len..)) {
@@ -269,10 +296,18 @@ mod tests {
 
     #[test]
     fn emit_single_opt_and_walk() {
-        let r = GeneveRepr::new(Vni::new(99).unwrap(), alloc::vec![GeneveOpt::oxide_external()]);
+        let r = GeneveRepr::new(
+            Vni::new(99).unwrap(),
+            alloc::vec![GeneveOpt::oxide_external()],
+        );
         let mut buf = [0u8; 12];
         assert_eq!(r.emit(&mut buf), Ok(12));
-        assert_eq!(buf, [0x01, 0x00, 0x65, 0x58, 0x00, 0x00, 0x63, 0x00, 0x01, 0x29, 0x00, 0x00]);
+        assert_eq!(
+            buf,
+            [
+                0x01, 0x00, 0x65, 0x58, 0x00, 0x00, 0x63, 0x00, 0x01, 0x29, 0x00, 0x00
+            ]
+        );
         let (h, opts) = GeneveHdr::ref_from_prefix(&buf[..]).unwrap();
         assert_eq!(h.opts_len(), 4);
         let found: Vec<_> = GeneveOpts::new(opts).collect();
@@ -285,15 +320,24 @@ mod tests {
     fn multi_opt_and_replication_values() {
         let r = GeneveRepr::new(
             Vni::new(77).unwrap(),
-            alloc::vec![GeneveOpt::oxide_mss(1448), GeneveOpt::oxide_multicast(Replication::Both)],
+            alloc::vec![
+                GeneveOpt::oxide_mss(1448),
+                GeneveOpt::oxide_multicast(Replication::Both)
+            ],
         );
         let mut buf = [0u8; 24];
         assert_eq!(r.emit(&mut buf), Ok(24));
         let (_, opts) = GeneveHdr::ref_from_prefix(&buf[..]).unwrap();
         let found: Vec<_> = GeneveOpts::new(opts).map(Result::unwrap).collect();
-        assert_eq!(OxideOptType::from_type(found[0].0.ty), Some(OxideOptType::Mss));
+        assert_eq!(
+            OxideOptType::from_type(found[0].0.ty),
+            Some(OxideOptType::Mss)
+        );
         assert_eq!(found[0].1, &1448u32.to_be_bytes());
-        assert_eq!(Replication::from_bits(found[1].1[0] >> 6), Replication::Both);
+        assert_eq!(
+            Replication::from_bits(found[1].1[0] >> 6),
+            Replication::Both
+        );
         for b in 0..4 {
             assert_eq!(Replication::from_bits(b) as u8, b);
         }
@@ -301,20 +345,40 @@ mod tests {
 
     #[test]
     fn critical_option_sets_c_flag_and_overrun_is_reported() {
-        let crit = GeneveOpt { class: 0x0129, ty: 0x85, data: Vec::new() };
-        assert_eq!(GeneveRepr::new(Vni::new(1).unwrap(), alloc::vec![crit]).flags, 0x40);
+        let crit = GeneveOpt {
+            class: 0x0129,
+            ty: 0x85,
+            data: Vec::new(),
+        };
+        assert_eq!(
+            GeneveRepr::new(Vni::new(1).unwrap(), alloc::vec![crit]).flags,
+            0x40
+        );
         let bad = [0x01, 0x29, 0x02, 0x02, 0, 0, 0, 0];
         let mut it = GeneveOpts::new(&bad);
         assert_eq!(
             it.next().unwrap().unwrap_err(),
-            GeneveOptOverrun { class: 0x0129, ty: 2, need: 12, have: 8 }
+            GeneveOptOverrun {
+                class: 0x0129,
+                ty: 2,
+                need: 12,
+                have: 8
+            }
         );
         assert!(it.next().is_none());
     }
 
     #[test]
     fn oversized_options_are_refused() {
-        let big = GeneveOpt { class: 1, ty: 1, data: alloc::vec![0; 128] };
-        assert!(GeneveRepr::new(Vni::new(1).unwrap(), alloc::vec![big]).emit(&mut [0; 256]).is_err());
+        let big = GeneveOpt {
+            class: 1,
+            ty: 1,
+            data: alloc::vec![0; 128],
+        };
+        assert!(
+            GeneveRepr::new(Vni::new(1).unwrap(), alloc::vec![big])
+                .emit(&mut [0; 256])
+                .is_err()
+        );
     }
 }

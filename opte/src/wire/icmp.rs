@@ -64,11 +64,21 @@ impl IcmpRepr {
     pub const fn echo(ty: u8, id: u16, seq: u16) -> Self {
         let i = id.to_be_bytes();
         let s = seq.to_be_bytes();
-        Self { ty, code: 0, csum: 0, rest: [i[0], i[1], s[0], s[1]] }
+        Self {
+            ty,
+            code: 0,
+            csum: 0,
+            rest: [i[0], i[1], s[0], s[1]],
+        }
     }
 
     pub fn from_hdr(h: &IcmpHdr) -> Self {
-        Self { ty: h.ty, code: h.code, csum: u16::from_be_bytes(h.csum), rest: h.rest }
+        Self {
+            ty: h.ty,
+            code: h.code,
+            csum: u16::from_be_bytes(h.csum),
+            rest: h.rest,
+        }
     }
 
     pub const fn emitted_len(&self) -> usize {
@@ -77,7 +87,12 @@ impl IcmpRepr {
 
     pub fn emit(&self, buf: &mut [u8], hdr: HeaderKind) -> Result<usize, EmitError> {
         let out = emit_space(buf, IcmpHdr::LEN, hdr)?;
-        let h = IcmpHdr { ty: self.ty, code: self.code, csum: self.csum.to_be_bytes(), rest: self.rest };
+        let h = IcmpHdr {
+            ty: self.ty,
+            code: self.code,
+            csum: self.csum.to_be_bytes(),
+            rest: self.rest,
+        };
         out.copy_from_slice(h.as_bytes());
         Ok(IcmpHdr::LEN)
     }
@@ -191,7 +206,11 @@ impl<'a> Iterator for NdpOptions<'a> {
             Some(&u) => usize::from(u),
             None => {
                 self.bytes = &[];
-                return Some(Err(NdpOptionError::Truncated { ty, need: 2, have: 1 }));
+                return Some(Err(NdpOptionError::Truncated {
+                    ty,
+                    need: 2,
+                    have: 1,
+                }));
             }
         };
         if units == 0 {
@@ -207,7 +226,11 @@ impl<'a> Iterator for NdpOptions<'a> {
             }
             _ => {
                 self.bytes = &[];
-                Some(Err(NdpOptionError::Truncated { ty, need: len, have }))
+                Some(Err(NdpOptionError::Truncated {
+                    ty,
+                    need: len,
+                    have,
+                }))
             }
         }
     }
@@ -253,7 +276,11 @@ mod tests {
         let short = [ndp_opt::MTU, 2, 0, 0, 0, 0, 0, 0];
         assert_eq!(
             NdpOptions::new(&short).next(),
-            Some(Err(NdpOptionError::Truncated { ty: 5, need: 16, have: 8 }))
+            Some(Err(NdpOptionError::Truncated {
+                ty: 5,
+                need: 16,
+                have: 8
+            }))
         );
     }
 

@@ -112,7 +112,11 @@ impl Ipv4Repr {
         let len = self.emitted_len();
         if len > Ipv4Hdr::MAX_LEN || !self.options.len().is_multiple_of(4) {
             // An IHL cannot express this length.
-            return Err(EmitError { hdr: HeaderKind::Ipv4, need: len, have: Ipv4Hdr::MAX_LEN });
+            return Err(EmitError {
+                hdr: HeaderKind::Ipv4,
+                need: len,
+                have: Ipv4Hdr::MAX_LEN,
+            });
         }
         let out = emit_space(buf, len, HeaderKind::Ipv4)?;
         let h = Ipv4Hdr {

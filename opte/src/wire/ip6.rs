@@ -167,9 +167,30 @@ mod tests {
 
     #[test]
     fn extension_header_lengths() {
-        assert_eq!(ExtHdrPrefix { next_header: 6, hdr_ext_len: 0 }.hdr_len(), 8);
-        assert_eq!(ExtHdrPrefix { next_header: 6, hdr_ext_len: 2 }.hdr_len(), 24);
-        assert_eq!(ExtHdrPrefix { next_header: 6, hdr_ext_len: 255 }.hdr_len(), 2048);
+        assert_eq!(
+            ExtHdrPrefix {
+                next_header: 6,
+                hdr_ext_len: 0
+            }
+            .hdr_len(),
+            8
+        );
+        assert_eq!(
+            ExtHdrPrefix {
+                next_header: 6,
+                hdr_ext_len: 2
+            }
+            .hdr_len(),
+            24
+        );
+        assert_eq!(
+            ExtHdrPrefix {
+                next_header: 6,
+                hdr_ext_len: 255
+            }
+            .hdr_len(),
+            2048
+        );
         assert_eq!(ext_kind(0xfe), ExtKind::Uniform);
         assert_eq!(ext_kind(44), ExtKind::Fragment);
         assert_eq!(ext_kind(6), ExtKind::NotExt);

@@ -71,7 +71,11 @@ pub struct EmitError {
 
 impl fmt::Display for EmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: need {} bytes to emit, buffer has {}", self.hdr, self.need, self.have)
+        write!(
+            f,
+            "{}: need {} bytes to emit, buffer has {}",
+            self.hdr, self.need, self.have
+        )
     }
 }
 

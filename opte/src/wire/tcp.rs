@@ -96,7 +96,11 @@ impl TcpRepr {
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, EmitError> {
         let len = self.emitted_len();
         if len > TcpHdr::MAX_LEN || !self.options.len().is_multiple_of(4) {
-            return Err(EmitError { hdr: HeaderKind::Tcp, need: len, have: TcpHdr::MAX_LEN });
+            return Err(EmitError {
+                hdr: HeaderKind::Tcp,
+                need: len,
+                have: TcpHdr::MAX_LEN,
+            });
         }
         let out = emit_space(buf, len, HeaderKind::Tcp)?;
         let h = TcpHdr {

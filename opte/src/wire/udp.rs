@@ -27,7 +27,12 @@ pub struct UdpRepr {
 
 impl UdpRepr {
     pub const fn new(src_port: u16, dst_port: u16) -> Self {
-        Self { src_port, dst_port, len: 0, csum: 0 }
+        Self {
+            src_port,
+            dst_port,
+            len: 0,
+            csum: 0,
+        }
     }
 
     pub fn from_hdr(h: &UdpHdr) -> Self {
