@@ -25,7 +25,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod build;
+pub mod engine;
 pub mod packet;
 #[cfg(feature = "std")]
 pub mod pcap;
+pub mod sync;
 pub mod wire;

@@ -1,0 +1,474 @@
+//! Bounded flow tables: the UFTs, the LFTs and the TCP table.
+//!
+//! A [`FlowTable`] maps a flow key to a [`FlowEntry`] holding the caller's state, a hit
+//! counter, a dirty flag (for soft rule refreshes) and a shared [`Lifetime`]. It never holds
+//! more than its limit, whatever keys arrive: a full table evicts one entry chosen by its
+//! [`ExpiryPolicy`] or refuses the insert with [`TableFull`] (both counted). It is not for
+//! locking, probes or kstats: the port that owns the tables does those.
+//!
+//! # Eviction
+//!
+//! The victim is chosen by a bounded scan, never a walk of the whole table, so a flood of
+//! new flows against a full table costs a constant amount of work per flow. Keys sit in a
+//! queue in insertion order; a clock hand takes keys from its front and puts the live ones
+//! back at the end. One eviction examines [`EVICTION_SCAN`] live entries (extended up to
+//! [`EVICTION_SCAN_MAX`] while every entry seen was protected) and picks, in order:
+//!
+//! 1. the first dead entry (killed, or with a killed parent);
+//! 2. else the highest [`EvictionPriority::Evictable`] priority, ties to the oldest last hit.
+//!
+//! Protected entries, and entries shielded by a child ([`Lifetime::protect_until`]), are
+//! never chosen. With fewer entries than the scan length the choice is exact.
+//!
+//! Removing an entry leaves its key in the queue; such stale keys are dropped as the hand
+//! passes them (each insert also advances the hand two steps while stale keys exist) and a
+//! compaction bounds the queue at twice the limit, so memory stays O(limit).
+//!
+//! # Lifetimes
+//!
+//! See [`lifetime`]: entries can share one [`Lifetime`] (an LFT pair) and can name other
+//! entries' lifetimes as parents. Timer expiry keeps an entry whose lifetime has live
+//! children; eviction kills the victim's lifetime, which makes every sharer and child dead:
+//! [`FlowTable::get`] no longer returns them and they are the first reaped.
+
+pub mod lifetime;
+pub mod policy;
+
+#[cfg(test)]
+mod tests;
+
+pub use lifetime::Lifetime;
+pub use policy::{
+    EvictionPriority, ExpiryPolicy, FLOW_DEF_EXPIRE_SECS, FLOW_DEF_TTL, Ttl, priority_lerp,
+};
+
+use crate::engine::time::Moment;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::fmt;
+use core::hash::Hash;
+use core::num::NonZeroU32;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+use lifetime::Links;
+
+/// Live entries examined by one eviction.
+pub const EVICTION_SCAN: usize = 32;
+
+/// Live entries one eviction may examine while it has seen only protected ones.
+pub const EVICTION_SCAN_MAX: usize = 128;
+
+/// Stale queue slots tolerated above twice the limit before the queue is compacted.
+const QUEUE_SLACK: usize = 64;
+
+/// An insert was refused: the table is at its limit and nothing could be evicted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableFull {
+    pub table: &'static str,
+    pub limit: NonZeroU32,
+}
+
+impl fmt::Display for TableFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "flow table {} is full ({} entries) and no entry can be evicted",
+            self.table, self.limit
+        )
+    }
+}
+
+impl core::error::Error for TableFull {}
+
+/// Event counts of one table since it was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowTableStats {
+    /// Entries removed to make room for a new one (by `add` or [`FlowTable::evict`]).
+    pub evictions: u64,
+    /// Inserts refused with [`TableFull`].
+    pub refused: u64,
+    /// Entries removed by [`FlowTable::expire_flows`] or [`FlowTable::expire`].
+    pub expired: u64,
+}
+
+/// One flow's entry: the caller's state plus the bookkeeping the table needs.
+///
+/// Everything but the state can be updated through a shared reference, so a lookup under a
+/// read lock can record a hit.
+#[derive(Debug)]
+pub struct FlowEntry<S> {
+    state: S,
+    hits: AtomicU64,
+    dirty: AtomicBool,
+    /// Identifies this entry's slot in the eviction queue (see [`FlowTable`]).
+    seq: u64,
+    links: Links,
+}
+
+impl<S> FlowEntry<S> {
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    pub fn state_mut(&mut self) -> &mut S {
+        &mut self.state
+    }
+
+    /// Packets counted by [`Self::hit`].
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Counts a packet and records `now` as the (shared) last-hit time.
+    pub fn hit(&self, now: Moment) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.links.lifetime.touch(now);
+    }
+
+    /// The last hit of this entry or of any entry sharing its lifetime.
+    pub fn last_hit(&self) -> Moment {
+        self.links.lifetime.last_hit()
+    }
+
+    /// This entry's lifetime: share it with a partner entry, or pass it as a parent of the
+    /// entries that depend on this one.
+    pub fn lifetime(&self) -> &Arc<Lifetime> {
+        &self.links.lifetime
+    }
+
+    /// The lifetimes this entry depends on (duplicates removed).
+    pub fn parents(&self) -> &[Arc<Lifetime>] {
+        &self.links.parents
+    }
+
+    /// True if this entry, a sharer of its lifetime, or one of its parents was evicted.
+    /// Costs one atomic load per parent.
+    pub fn is_dead(&self) -> bool {
+        self.links.is_dead()
+    }
+
+    /// Shields every parent from eviction until `until` (see [`Lifetime::protect_until`]).
+    pub fn protect_parents_until(&self, until: Moment) {
+        for p in self.links.parents.iter() {
+            p.protect_until(until);
+        }
+    }
+
+    /// Set by [`FlowTable::mark_dirty`]: the entry predates a rule change and must be
+    /// revalidated before use.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Relaxed)
+    }
+
+    pub fn clear_dirty(&self) {
+        self.dirty.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A bounded map from flow key to [`FlowEntry`] with timer expiry and eviction by policy.
+/// See the module docs.
+pub struct FlowTable<K, S, P = Ttl> {
+    name: &'static str,
+    limit: NonZeroU32,
+    policy: P,
+    map: HashMap<K, FlowEntry<S>, FixedState>,
+    /// The clock: each live entry has exactly one slot `(key, entry.seq)`; any other slot
+    /// is stale (its entry was removed or replaced) and is dropped when met.
+    queue: VecDeque<(K, u64)>,
+    next_seq: u64,
+    stats: FlowTableStats,
+}
+
+impl<K, S, P> fmt::Debug for FlowTable<K, S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("name", &self.name)
+            .field("limit", &self.limit)
+            .field("flows", &self.map.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an eviction scan ranks a candidate; the greatest rank is evicted.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    /// Higher priority first; at equal priority the older hit, i.e. the smaller time.
+    Evictable(u16, core::cmp::Reverse<Moment>),
+    Dead,
+}
+
+impl<K, S, P> FlowTable<K, S, P>
+where
+    K: Copy + Eq + Hash,
+    P: ExpiryPolicy<K, S>,
+{
+    /// An empty table. `seed` keys the hash function (hash-flooding resistance): the host
+    /// draws a random one per table; the engine has no randomness of its own.
+    pub fn new(name: &'static str, limit: NonZeroU32, policy: P, seed: u64) -> Self {
+        Self {
+            name,
+            limit,
+            policy,
+            map: HashMap::with_hasher(FixedState::with_seed(seed)),
+            queue: VecDeque::new(),
+            next_seq: 0,
+            stats: FlowTableStats::default(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn limit(&self) -> NonZeroU32 {
+        self.limit
+    }
+
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// Entries held, including dead ones not yet reaped (they occupy slots).
+    pub fn num_flows(&self) -> u32 {
+        u32::try_from(self.map.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.map.len() >= self.limit_usize()
+    }
+
+    pub fn stats(&self) -> FlowTableStats {
+        self.stats
+    }
+
+    /// Inserts `state` under `key` with a fresh lifetime and no parents.
+    /// See [`Self::add_linked`].
+    pub fn add(&mut self, key: K, state: S, now: Moment) -> Result<Option<(K, S)>, TableFull> {
+        self.add_linked(key, state, now, Lifetime::new(now), &[])
+    }
+
+    /// Inserts `state` under `key`, sharing `lifetime` (which is touched at `now`) and
+    /// registered as a child of each of `parents`.
+    ///
+    /// An existing entry under `key` is replaced (its state dropped) without eviction. If
+    /// the table is full, one entry is evicted first and returned; if none can be, nothing
+    /// changes and the insert is refused (and counted).
+    pub fn add_linked(
+        &mut self,
+        key: K,
+        state: S,
+        now: Moment,
+        lifetime: Arc<Lifetime>,
+        parents: &[Arc<Lifetime>],
+    ) -> Result<Option<(K, S)>, TableFull> {
+        let mut evicted = None;
+        let seq = match self.map.get(&key) {
+            Some(old) => old.seq,
+            None => {
+                if self.is_full() {
+                    let Some(victim) = self.find_evictable(now) else {
+                        self.stats.refused = self.stats.refused.saturating_add(1);
+                        return Err(TableFull {
+                            table: self.name,
+                            limit: self.limit,
+                        });
+                    };
+                    evicted = self.evict(&victim).map(|s| (victim, s));
+                }
+                self.sweep_stale(2);
+                let seq = self.next_seq;
+                self.next_seq = self.next_seq.wrapping_add(1);
+                self.queue.push_back((key, seq));
+                self.bound_queue();
+                seq
+            }
+        };
+        lifetime.touch(now);
+        let entry = FlowEntry {
+            state,
+            hits: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+            seq,
+            links: Links::new(lifetime, parents),
+        };
+        self.map.insert(key, entry);
+        Ok(evicted)
+    }
+
+    /// The live entry under `key`: dead entries (see [`FlowEntry::is_dead`]) are invisible.
+    pub fn get(&self, key: &K) -> Option<&FlowEntry<S>> {
+        self.map.get(key).filter(|e| !e.is_dead())
+    }
+
+    /// Like [`Self::get`], for updating the state.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut FlowEntry<S>> {
+        self.map.get_mut(key).filter(|e| !e.is_dead())
+    }
+
+    /// Removes the entry under `key`, dead or alive, returning its state. Its lifetime is not
+    /// killed: children and sharers live on.
+    pub fn remove(&mut self, key: &K) -> Option<S> {
+        self.map.remove(key).map(|e| e.state)
+    }
+
+    /// Removes the entry under `key` as expired (counted), returning its state.
+    pub fn expire(&mut self, key: &K) -> Option<S> {
+        let state = self.remove(key)?;
+        self.stats.expired = self.stats.expired.saturating_add(1);
+        Some(state)
+    }
+
+    /// Evicts the entry under `key`: kills its lifetime (so its sharers and children are
+    /// dead too), removes it and counts an eviction.
+    pub fn evict(&mut self, key: &K) -> Option<S> {
+        let entry = self.map.remove(key)?;
+        entry.links.lifetime.kill();
+        self.stats.evictions = self.stats.evictions.saturating_add(1);
+        Some(entry.state)
+    }
+
+    /// The entry the next eviction would take, or `None` if every entry examined is
+    /// protected. Moves the clock hand (see the module docs), hence `&mut`.
+    pub fn find_evictable(&mut self, now: Moment) -> Option<K> {
+        let mut best: Option<(Rank, K)> = None;
+        let mut examined = 0;
+        // Each slot is visited at most once per call, so a queue of stale slots or of
+        // protected entries cannot make this loop spin.
+        let mut budget = self.queue.len();
+        while budget > 0 {
+            budget -= 1;
+            let enough = if best.is_some() {
+                EVICTION_SCAN
+            } else {
+                EVICTION_SCAN_MAX
+            };
+            if examined >= enough {
+                break;
+            }
+            let Some((key, seq)) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(entry) = self.map.get(&key).filter(|e| e.seq == seq) else {
+                continue;
+            };
+            self.queue.push_back((key, seq));
+            examined += 1;
+            let Some(rank) = Self::rank(&self.policy, &key, entry, now) else {
+                continue;
+            };
+            if rank == Rank::Dead {
+                return Some(key);
+            }
+            if best.is_none_or(|(b, _)| rank > b) {
+                best = Some((rank, key));
+            }
+        }
+        best.map(|(_, k)| k)
+    }
+
+    /// Removes every entry that is dead, or that has no live children and is expired by
+    /// the policy at `now`, handing each key and state to `on_removed`. Returns how many
+    /// were removed.
+    ///
+    /// Expire child tables before their parents' tables, so the parents see their children
+    /// gone (and inherit their last hits) in the same pass.
+    pub fn expire_flows<F: FnMut(K, S)>(&mut self, now: Moment, mut on_removed: F) -> usize {
+        let policy = &self.policy;
+        let mut removed = 0usize;
+        for (key, entry) in self.map.extract_if(|key, entry| {
+            entry.is_dead()
+                || (entry.links.lifetime.live_children() == 0
+                    && policy.is_expired(key, &entry.state, entry.last_hit(), now))
+        }) {
+            removed += 1;
+            on_removed(key, entry.state);
+        }
+        self.stats.expired = self
+            .stats
+            .expired
+            .saturating_add(u64::try_from(removed).unwrap_or(u64::MAX));
+        if self.stale_slots() > self.map.len() / 4 + QUEUE_SLACK {
+            self.compact_queue();
+        }
+        removed
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.queue.clear();
+    }
+
+    /// Marks every entry dirty (a soft rule refresh: entries survive but must be
+    /// revalidated).
+    pub fn mark_dirty(&self) {
+        for e in self.map.values() {
+            e.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Live entries, in no particular order (dumps sort them).
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &FlowEntry<S>)> {
+        self.map.iter().filter(|(_, e)| !e.is_dead())
+    }
+
+    /// `None` for an entry that can't be evicted now.
+    fn rank(policy: &P, key: &K, entry: &FlowEntry<S>, now: Moment) -> Option<Rank> {
+        if entry.is_dead() {
+            return Some(Rank::Dead);
+        }
+        let last_hit = entry.last_hit();
+        if now < entry.links.lifetime.protected_until() {
+            return None;
+        }
+        match policy.eviction_priority(key, &entry.state, last_hit, now) {
+            EvictionPriority::Protected => None,
+            EvictionPriority::Evictable(p) => {
+                Some(Rank::Evictable(p, core::cmp::Reverse(last_hit)))
+            }
+        }
+    }
+
+    fn limit_usize(&self) -> usize {
+        usize::try_from(self.limit.get()).unwrap_or(usize::MAX)
+    }
+
+    fn stale_slots(&self) -> usize {
+        self.queue.len().saturating_sub(self.map.len())
+    }
+
+    /// Advances the hand up to `steps` slots while stale slots exist, dropping stale ones.
+    fn sweep_stale(&mut self, steps: usize) {
+        for _ in 0..steps {
+            if self.stale_slots() == 0 {
+                return;
+            }
+            let Some((key, seq)) = self.queue.pop_front() else {
+                return;
+            };
+            if self.map.get(&key).is_some_and(|e| e.seq == seq) {
+                self.queue.push_back((key, seq));
+            }
+        }
+    }
+
+    /// Compacts the queue if it grew past twice the limit (a backstop; sweeping normally
+    /// keeps it far shorter).
+    fn bound_queue(&mut self) {
+        let bound = self.limit_usize().saturating_mul(2).saturating_add(QUEUE_SLACK);
+        if self.queue.len() > bound {
+            self.compact_queue();
+        }
+    }
+
+    fn compact_queue(&mut self) {
+        let map = &self.map;
+        self.queue
+            .retain(|(key, seq)| map.get(key).is_some_and(|e| e.seq == *seq));
+        if self.queue.capacity() > self.queue.len().saturating_mul(4).max(64) {
+            self.queue.shrink_to(self.queue.len().saturating_mul(2));
+        }
+    }
+}

@@ -1,0 +1,714 @@
+//! A port: the virtual NIC of one guest, with its layers, its unified flow tables (UFT, one
+//! per direction) and its TCP table; and `process`, where every packet goes.
+//!
+//! Processing has two tiers. A UFT hit of the current epoch replays the flow's compiled
+//! transform (byte writes, checksum deltas, pre-serialised encapsulation): one hash lookup,
+//! no rule walk, no allocation. Anything else walks the layers (outbound in order, inbound in
+//! reverse), merges their transforms, commits the flow state they asked for and installs a
+//! UFT entry. Every packet ends in exactly one result counter; nothing panics.
+
+use super::action::ActionMeta;
+use super::flow_table::{FlowTable, Lifetime, Ttl};
+use super::layer::{Layer, LayerResult, PendingLft, WalkCtx};
+use super::probe::{NoProbes, Probes};
+use super::rule::Rule;
+use super::stats::{DirStats, DropReason, LayerStats, PortStats};
+use super::tcp::{TcpExpiry, TcpFlowEntry, TcpFlowStateError};
+use super::time::Moment;
+use super::transform::{CompiledTransform, HdrTransform};
+use super::view::{PacketView, Parsed, UlpView};
+use crate::packet::Packet;
+use crate::packet::parse::{InnerMeta, UlpKind};
+use crate::wire::tcp::TcpHdr;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::num::NonZeroU32;
+use core::str::FromStr;
+use opte_api::{
+    Direction, DumpLayerResp, DumpTcpFlowsResp, DumpUftResp, FLOW_ID_DEFAULT, InnerFlowId,
+    LayerDesc, MacAddr, OpteError, RuleId, TcpFlowEntryDump, TcpFlowStateDump, TcpState,
+    UftEntryDump,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortState {
+    Ready,
+    Running,
+    Paused,
+    Restored,
+}
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ready => "ready",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Restored => "restored",
+        })
+    }
+}
+
+impl FromStr for PortState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ready" => Ok(Self::Ready),
+            "running" => Ok(Self::Running),
+            "paused" => Ok(Self::Paused),
+            "restored" => Ok(Self::Restored),
+            _ => Err(alloc::format!("bad port state {s:?}: expected ready, running, paused or restored")),
+        }
+    }
+}
+
+/// Where a layer goes, in outbound order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pos {
+    First,
+    Last,
+    Before(&'static str),
+    After(&'static str),
+}
+
+/// What the network implementation decided for a `HandlePacket` rule.
+pub enum HdlPktAction {
+    Allow,
+    Deny,
+    Hairpin(Vec<u8>),
+}
+
+/// The network a port implements (the Oxide VPC, say): the engine calls it for packets a
+/// rule hands over with `Action::HandlePacket`.
+pub trait NetworkImpl: Send + Sync {
+    fn handle_pkt(&self, dir: Direction, pkt: &Packet, meta: &InnerMeta) -> HdlPktAction;
+}
+
+/// A network with nothing to handle: every handed-over packet is denied.
+pub struct NoNetwork;
+
+impl NetworkImpl for NoNetwork {
+    fn handle_pkt(&self, _dir: Direction, _pkt: &Packet, _meta: &InnerMeta) -> HdlPktAction {
+        HdlPktAction::Deny
+    }
+}
+
+/// A packet's fate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessResult {
+    /// Rewritten in place: send it on.
+    Modified,
+    /// Answered: send this frame back toward the sender, drop the packet.
+    Hairpin(Vec<u8>),
+    Drop(DropReason),
+}
+
+/// A UFT entry: the compiled result of one flow's walk through the layers.
+pub struct UftEntry {
+    epoch: u64,
+    xform: CompiledTransform,
+    /// The other direction's UFT key of this flow, once known.
+    pair: Option<InnerFlowId>,
+    /// The TCP table key, for TCP flows.
+    tcp_key: Option<InnerFlowId>,
+    summary: String,
+}
+
+pub struct PortBuilder {
+    name: String,
+    mac: MacAddr,
+    layers: Vec<Layer>,
+}
+
+impl PortBuilder {
+    pub fn new(name: impl Into<String>, mac: MacAddr) -> Self {
+        Self { name: name.into(), mac, layers: Vec::new() }
+    }
+
+    pub fn add_layer(&mut self, layer: Layer, pos: Pos) -> Result<(), OpteError> {
+        let at = |n: &str| self.layers.iter().position(|l| l.name() == n);
+        let idx = match pos {
+            Pos::First => Some(0),
+            Pos::Last => Some(self.layers.len()),
+            Pos::Before(n) => at(n),
+            Pos::After(n) => at(n).map(|i| i + 1),
+        }
+        .ok_or_else(|| OpteError::BadLayerPos {
+            layer: layer.name().into(),
+            pos: alloc::format!("{pos:?}"),
+        })?;
+        self.layers.insert(idx, layer);
+        Ok(())
+    }
+
+    /// The layer names in outbound order.
+    pub fn layer_names(&self) -> Vec<&'static str> {
+        self.layers.iter().map(Layer::name).collect()
+    }
+
+    pub fn create<N: NetworkImpl>(self, net: N, uft_limit: NonZeroU32, tcp_limit: NonZeroU32, seed: u64) -> Port<N> {
+        self.create_with_probes(net, uft_limit, tcp_limit, seed, NoProbes)
+    }
+
+    pub fn create_with_probes<N: NetworkImpl, P: Probes>(
+        self,
+        net: N,
+        uft_limit: NonZeroU32,
+        tcp_limit: NonZeroU32,
+        seed: u64,
+        probes: P,
+    ) -> Port<N, P> {
+        let ttl = Ttl::from_secs(super::flow_table::FLOW_DEF_EXPIRE_SECS);
+        Port {
+            name: self.name,
+            mac: self.mac,
+            state: PortState::Ready,
+            epoch: 1,
+            layers: self.layers,
+            uft_in: FlowTable::new("uft_in", uft_limit, ttl, seed),
+            uft_out: FlowTable::new("uft_out", uft_limit, ttl, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            tcp: FlowTable::new("tcp_flows", tcp_limit, TcpExpiry, seed ^ 0xd6e8_feb8_6659_fd93),
+            net,
+            probes,
+            stats: PortStats::default(),
+        }
+    }
+}
+
+pub struct Port<N, P = NoProbes> {
+    name: String,
+    mac: MacAddr,
+    state: PortState,
+    epoch: u64,
+    layers: Vec<Layer>,
+    uft_in: FlowTable<InnerFlowId, UftEntry>,
+    uft_out: FlowTable<InnerFlowId, UftEntry>,
+    tcp: FlowTable<InnerFlowId, TcpFlowEntry, TcpExpiry>,
+    net: N,
+    probes: P,
+    stats: PortStats,
+}
+
+enum Fast {
+    Done(ProcessResult),
+    Miss,
+}
+
+fn tcp_fields(pkt: &Packet, m: &InnerMeta) -> Option<(u8, u32, u32)> {
+    let u = m.ulp.filter(|u| u.kind == UlpKind::Tcp)?;
+    let h = pkt.view::<TcpHdr>(u.loc)?;
+    Some((h.flags, h.seq.get(), h.ack.get()))
+}
+
+impl<N: NetworkImpl, P: Probes> Port<N, P> {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    pub fn state(&self) -> PortState {
+        self.state
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn stats(&self) -> PortStats {
+        let mut s = self.stats;
+        s.r#in.uft_evictions = self.uft_in.stats().evictions;
+        s.out.uft_evictions = self.uft_out.stats().evictions;
+        s.tcp_evictions = self.tcp.stats().evictions;
+        s
+    }
+
+    pub fn network(&self) -> &N {
+        &self.net
+    }
+
+    /// Start processing (from any state).
+    pub fn start(&mut self) {
+        self.state = PortState::Running;
+    }
+
+    pub fn pause(&mut self) -> Result<(), OpteError> {
+        self.require(&[PortState::Running])?;
+        self.state = PortState::Paused;
+        Ok(())
+    }
+
+    /// Back to `Ready`, forgetting every flow.
+    pub fn reset(&mut self) {
+        self.state = PortState::Ready;
+        for l in &mut self.layers {
+            l.clear_flows();
+        }
+        self.uft_in.clear();
+        self.uft_out.clear();
+        self.tcp.clear();
+    }
+
+    fn require(&self, ok: &[PortState]) -> Result<(), OpteError> {
+        if ok.contains(&self.state) { Ok(()) } else { Err(OpteError::BadState(self.state.to_string())) }
+    }
+
+    fn layer_mut(&mut self, name: &str) -> Result<&mut Layer, OpteError> {
+        self.layers
+            .iter_mut()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| OpteError::LayerNotFound(name.into()))
+    }
+
+    fn layer(&self, name: &str) -> Result<&Layer, OpteError> {
+        self.layers.iter().find(|l| l.name() == name).ok_or_else(|| OpteError::LayerNotFound(name.into()))
+    }
+
+    pub fn add_rule(&mut self, layer: &str, dir: Direction, rule: Rule) -> Result<RuleId, OpteError> {
+        self.require(&[PortState::Ready, PortState::Running])?;
+        let id = self.layer_mut(layer)?.add_rule(dir, rule);
+        self.epoch += 1;
+        Ok(id)
+    }
+
+    pub fn remove_rule(&mut self, layer: &str, dir: Direction, id: RuleId) -> Result<(), OpteError> {
+        self.require(&[PortState::Ready, PortState::Running])?;
+        self.layer_mut(layer)?.remove_rule(dir, id).ok_or(OpteError::RuleNotFound(id))?;
+        self.epoch += 1;
+        Ok(())
+    }
+
+    /// Replace a layer's rules (both directions) and clear its flows: one epoch bump.
+    pub fn set_rules(&mut self, layer: &str, rules_in: Vec<Rule>, rules_out: Vec<Rule>) -> Result<(), OpteError> {
+        self.require(&[PortState::Ready, PortState::Running])?;
+        self.layer_mut(layer)?.set_rules(rules_in, rules_out);
+        self.epoch += 1;
+        Ok(())
+    }
+
+    /// Replace a layer's rules, keeping flows whose descriptors stay valid.
+    pub fn set_rules_soft(&mut self, layer: &str, rules_in: Vec<Rule>, rules_out: Vec<Rule>) -> Result<(), OpteError> {
+        self.require(&[PortState::Ready, PortState::Running])?;
+        self.layer_mut(layer)?.set_rules_soft(rules_in, rules_out);
+        self.epoch += 1;
+        Ok(())
+    }
+
+    pub fn find_rule(&self, layer: &str, dir: Direction, rule: &Rule) -> Result<Option<RuleId>, OpteError> {
+        Ok(self.layer(layer)?.find_rule(dir, rule))
+    }
+
+    pub fn layer_action(&self, layer: &str, idx: usize) -> Option<super::action::Action> {
+        self.layer(layer).ok()?.action(idx).cloned()
+    }
+
+    pub fn layer_stats(&self, layer: &str) -> Result<LayerStats, OpteError> {
+        Ok(self.layer(layer)?.stats())
+    }
+
+    pub fn list_layers(&self) -> Vec<LayerDesc> {
+        self.layers.iter().map(Layer::desc).collect()
+    }
+
+    pub fn dump_layer(&self, layer: &str) -> Result<DumpLayerResp, OpteError> {
+        Ok(self.layer(layer)?.dump())
+    }
+
+    pub fn clear_uft(&mut self) -> Result<(), OpteError> {
+        self.require(&[PortState::Running])?;
+        self.uft_in.clear();
+        self.uft_out.clear();
+        Ok(())
+    }
+
+    pub fn clear_lft(&mut self, layer: &str) -> Result<(), OpteError> {
+        self.require(&[PortState::Running])?;
+        self.layer_mut(layer)?.clear_flows();
+        Ok(())
+    }
+
+    /// Flows held: a layer's pairs, or `"uft"` for the UFT of `dir`.
+    pub fn num_flows(&self, layer: &str, dir: Direction) -> Option<u32> {
+        if layer == "uft" {
+            return Some(match dir {
+                Direction::In => self.uft_in.num_flows(),
+                Direction::Out => self.uft_out.num_flows(),
+            });
+        }
+        self.layer(layer).ok().map(Layer::num_flows)
+    }
+
+    pub fn num_rules(&self, layer: &str, dir: Direction) -> Option<usize> {
+        self.layer(layer).ok().map(|l| l.rules(dir).len())
+    }
+
+    pub fn tcp_state(&self, key: &InnerFlowId) -> Option<TcpState> {
+        self.tcp.get(key).map(|e| e.state().tcp_state())
+    }
+
+    pub fn num_tcp_flows(&self) -> u32 {
+        self.tcp.num_flows()
+    }
+
+    pub fn dump_uft(&self) -> Result<DumpUftResp, OpteError> {
+        self.require(&[PortState::Running, PortState::Paused, PortState::Restored])?;
+        let flows = |t: &FlowTable<InnerFlowId, UftEntry>| {
+            let mut v: Vec<_> = t
+                .iter()
+                .map(|(k, e)| (*k, UftEntryDump { hits: e.hits(), summary: e.state().summary.clone() }))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        Ok(DumpUftResp {
+            in_limit: self.uft_in.limit().get(),
+            in_num_flows: self.uft_in.num_flows(),
+            in_flows: flows(&self.uft_in),
+            out_limit: self.uft_out.limit().get(),
+            out_num_flows: self.uft_out.num_flows(),
+            out_flows: flows(&self.uft_out),
+        })
+    }
+
+    pub fn dump_tcp_flows(&self) -> Result<DumpTcpFlowsResp, OpteError> {
+        self.require(&[PortState::Running, PortState::Paused, PortState::Restored])?;
+        let mut flows: Vec<_> = self
+            .tcp
+            .iter()
+            .map(|(k, e)| {
+                let t = e.state();
+                let s = &t.state;
+                (
+                    *k,
+                    TcpFlowEntryDump {
+                        hits: e.hits(),
+                        inbound_ufid: Some(t.inbound_id),
+                        tcp_state: TcpFlowStateDump {
+                            tcp_state: s.tcp_state,
+                            guest_seq: s.guest_seq,
+                            guest_ack: s.guest_ack,
+                            remote_seq: s.remote_seq,
+                            remote_ack: s.remote_ack,
+                        },
+                        segs_in: t.segs_in,
+                        segs_out: t.segs_out,
+                        bytes_in: t.bytes_in,
+                        bytes_out: t.bytes_out,
+                    },
+                )
+            })
+            .collect();
+        flows.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(DumpTcpFlowsResp { flows })
+    }
+
+    /// Remove expired flows: the TCP table, then the UFTs, then the layers' LFTs (children
+    /// before parents, so parents see their children gone in the same pass).
+    pub fn expire_flows(&mut self, now: Moment) -> Result<(), OpteError> {
+        self.require(&[PortState::Running])?;
+        let (name, probes) = (self.name.as_str(), &self.probes);
+        self.tcp.expire_flows(now, |k, _| probes.flow_expired(name, "tcp_flows", &k));
+        self.uft_in.expire_flows(now, |k, _| probes.flow_expired(name, "uft_in", &k));
+        self.uft_out.expire_flows(now, |k, _| probes.flow_expired(name, "uft_out", &k));
+        for l in &mut self.layers {
+            l.expire_flows(now, |t, k| probes.flow_expired(name, t, &k));
+        }
+        Ok(())
+    }
+
+    fn dir_stats(&mut self, dir: Direction) -> &mut DirStats {
+        match dir {
+            Direction::In => &mut self.stats.r#in,
+            Direction::Out => &mut self.stats.out,
+        }
+    }
+
+    /// Process one packet (parsed as `parsed`) travelling in `dir` at `now`. A `Modified`
+    /// packet has been rewritten in place.
+    pub fn process(&mut self, dir: Direction, pkt: &mut Packet, parsed: &Parsed, now: Moment) -> ProcessResult {
+        let flow = parsed.flow();
+        self.probes.port_process_entry(&self.name, dir, &flow, self.epoch);
+        let (r, path) = if self.state != PortState::Running {
+            (ProcessResult::Drop(DropReason::PortNotRunning), 0)
+        } else {
+            match self.fast_path(dir, pkt, parsed, flow, now) {
+                Fast::Done(r) => (r, 1),
+                Fast::Miss => (self.slow_path(dir, pkt, parsed, flow, now), 3),
+            }
+        };
+        let st = self.dir_stats(dir);
+        match &r {
+            ProcessResult::Modified => st.modified += 1,
+            ProcessResult::Hairpin(_) => st.hairpin += 1,
+            ProcessResult::Drop(reason) => {
+                st.count_drop(reason);
+                self.probes.port_drop(&self.name, dir, &flow, reason);
+            }
+        }
+        self.probes.port_process_return(&self.name, dir, &flow, &parsed.flow(), path);
+        r
+    }
+
+    fn fast_path(&mut self, dir: Direction, pkt: &mut Packet, parsed: &Parsed, flow: InnerFlowId, now: Moment) -> Fast {
+        if flow == FLOW_ID_DEFAULT {
+            return Fast::Miss;
+        }
+        let Self { uft_in, uft_out, tcp, stats, probes, name, epoch, .. } = self;
+        let (uft, other, st) = match dir {
+            Direction::In => (uft_in, uft_out, &mut stats.r#in),
+            Direction::Out => (uft_out, uft_in, &mut stats.out),
+        };
+        let Some(e) = uft.get(&flow) else {
+            st.uft_miss += 1;
+            return Fast::Miss;
+        };
+        let entry = e.state();
+        if entry.epoch != *epoch {
+            let pair = entry.pair;
+            probes.uft_invalidate(name, dir, &flow, *epoch);
+            uft.remove(&flow);
+            if let Some(p) = pair {
+                other.remove(&p);
+            }
+            st.uft_miss += 1;
+            return Fast::Miss;
+        }
+        let mut closed = false;
+        if let Some(key) = entry.tcp_key {
+            let Some(te) = tcp.get_mut(&key) else {
+                // The connection's state expired or was evicted: rebuild it on the slow path.
+                st.uft_miss += 1;
+                return Fast::Miss;
+            };
+            let Some((flags, seq, ack)) = tcp_fields(pkt, parsed.inner()) else {
+                st.uft_miss += 1;
+                return Fast::Miss;
+            };
+            let old = te.state().tcp_state();
+            match te.state_mut().process(dir, flags, seq, ack, pkt.len()) {
+                Ok(s) => {
+                    te.hit(now);
+                    if s != old {
+                        probes.tcp_flow_state(name, &key, old, s);
+                    }
+                    if let Some(until) = TcpExpiry::protected_until(s, now) {
+                        te.protect_parents_until(until);
+                    }
+                    closed = s == TcpState::Closed;
+                }
+                Err(TcpFlowStateError::NewFlow { .. }) => {
+                    // The 4-tuple is reused by a new connection: forget the old one.
+                    let pair = entry.pair;
+                    tcp.remove(&key);
+                    uft.remove(&flow);
+                    if let Some(p) = pair {
+                        other.remove(&p);
+                    }
+                    st.uft_miss += 1;
+                    return Fast::Miss;
+                }
+                Err(e) => probes.tcp_err(name, dir, &flow, &e),
+            }
+        }
+        e.hit(now);
+        st.uft_hit += 1;
+        probes.uft_hit(name, dir, &flow, *epoch);
+        let r = match entry.xform.apply(pkt, parsed) {
+            Ok(()) => ProcessResult::Modified,
+            Err(_) => ProcessResult::Drop(DropReason::TransformFailed),
+        };
+        if closed {
+            probes.uft_tcp_closed(name, dir, &flow);
+            let (pair, key) = (entry.pair, entry.tcp_key);
+            uft.remove(&flow);
+            if let Some(p) = pair {
+                other.remove(&p);
+            }
+            if let Some(k) = key {
+                tcp.remove(&k);
+            }
+        }
+        Fast::Done(r)
+    }
+
+    fn slow_path(&mut self, dir: Direction, pkt: &mut Packet, parsed: &Parsed, flow: InnerFlowId, now: Moment) -> ProcessResult {
+        let meta = parsed.inner();
+        let view0 = PacketView::new(pkt, parsed);
+        let mut view = view0;
+        let mut ameta = ActionMeta::new();
+        let mut xform = HdrTransform::identity("uft");
+        let mut parents: Vec<Arc<Lifetime>> = Vec::new();
+        let mut pending: Vec<PendingLft> = Vec::new();
+        let n = self.layers.len();
+        for step in 0..n {
+            let idx = match dir {
+                Direction::Out => step,
+                Direction::In => n - 1 - step,
+            };
+            let Some(layer) = self.layers.get_mut(idx) else { continue };
+            let lname = layer.name();
+            let mut cx = WalkCtx {
+                port: &self.name,
+                probes: &self.probes,
+                pkt,
+                meta,
+                view: &mut view,
+                ameta: &mut ameta,
+                xform: &mut xform,
+                parents: &mut parents,
+                pending: &mut pending,
+                now,
+            };
+            match layer.process(idx, dir, &mut cx) {
+                LayerResult::Allow => {}
+                LayerResult::Deny(reason) => return ProcessResult::Drop(DropReason::Layer { layer: lname, reason }),
+                LayerResult::Hairpin(reply) => return ProcessResult::Hairpin(reply),
+                LayerResult::ActionFailed => return ProcessResult::Drop(DropReason::ActionFailed { layer: lname }),
+                LayerResult::HandlePkt => match self.net.handle_pkt(dir, pkt, meta) {
+                    HdlPktAction::Allow => {}
+                    HdlPktAction::Deny => return ProcessResult::Drop(DropReason::HandlePkt),
+                    HdlPktAction::Hairpin(reply) => return ProcessResult::Hairpin(reply),
+                },
+            }
+        }
+
+        let after = view.flow();
+        let Ok(compiled) = CompiledTransform::compile(&xform, &view0) else {
+            return ProcessResult::Drop(DropReason::TransformFailed);
+        };
+        if compiled.apply(pkt, parsed).is_err() {
+            return ProcessResult::Drop(DropReason::TransformFailed);
+        }
+        if flow == FLOW_ID_DEFAULT {
+            // Non-IP traffic (ARP) keeps no flow state.
+            return ProcessResult::Modified;
+        }
+
+        // Commit the flow state the layers asked for; undo it all if any table is full.
+        let mut committed: Vec<&PendingLft> = Vec::new();
+        for p in &pending {
+            let Some(layer) = self.layers.get_mut(p.layer) else { continue };
+            match layer.commit(p, now) {
+                Ok(lt) => {
+                    parents.push(lt);
+                    committed.push(p);
+                }
+                Err(()) => {
+                    let layer = layer.name();
+                    self.undo_lfts(&committed);
+                    return ProcessResult::Drop(DropReason::LftFull { layer });
+                }
+            }
+        }
+
+        let mut tcp_key = None;
+        let mut tcp_closed = false;
+        if let Some(u) = view0.ulp.filter(|u| u.kind == UlpKind::Tcp) {
+            let (key, inbound) = match dir {
+                Direction::Out => (flow, after.mirror()),
+                Direction::In => (after.mirror(), flow),
+            };
+            match self.tcp_track(dir, key, inbound, &u, view0.pkt_len, now, &parents) {
+                Ok(s) => {
+                    tcp_closed = s == TcpState::Closed;
+                    tcp_key = (!tcp_closed).then_some(key);
+                }
+                Err(reason) => {
+                    self.undo_lfts(&committed);
+                    return ProcessResult::Drop(reason);
+                }
+            }
+        }
+
+        if !tcp_closed {
+            let pair = match dir {
+                Direction::In => Some(after.mirror()),
+                Direction::Out => None,
+            };
+            let entry = UftEntry { epoch: self.epoch, xform: compiled, pair, tcp_key, summary: summary(&xform) };
+            let (uft, other) = match dir {
+                Direction::In => (&mut self.uft_in, &mut self.uft_out),
+                Direction::Out => (&mut self.uft_out, &mut self.uft_in),
+            };
+            if uft.add_linked(flow, entry, now, Lifetime::new(now), &parents).is_err() {
+                if let Some(k) = tcp_key {
+                    self.tcp.remove(&k);
+                }
+                self.undo_lfts(&committed);
+                return ProcessResult::Drop(DropReason::UftFull);
+            }
+            if let (Direction::In, Some(p)) = (dir, pair)
+                && let Some(o) = other.get_mut(&p)
+            {
+                o.state_mut().pair = Some(flow);
+            }
+        }
+        ProcessResult::Modified
+    }
+
+    fn undo_lfts(&mut self, committed: &[&PendingLft]) {
+        for p in committed {
+            if let Some(l) = self.layers.get_mut(p.layer) {
+                l.ft_in.remove(&p.in_key);
+                l.ft_out.remove(&p.out_key);
+            }
+        }
+    }
+
+    /// Track a TCP segment of a flow the layers allowed; creates the connection's entry if
+    /// it is new. A segment that cannot start a connection is refused.
+    #[allow(clippy::too_many_arguments)]
+    fn tcp_track(
+        &mut self,
+        dir: Direction,
+        key: InnerFlowId,
+        inbound: InnerFlowId,
+        u: &UlpView,
+        pkt_len: usize,
+        now: Moment,
+        parents: &[Arc<Lifetime>],
+    ) -> Result<TcpState, DropReason> {
+        if let Some(e) = self.tcp.get_mut(&key) {
+            let old = e.state().tcp_state();
+            match e.state_mut().process(dir, u.tcp_flags, u.tcp_seq, u.tcp_ack, pkt_len) {
+                Ok(s) => {
+                    e.hit(now);
+                    if s != old {
+                        self.probes.tcp_flow_state(&self.name, &key, old, s);
+                    }
+                    return Ok(s);
+                }
+                Err(TcpFlowStateError::NewFlow { .. }) => {
+                    self.tcp.remove(&key);
+                }
+                Err(err) => {
+                    // An odd segment on a known connection passes; the state stays.
+                    self.probes.tcp_err(&self.name, dir, &key, &err);
+                    return Ok(old);
+                }
+            }
+        }
+        let mut te = TcpFlowEntry::new(key, inbound);
+        let s = match te.process(dir, u.tcp_flags, u.tcp_seq, u.tcp_ack, pkt_len) {
+            Ok(s) => s,
+            Err(err) => {
+                self.probes.tcp_err(&self.name, dir, &key, &err);
+                return Err(DropReason::TcpErr);
+            }
+        };
+        if s == TcpState::Closed {
+            return Ok(s);
+        }
+        self.tcp.add_linked(key, te, now, Lifetime::new(now), parents).map_err(|_| DropReason::TcpFull)?;
+        self.probes.tcp_flow_state(&self.name, &key, TcpState::Closed, s);
+        Ok(s)
+    }
+}
+
+fn summary(x: &HdrTransform) -> String {
+    alloc::format!("hdr: {}", x.name)
+}

@@ -1,0 +1,572 @@
+//! Header transformations: what a layer asks to change, and the compiled form the flow cache
+//! replays on every later packet of the flow.
+//!
+//! A [`HdrTransform`] names new values for inner fields (MACs, addresses, ports, ICMP echo
+//! id) and an encapsulation to push or pop. The transforms of all layers a packet crossed are
+//! merged (the last layer to set a field wins, which is what applying them in order would do),
+//! then [`CompiledTransform::compile`] turns the result into byte rewrites at known offsets,
+//! pre-serialised outer headers, and checksum deltas. Every packet of a flow has the same
+//! addresses and ports before the rewrite (they are the flow key), so the deltas are constants
+//! and each checksum is fixed with one add (RFC 1624), not recomputed.
+
+use super::view::{PacketView, Parsed};
+use crate::build::Encap;
+use crate::packet::Packet;
+use crate::packet::parse::{L3Info, UlpKind};
+use crate::wire::csum::Checksum;
+use crate::wire::ether::{ETHER_TYPE_IPV6, EtherHdr, EtherRepr};
+use crate::wire::geneve::{GENEVE_PORT, GeneveOpt, GeneveRepr};
+use crate::wire::icmp::{IcmpHdr, v4_type, v6_type};
+use crate::wire::ip4::Ipv4Hdr;
+use crate::wire::ip6::{Ipv6Hdr, Ipv6Repr};
+use crate::wire::tcp::TcpHdr;
+use crate::wire::udp::{UdpHdr, UdpRepr};
+use crate::wire::proto;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+use opte_api::{AddrPair, IpAddr, Ipv6Addr, MacAddr, Vni};
+
+/// The outer headers of a Geneve-over-IPv6 encapsulation to push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncapPush {
+    pub eth_src: MacAddr,
+    pub eth_dst: MacAddr,
+    pub ip6_src: Ipv6Addr,
+    pub ip6_dst: Ipv6Addr,
+    pub hop_limit: u8,
+    /// The UDP source port: flow entropy for ECMP in the underlay.
+    pub entropy: u16,
+    pub vni: Vni,
+    pub options: Vec<GeneveOpt>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum EncapAction {
+    #[default]
+    Ignore,
+    Push(EncapPush),
+    Pop,
+}
+
+/// The changes one layer (or a merge of several) makes to a packet's headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HdrTransform {
+    pub name: &'static str,
+    pub encap: EncapAction,
+    pub eth_src: Option<MacAddr>,
+    pub eth_dst: Option<MacAddr>,
+    pub ip_src: Option<IpAddr>,
+    pub ip_dst: Option<IpAddr>,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    /// Rewritten only on ICMP echo request/reply.
+    pub icmp_id: Option<u16>,
+}
+
+/// A transform that cannot apply to this packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HdrTransformError {
+    /// It modifies a header the packet lacks.
+    MissingHeader(&'static str),
+    /// It sets an address of the other IP family.
+    FamilyMismatch,
+    /// It pops an encapsulation from a packet that has none.
+    NothingToPop,
+    /// A header it writes could not be emitted (e.g. Geneve options too long).
+    Emit,
+}
+
+impl fmt::Display for HdrTransformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingHeader(h) => write!(f, "transform modifies missing header {h}"),
+            Self::FamilyMismatch => f.write_str("transform sets an address of the other IP family"),
+            Self::NothingToPop => f.write_str("transform pops an encapsulation that is not there"),
+            Self::Emit => f.write_str("transform's outer headers cannot be emitted"),
+        }
+    }
+}
+
+impl HdrTransform {
+    pub fn identity(name: &'static str) -> Self {
+        Self { name, ..Self::default() }
+    }
+
+    /// True if the transform changes nothing.
+    pub fn is_identity(&self) -> bool {
+        *self == Self::identity(self.name)
+    }
+
+    /// Fold a transform applied after this one into this one.
+    pub fn merge(&mut self, later: &Self) {
+        if later.encap != EncapAction::Ignore {
+            self.encap = later.encap.clone();
+        }
+        macro_rules! over {
+            ($($f:ident),*) => { $( if later.$f.is_some() { self.$f = later.$f; } )* };
+        }
+        over!(eth_src, eth_dst, ip_src, ip_dst, src_port, dst_port, icmp_id);
+    }
+
+    /// Update the view as if the packet had been rewritten.
+    pub fn apply_view(&self, v: &mut PacketView) -> Result<(), HdrTransformError> {
+        if let Some(m) = self.eth_src {
+            v.eth_src = m;
+        }
+        if let Some(m) = self.eth_dst {
+            v.eth_dst = m;
+        }
+        if self.ip_src.is_some() || self.ip_dst.is_some() {
+            let (p, addrs) = v.ip.ok_or(HdrTransformError::MissingHeader("inner IP"))?;
+            v.ip = Some((p, rewrite_addrs(addrs, self.ip_src, self.ip_dst)?));
+        }
+        if let Some(u) = &mut v.ulp {
+            match u.kind {
+                UlpKind::Tcp | UlpKind::Udp => {
+                    if let Some(p) = self.src_port {
+                        u.src_port = p;
+                    }
+                    if let Some(p) = self.dst_port {
+                        u.dst_port = p;
+                    }
+                }
+                UlpKind::Icmpv4 | UlpKind::Icmpv6 => {
+                    if let (Some(id), true) = (self.icmp_id, is_echo(u.kind, u.icmp_type)) {
+                        u.icmp_id = id;
+                    }
+                }
+            }
+        }
+        match self.encap {
+            EncapAction::Pop => v.vni = None,
+            EncapAction::Push(ref p) => v.vni = Some(p.vni),
+            EncapAction::Ignore => {}
+        }
+        Ok(())
+    }
+}
+
+fn is_echo(kind: UlpKind, ty: u8) -> bool {
+    match kind {
+        UlpKind::Icmpv4 => matches!(ty, v4_type::ECHO_REQUEST | v4_type::ECHO_REPLY),
+        UlpKind::Icmpv6 => matches!(ty, v6_type::ECHO_REQUEST | v6_type::ECHO_REPLY),
+        _ => false,
+    }
+}
+
+fn rewrite_addrs(
+    a: AddrPair,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+) -> Result<AddrPair, HdrTransformError> {
+    match a {
+        AddrPair::V4 { src: mut s, dst: mut d } => {
+            match src {
+                Some(IpAddr::Ip4(n)) => s = n,
+                Some(IpAddr::Ip6(_)) => return Err(HdrTransformError::FamilyMismatch),
+                None => {}
+            }
+            match dst {
+                Some(IpAddr::Ip4(n)) => d = n,
+                Some(IpAddr::Ip6(_)) => return Err(HdrTransformError::FamilyMismatch),
+                None => {}
+            }
+            Ok(AddrPair::V4 { src: s, dst: d })
+        }
+        AddrPair::V6 { src: mut s, dst: mut d } => {
+            match src {
+                Some(IpAddr::Ip6(n)) => s = n,
+                Some(IpAddr::Ip4(_)) => return Err(HdrTransformError::FamilyMismatch),
+                None => {}
+            }
+            match dst {
+                Some(IpAddr::Ip6(n)) => d = n,
+                Some(IpAddr::Ip4(_)) => return Err(HdrTransformError::FamilyMismatch),
+                None => {}
+            }
+            Ok(AddrPair::V6 { src: s, dst: d })
+        }
+    }
+}
+
+/// Pre-serialised outer headers and where their length fields are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncapBytes {
+    pub bytes: Box<[u8]>,
+    ip6_payload_len_at: usize,
+    udp_len_at: usize,
+    /// Bytes of the encapsulation counted in the IPv6 payload length.
+    ip6_payload_base: usize,
+    /// Bytes of the encapsulation counted in the UDP length.
+    udp_base: usize,
+}
+
+impl EncapBytes {
+    fn new(p: &EncapPush) -> Result<Self, HdrTransformError> {
+        let mut ip6 = Ipv6Repr::new(p.ip6_src, p.ip6_dst, proto::UDP);
+        ip6.hop_limit = p.hop_limit;
+        let e = Encap {
+            eth: EtherRepr { dst: p.eth_dst, src: p.eth_src, ether_type: ETHER_TYPE_IPV6, vlan: None },
+            ip6,
+            udp: UdpRepr::new(p.entropy, GENEVE_PORT),
+            geneve: GeneveRepr::new(p.vni, p.options.clone()),
+        };
+        let mut bytes = alloc::vec![0u8; e.emitted_len()];
+        e.emit(&mut bytes).map_err(|_| HdrTransformError::Emit)?;
+        let udp_base = UdpHdr::LEN + e.geneve.emitted_len();
+        Ok(Self {
+            bytes: bytes.into_boxed_slice(),
+            ip6_payload_len_at: EtherHdr::LEN + 4,
+            udp_len_at: EtherHdr::LEN + Ipv6Hdr::LEN + 4,
+            ip6_payload_base: udp_base,
+            udp_base,
+        })
+    }
+
+    /// Write the encapsulation in front of an inner frame already in `pkt`.
+    fn push(&self, pkt: &mut Packet) {
+        let inner = pkt.len();
+        let udp_len = (self.udp_base + inner) as u16;
+        let plen = (self.ip6_payload_base + inner) as u16;
+        let front = pkt.prepend(self.bytes.len());
+        front.copy_from_slice(&self.bytes);
+        let (pa, ua) = (self.ip6_payload_len_at, self.udp_len_at);
+        if let Some(f) = front.get_mut(pa..pa + 2) {
+            f.copy_from_slice(&plen.to_be_bytes());
+        }
+        if let Some(f) = front.get_mut(ua..ua + 2) {
+            f.copy_from_slice(&udp_len.to_be_bytes());
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompiledEncap {
+    None,
+    Push(EncapBytes),
+    Pop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IpRewrite {
+    None,
+    V4 { src: Option<[u8; 4]>, dst: Option<[u8; 4]> },
+    V6 { src: Option<[u8; 16]>, dst: Option<[u8; 16]> },
+}
+
+/// A merged transform reduced to byte writes and checksum deltas, valid for every packet
+/// whose pre-transform flow key equals the one it was compiled for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompiledTransform {
+    pub encap: CompiledEncap,
+    eth_src: Option<[u8; 6]>,
+    eth_dst: Option<[u8; 6]>,
+    ip: IpRewrite,
+    src_port: Option<u16>,
+    dst_port: Option<u16>,
+    icmp_id: Option<u16>,
+    /// Added to the IPv4 header checksum.
+    ip_delta: Option<Checksum>,
+    /// Added to the L4 checksum (pseudo-header, ports, echo id).
+    l4_delta: Option<Checksum>,
+}
+
+/// The checksum change from replacing `old` with `new`.
+fn delta(sum: &mut Checksum, old: &[u8], new: &[u8]) {
+    sum.add_bytes(new);
+    sum.sub_bytes(old);
+}
+
+fn fix(csum: [u8; 2], d: Checksum) -> [u8; 2] {
+    let mut c = Checksum::from_header(u16::from_be_bytes(csum));
+    c.add(d);
+    c.finalize().to_be_bytes()
+}
+
+impl CompiledTransform {
+    /// Compile `t` for packets that look like `before`.
+    pub fn compile(t: &HdrTransform, before: &PacketView) -> Result<Self, HdrTransformError> {
+        let mut after = *before;
+        t.apply_view(&mut after)?;
+        let encap = match &t.encap {
+            EncapAction::Ignore => CompiledEncap::None,
+            EncapAction::Pop => CompiledEncap::Pop,
+            EncapAction::Push(p) => CompiledEncap::Push(EncapBytes::new(p)?),
+        };
+        let mut ip_sum = Checksum::new();
+        let mut l4_sum = Checksum::new();
+        let (mut ip_changed, mut l4_changed) = (false, false);
+        let ip = match (before.ip, after.ip) {
+            (Some((_, AddrPair::V4 { src: s0, dst: d0 })), Some((_, AddrPair::V4 { src: s1, dst: d1 }))) => {
+                let src = (s0 != s1).then(|| s1.bytes());
+                let dst = (d0 != d1).then(|| d1.bytes());
+                delta(&mut ip_sum, &[s0.bytes(), d0.bytes()].concat(), &[s1.bytes(), d1.bytes()].concat());
+                ip_changed = src.is_some() || dst.is_some();
+                IpRewrite::V4 { src, dst }
+            }
+            (Some((_, AddrPair::V6 { src: s0, dst: d0 })), Some((_, AddrPair::V6 { src: s1, dst: d1 }))) => {
+                let src = (s0 != s1).then(|| s1.bytes());
+                let dst = (d0 != d1).then(|| d1.bytes());
+                delta(&mut ip_sum, &[s0.bytes(), d0.bytes()].concat(), &[s1.bytes(), d1.bytes()].concat());
+                ip_changed = src.is_some() || dst.is_some();
+                IpRewrite::V6 { src, dst }
+            }
+            _ => IpRewrite::None,
+        };
+        let (mut src_port, mut dst_port, mut icmp_id) = (None, None, None);
+        if let (Some(u0), Some(u1)) = (before.ulp, after.ulp) {
+            // Pseudo-header addresses count in every L4 checksum but ICMPv4's.
+            if ip_changed && u0.kind != UlpKind::Icmpv4 {
+                l4_sum.add(ip_sum);
+                l4_changed = true;
+            }
+            if u0.src_port != u1.src_port {
+                src_port = Some(u1.src_port);
+                delta(&mut l4_sum, &u0.src_port.to_be_bytes(), &u1.src_port.to_be_bytes());
+                l4_changed = true;
+            }
+            if u0.dst_port != u1.dst_port {
+                dst_port = Some(u1.dst_port);
+                delta(&mut l4_sum, &u0.dst_port.to_be_bytes(), &u1.dst_port.to_be_bytes());
+                l4_changed = true;
+            }
+            if u0.icmp_id != u1.icmp_id {
+                icmp_id = Some(u1.icmp_id);
+                delta(&mut l4_sum, &u0.icmp_id.to_be_bytes(), &u1.icmp_id.to_be_bytes());
+                l4_changed = true;
+            }
+        }
+        let is_v4 = matches!(ip, IpRewrite::V4 { .. });
+        Ok(Self {
+            encap,
+            eth_src: (before.eth_src != after.eth_src).then(|| after.eth_src.bytes()),
+            eth_dst: (before.eth_dst != after.eth_dst).then(|| after.eth_dst.bytes()),
+            ip,
+            src_port,
+            dst_port,
+            icmp_id,
+            ip_delta: (ip_changed && is_v4).then_some(ip_sum),
+            l4_delta: l4_changed.then_some(l4_sum),
+        })
+    }
+
+    /// Rewrite the packet. Inner headers are patched in place first, then the encapsulation
+    /// is popped (the read offset moves) or pushed (into the headroom).
+    pub fn apply(&self, pkt: &mut Packet, parsed: &Parsed) -> Result<(), HdrTransformError> {
+        let m = parsed.inner();
+        if self.eth_src.is_some() || self.eth_dst.is_some() {
+            let e = pkt.view_mut::<EtherHdr>(m.eth.loc).ok_or(HdrTransformError::MissingHeader("inner Ethernet"))?;
+            if let Some(s) = self.eth_src {
+                e.src = s;
+            }
+            if let Some(d) = self.eth_dst {
+                e.dst = d;
+            }
+        }
+        match (self.ip, m.l3) {
+            (IpRewrite::None, _) => {}
+            (IpRewrite::V4 { src, dst }, Some(L3Info::Ipv4(i))) => {
+                let h = pkt.view_mut::<Ipv4Hdr>(i.loc).ok_or(HdrTransformError::MissingHeader("inner IPv4"))?;
+                if let Some(s) = src {
+                    h.src = s;
+                }
+                if let Some(d) = dst {
+                    h.dst = d;
+                }
+                if let Some(d) = self.ip_delta {
+                    h.csum = fix(h.csum, d);
+                }
+            }
+            (IpRewrite::V6 { src, dst }, Some(L3Info::Ipv6(i))) => {
+                let h = pkt.view_mut::<Ipv6Hdr>(i.loc).ok_or(HdrTransformError::MissingHeader("inner IPv6"))?;
+                if let Some(s) = src {
+                    h.src = s;
+                }
+                if let Some(d) = dst {
+                    h.dst = d;
+                }
+            }
+            _ => return Err(HdrTransformError::FamilyMismatch),
+        }
+        if let (Some(u), Some(d)) = (m.ulp, self.l4_delta) {
+            match u.kind {
+                UlpKind::Tcp => {
+                    let h = pkt.view_mut::<TcpHdr>(u.loc).ok_or(HdrTransformError::MissingHeader("TCP"))?;
+                    if let Some(p) = self.src_port {
+                        h.src_port.set(p);
+                    }
+                    if let Some(p) = self.dst_port {
+                        h.dst_port.set(p);
+                    }
+                    h.csum = fix(h.csum, d);
+                }
+                UlpKind::Udp => {
+                    let h = pkt.view_mut::<UdpHdr>(u.loc).ok_or(HdrTransformError::MissingHeader("UDP"))?;
+                    if let Some(p) = self.src_port {
+                        h.src_port.set(p);
+                    }
+                    if let Some(p) = self.dst_port {
+                        h.dst_port.set(p);
+                    }
+                    // Zero means "no checksum" and stays so; a computed zero is sent as ffff.
+                    if h.csum != [0, 0] {
+                        let c = fix(h.csum, d);
+                        h.csum = if c == [0, 0] { [0xff, 0xff] } else { c };
+                    }
+                }
+                UlpKind::Icmpv4 | UlpKind::Icmpv6 => {
+                    let h = pkt.view_mut::<IcmpHdr>(u.loc).ok_or(HdrTransformError::MissingHeader("ICMP"))?;
+                    if let Some(id) = self.icmp_id {
+                        let [a, b] = id.to_be_bytes();
+                        h.rest[0] = a;
+                        h.rest[1] = b;
+                    }
+                    h.csum = fix(h.csum, d);
+                }
+            }
+        }
+        match &self.encap {
+            CompiledEncap::None => {}
+            CompiledEncap::Pop => {
+                let n = parsed.network().ok_or(HdrTransformError::NothingToPop)?.outer.encap_len();
+                pkt.trim_front(n).map_err(|_| HdrTransformError::NothingToPop)?;
+            }
+            CompiledEncap::Push(e) => e.push(pkt),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::samples;
+    use crate::packet::parse::{parse_guest, parse_network};
+    use crate::wire::csum::{pseudo_v4, pseudo_v6};
+    use opte_api::Ipv4Addr;
+
+    fn guest(name: &str) -> (Packet, Parsed) {
+        let s = samples::all().into_iter().find(|s| s.name == name).unwrap();
+        let mut pkt = s.packet();
+        let m = parse_guest(&mut pkt).unwrap();
+        (pkt, Parsed::Guest(m))
+    }
+
+    /// The L4 checksum of a parsed frame verifies (sum over pseudo-header + segment = ffff).
+    fn l4_ok(pkt: &Packet, p: &Parsed) -> bool {
+        let m = p.inner();
+        let u = m.ulp.unwrap();
+        let len = usize::from(u.hdr_len) + m.body_len as usize;
+        let bytes = pkt.bytes_at(u.loc, len).unwrap();
+        let mut c = Checksum::of(bytes);
+        match m.flow.addrs {
+            AddrPair::V4 { src, dst } if u.kind != UlpKind::Icmpv4 => {
+                c.add(pseudo_v4(src.bytes(), dst.bytes(), m.flow.proto, len as u16))
+            }
+            AddrPair::V6 { src, dst } => c.add(pseudo_v6(src.bytes(), dst.bytes(), m.flow.proto, len as u32)),
+            _ => {}
+        }
+        c.fold() == 0xffff
+    }
+
+    fn ip4_ok(pkt: &Packet, p: &Parsed) -> bool {
+        match p.inner().l3 {
+            Some(L3Info::Ipv4(i)) => Checksum::of(pkt.bytes_at(i.loc, usize::from(i.hdr_len)).unwrap()).fold() == 0xffff,
+            _ => true,
+        }
+    }
+
+    #[test]
+    fn merge_lets_the_later_layer_win() {
+        let mut a = HdrTransform { src_port: Some(1), dst_port: Some(2), ..HdrTransform::identity("a") };
+        let b = HdrTransform { src_port: Some(3), encap: EncapAction::Pop, ..HdrTransform::identity("b") };
+        a.merge(&b);
+        assert_eq!((a.src_port, a.dst_port, &a.encap), (Some(3), Some(2), &EncapAction::Pop));
+        assert!(HdrTransform::identity("x").is_identity());
+        assert!(!a.is_identity());
+    }
+
+    #[test]
+    fn nat_and_port_rewrite_keeps_checksums_valid() {
+        for name in ["V4-Tcp-OUT-1400B", "V4-Udp-OUT-0B", "V6-Tcp-OUT-0B", "V6-Udp-OUT-1400B"] {
+            let (mut pkt, parsed) = guest(name);
+            let before = PacketView::new(&pkt, &parsed);
+            let new_src = match before.src_ip().unwrap() {
+                IpAddr::Ip4(_) => IpAddr::Ip4(Ipv4Addr::from_const([10, 77, 77, 13])),
+                IpAddr::Ip6(_) => IpAddr::Ip6(samples::EPHEMERAL_IP6),
+            };
+            let t = HdrTransform {
+                ip_src: Some(new_src),
+                src_port: Some(4096),
+                eth_dst: Some(samples::BOUNDARY_MAC),
+                ..HdrTransform::identity("snat")
+            };
+            let c = CompiledTransform::compile(&t, &before).unwrap();
+            c.apply(&mut pkt, &parsed).unwrap();
+            let mut again = Packet::copy_from(&pkt.to_vec());
+            let p2 = Parsed::Guest(parse_guest(&mut again).unwrap());
+            let f = p2.flow();
+            assert_eq!(f.src_ip(), new_src, "{name}");
+            assert_eq!((f.src_port(), f.dst_port()), (4096, 80), "{name}");
+            assert_eq!(p2.inner().eth.dst, samples::BOUNDARY_MAC);
+            assert!(l4_ok(&again, &p2), "{name}: L4 checksum");
+            assert!(ip4_ok(&again, &p2), "{name}: IPv4 checksum");
+        }
+    }
+
+    #[test]
+    fn icmp_echo_id_rewrite_keeps_checksum_valid() {
+        for name in ["Hairpin-ICMPv4/EchoRequest", "Hairpin-ICMPv6/EchoRequest"] {
+            let (mut pkt, parsed) = guest(name);
+            let before = PacketView::new(&pkt, &parsed);
+            let t = HdrTransform { icmp_id: Some(0xbeef), ..HdrTransform::identity("snat-icmp") };
+            CompiledTransform::compile(&t, &before).unwrap().apply(&mut pkt, &parsed).unwrap();
+            let mut again = Packet::copy_from(&pkt.to_vec());
+            let p2 = Parsed::Guest(parse_guest(&mut again).unwrap());
+            assert_eq!(p2.flow().icmp_id(), 0xbeef, "{name}");
+            assert!(l4_ok(&again, &p2), "{name}");
+        }
+    }
+
+    #[test]
+    fn push_then_pop_encapsulation() {
+        let (mut pkt, parsed) = guest("V4-Tcp-OUT-0B");
+        let original = pkt.to_vec();
+        let before = PacketView::new(&pkt, &parsed);
+        let push = EncapPush {
+            eth_src: MacAddr::ZERO,
+            eth_dst: MacAddr::ZERO,
+            ip6_src: samples::SLED_IP6,
+            ip6_dst: samples::BOUNDARY_IP6,
+            hop_limit: 128,
+            entropy: 0x1234,
+            vni: Vni::new(99).unwrap(),
+            options: Vec::new(),
+        };
+        let t = HdrTransform { encap: EncapAction::Push(push), ..HdrTransform::identity("encap") };
+        let c = CompiledTransform::compile(&t, &before).unwrap();
+        c.apply(&mut pkt, &parsed).unwrap();
+        assert_eq!(pkt.len(), 54 + 70);
+        assert_eq!(pkt.seg_count(), 1);
+        let n = parse_network(&mut pkt).unwrap();
+        assert_eq!(n.outer.udp_src_port, 0x1234);
+        assert_eq!(n.inner.flow, parsed.flow());
+        let parsed_in = Parsed::Network(n);
+        let pop = HdrTransform { encap: EncapAction::Pop, ..HdrTransform::identity("decap") };
+        let view = PacketView::new(&pkt, &parsed_in);
+        CompiledTransform::compile(&pop, &view).unwrap().apply(&mut pkt, &parsed_in).unwrap();
+        assert_eq!(pkt.to_vec(), original);
+    }
+
+    #[test]
+    fn wrong_family_and_missing_encap_are_errors() {
+        let (mut pkt, parsed) = guest("V4-Udp-OUT-0B");
+        let before = PacketView::new(&pkt, &parsed);
+        let t = HdrTransform { ip_dst: Some(IpAddr::Ip6(samples::GUEST_IP6)), ..HdrTransform::identity("bad") };
+        assert_eq!(CompiledTransform::compile(&t, &before), Err(HdrTransformError::FamilyMismatch));
+        let pop = HdrTransform { encap: EncapAction::Pop, ..HdrTransform::identity("pop") };
+        let c = CompiledTransform::compile(&pop, &before).unwrap();
+        assert_eq!(c.apply(&mut pkt, &parsed), Err(HdrTransformError::NothingToPop));
+    }
+}

@@ -1,0 +1,53 @@
+//! Locks, mapped to what the host has: std's mutex in userland, a spin lock without std.
+//! (The illumos kernel build maps these to kernel mutexes in its own glue.)
+//!
+//! The engine holds these only for short, non-blocking sections (a NAT pool's free list).
+
+use core::ops::{Deref, DerefMut};
+
+/// A mutual-exclusion lock whose `lock` never fails: a poisoned std lock (a panic elsewhere
+/// while held) still hands out the data, which stays consistent because every critical
+/// section here is a few non-panicking statements.
+#[derive(Debug, Default)]
+pub struct Mutex<T> {
+    #[cfg(feature = "std")]
+    inner: std::sync::Mutex<T>,
+    #[cfg(not(feature = "std"))]
+    inner: spin::Mutex<T>,
+}
+
+pub struct MutexGuard<'a, T> {
+    #[cfg(feature = "std")]
+    inner: std::sync::MutexGuard<'a, T>,
+    #[cfg(not(feature = "std"))]
+    inner: spin::MutexGuard<'a, T>,
+}
+
+impl<T> Mutex<T> {
+    pub const fn new(v: T) -> Self {
+        #[cfg(feature = "std")]
+        return Self { inner: std::sync::Mutex::new(v) };
+        #[cfg(not(feature = "std"))]
+        return Self { inner: spin::Mutex::new(v) };
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(feature = "std")]
+        return MutexGuard { inner: self.inner.lock().unwrap_or_else(|e| e.into_inner()) };
+        #[cfg(not(feature = "std"))]
+        return MutexGuard { inner: self.inner.lock() };
+    }
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
