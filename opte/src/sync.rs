@@ -26,16 +26,24 @@ pub struct MutexGuard<'a, T> {
 impl<T> Mutex<T> {
     pub const fn new(v: T) -> Self {
         #[cfg(feature = "std")]
-        return Self { inner: std::sync::Mutex::new(v) };
+        return Self {
+            inner: std::sync::Mutex::new(v),
+        };
         #[cfg(not(feature = "std"))]
-        return Self { inner: spin::Mutex::new(v) };
+        return Self {
+            inner: spin::Mutex::new(v),
+        };
     }
 
     pub fn lock(&self) -> MutexGuard<'_, T> {
         #[cfg(feature = "std")]
-        return MutexGuard { inner: self.inner.lock().unwrap_or_else(|e| e.into_inner()) };
+        return MutexGuard {
+            inner: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+        };
         #[cfg(not(feature = "std"))]
-        return MutexGuard { inner: self.inner.lock() };
+        return MutexGuard {
+            inner: self.inner.lock(),
+        };
     }
 }
 

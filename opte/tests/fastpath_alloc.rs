@@ -51,13 +51,19 @@ fn uft_hits_allocate_nothing_in_either_direction() {
     // Open the connection on the slow path.
     for (dir, mut pkt) in [
         (Direction::Out, tcp4_out(10010, flags::SYN, 100, 0)),
-        (Direction::In, tcp4_in(10010, flags::SYN | flags::ACK, 500, 101)),
+        (
+            Direction::In,
+            tcp4_in(10010, flags::SYN | flags::ACK, 500, 101),
+        ),
     ] {
         let parsed = match dir {
             Direction::Out => Parsed::Guest(parse_guest(&mut pkt).unwrap()),
             Direction::In => Parsed::Network(parse_network(&mut pkt).unwrap()),
         };
-        assert_eq!(p.process(dir, &mut pkt, &parsed, t), ProcessResult::Modified);
+        assert_eq!(
+            p.process(dir, &mut pkt, &parsed, t),
+            ProcessResult::Modified
+        );
     }
     for i in 0..10u32 {
         // Outbound: the encapsulation goes into the packet's headroom.

@@ -31,24 +31,36 @@ fn outbound_flow_is_natted_and_encapsulated_then_hits_the_uft() {
     assert_eq!(r, ProcessResult::Modified);
     let n = parse_network(&mut pkt).unwrap();
     assert_eq!(n.outer.geneve.vni.as_u32(), samples::BOUNDARY_VNI);
-    assert_eq!((n.outer.src, n.outer.dst), (samples::SLED_IP6, samples::BOUNDARY_IP6));
+    assert_eq!(
+        (n.outer.src, n.outer.dst),
+        (samples::SLED_IP6, samples::BOUNDARY_IP6)
+    );
     assert_eq!(n.inner.eth.dst, samples::BOUNDARY_MAC);
     assert_eq!(n.inner.flow.src_ip(), IpAddr::Ip4(samples::EPHEMERAL_IP4));
     assert_eq!(n.inner.flow.proto_info, [10010, 80]);
     assert_eq!(p.num_flows("uft", Direction::Out), Some(1));
     assert_eq!(p.num_flows("firewall", Direction::Out), Some(1));
     assert_eq!(p.num_flows("nat", Direction::Out), Some(1));
-    let guest_flow = parse_guest(&mut tcp4_out(10010, flags::SYN, 100, 0)).unwrap().flow;
+    let guest_flow = parse_guest(&mut tcp4_out(10010, flags::SYN, 100, 0))
+        .unwrap()
+        .flow;
     assert_eq!(p.tcp_state(&guest_flow), Some(opte_api::TcpState::SynSent));
 
     // The reply: allowed by the firewall's flow entry, un-NATed and decapsulated.
-    let (r, mut reply) = inb(&mut p, tcp4_in(10010, flags::SYN | flags::ACK, 500, 101), t0);
+    let (r, mut reply) = inb(
+        &mut p,
+        tcp4_in(10010, flags::SYN | flags::ACK, 500, 101),
+        t0,
+    );
     assert_eq!(r, ProcessResult::Modified);
     assert_eq!(reply.seg_count(), 1);
     let g = parse_guest(&mut reply).unwrap();
     assert_eq!(g.flow.dst_ip(), IpAddr::Ip4(samples::GUEST_IP4));
     assert_eq!(g.eth.src, samples::GW_MAC);
-    assert_eq!(p.tcp_state(&guest_flow), Some(opte_api::TcpState::Established));
+    assert_eq!(
+        p.tcp_state(&guest_flow),
+        Some(opte_api::TcpState::Established)
+    );
 
     // Later packets of both directions take the fast path.
     let before = p.stats();
@@ -62,6 +74,9 @@ fn outbound_flow_is_natted_and_encapsulated_then_hits_the_uft() {
     assert_eq!(after.out.modified + after.r#in.modified, 4);
     let uft = p.dump_uft().unwrap();
     assert_eq!((uft.out_num_flows, uft.in_num_flows), (1, 1));
+    assert_eq!(uft.out_flows[0].1.summary, "hdr: NAT, encap");
+    assert_eq!(uft.in_flows[0].1.summary, "hdr: decap, NAT");
+    assert_eq!(uft.out_flows[0].1.hits, 1);
     assert_eq!(p.dump_tcp_flows().unwrap().flows.len(), 1);
 }
 
@@ -69,7 +84,13 @@ fn outbound_flow_is_natted_and_encapsulated_then_hits_the_uft() {
 fn unsolicited_inbound_is_denied_by_the_firewall_default() {
     let mut p = port(64, 64, 64);
     let (r, _) = inb(&mut p, tcp4_in(10010, flags::SYN, 1, 0), Moment::ZERO);
-    assert_eq!(r, ProcessResult::Drop(DropReason::Layer { layer: "firewall", reason: DenyReason::Default }));
+    assert_eq!(
+        r,
+        ProcessResult::Drop(DropReason::Layer {
+            layer: "firewall",
+            reason: DenyReason::Default
+        })
+    );
     let s = p.stats();
     assert_eq!((s.r#in.drop, s.r#in.drop_layer), (1, 1));
     assert_eq!(p.layer_stats("firewall").unwrap().r#in.deny, 1);
@@ -99,15 +120,27 @@ fn rule_change_bumps_the_epoch_and_invalidates_uft_entries() {
     out(&mut p, tcp4_out(10010, flags::ACK, 1, 1), t);
     out(&mut p, tcp4_out(10010, flags::ACK, 1, 1), t);
     assert_eq!(p.stats().out.uft_hit, 1);
-    let id = p.add_rule("firewall", Direction::In, Rule::match_any(100, Action::Deny)).unwrap();
+    let id = p
+        .add_rule(
+            "firewall",
+            Direction::In,
+            Rule::match_any(100, Action::Deny),
+        )
+        .unwrap();
     assert_eq!(p.epoch(), e0 + 1);
     out(&mut p, tcp4_out(10010, flags::ACK, 1, 1), t);
     assert_eq!(p.stats().out.uft_hit, 1, "the stale entry must not be used");
     assert_eq!(p.stats().out.uft_miss, 2);
     p.remove_rule("firewall", Direction::In, id).unwrap();
     assert_eq!(p.epoch(), e0 + 2);
-    assert_eq!(p.remove_rule("firewall", Direction::In, id), Err(OpteError::RuleNotFound(id)));
-    assert!(matches!(p.add_rule("nope", Direction::In, Rule::match_any(1, Action::Allow)), Err(OpteError::LayerNotFound(_))));
+    assert_eq!(
+        p.remove_rule("firewall", Direction::In, id),
+        Err(OpteError::RuleNotFound(id))
+    );
+    assert!(matches!(
+        p.add_rule("nope", Direction::In, Rule::match_any(1, Action::Allow)),
+        Err(OpteError::LayerNotFound(_))
+    ));
 }
 
 #[test]
@@ -135,7 +168,11 @@ fn flows_expire_with_the_clock_and_tcp_keeps_its_parents() {
     let mut p = port(64, 64, 64);
     let t0 = Moment::from_secs(10);
     out(&mut p, tcp4_out(10010, flags::SYN, 100, 0), t0);
-    inb(&mut p, tcp4_in(10010, flags::SYN | flags::ACK, 500, 101), t0);
+    inb(
+        &mut p,
+        tcp4_in(10010, flags::SYN | flags::ACK, 500, 101),
+        t0,
+    );
     out(&mut p, tcp4_out(10010, flags::ACK, 101, 501), t0);
     // 61 s idle: UFT entries are gone, but the established TCP entry (8000 s) keeps the
     // firewall and NAT entries it depends on.
@@ -145,7 +182,11 @@ fn flows_expire_with_the_clock_and_tcp_keeps_its_parents() {
     assert_eq!(p.num_tcp_flows(), 1);
     assert_eq!(p.num_flows("firewall", Direction::Out), Some(1));
     // The next packet rebuilds the UFT from the LFTs.
-    let (r, _) = out(&mut p, tcp4_out(10010, flags::ACK, 101, 501), t0.plus_secs(62));
+    let (r, _) = out(
+        &mut p,
+        tcp4_out(10010, flags::ACK, 101, 501),
+        t0.plus_secs(62),
+    );
     assert_eq!(r, ProcessResult::Modified);
     let fw = p.layer_stats("firewall").unwrap();
     assert_eq!((fw.out.lft_hit, fw.r#in.lft_hit), (1, 1));
@@ -182,7 +223,12 @@ fn full_tables_drop_new_flows_with_a_reason_never_panic() {
     let mut p = port(2, 64, 64);
     let udp = |sport: u16| {
         let h = Headers::new(
-            EtherRepr { dst: samples::GW_MAC, src: samples::GUEST_MAC, ether_type: ETHER_TYPE_IPV4, vlan: None },
+            EtherRepr {
+                dst: samples::GW_MAC,
+                src: samples::GUEST_MAC,
+                ether_type: ETHER_TYPE_IPV4,
+                vlan: None,
+            },
             L3Repr::Ipv4(Ipv4Repr::new(samples::GUEST_IP4, samples::REMOTE_IP4, 17)),
             UlpRepr::Udp(UdpRepr::new(sport, 53)),
         );
@@ -232,20 +278,34 @@ fn port_state_matrix() {
     assert_eq!(p.state(), PortState::Paused);
     let (r, _) = out(&mut p, tcp4_out(1, flags::ACK, 1, 1), Moment::ZERO);
     assert_eq!(r, ProcessResult::Drop(DropReason::PortNotRunning));
-    assert_eq!(p.add_rule("firewall", Direction::In, Rule::match_any(1, Action::Allow)), Err(OpteError::BadState("paused".into())));
+    assert_eq!(
+        p.add_rule("firewall", Direction::In, Rule::match_any(1, Action::Allow)),
+        Err(OpteError::BadState("paused".into()))
+    );
     assert!(p.dump_uft().is_ok());
     assert_eq!(p.clear_uft(), Err(OpteError::BadState("paused".into())));
     assert_eq!(p.pause(), Err(OpteError::BadState("paused".into())));
     p.reset();
     assert_eq!(p.state(), PortState::Ready);
     assert!(p.dump_uft().is_err());
-    assert!(p.add_rule("firewall", Direction::In, Rule::match_any(1, Action::Allow)).is_ok());
-    assert_eq!(p.expire_flows(Moment::ZERO), Err(OpteError::BadState("ready".into())));
+    assert!(
+        p.add_rule("firewall", Direction::In, Rule::match_any(1, Action::Allow))
+            .is_ok()
+    );
+    assert_eq!(
+        p.expire_flows(Moment::ZERO),
+        Err(OpteError::BadState("ready".into()))
+    );
     p.start();
     assert!(p.clear_uft().is_ok());
     assert_eq!("running".parse::<PortState>(), Ok(PortState::Running));
     assert!("walking".parse::<PortState>().is_err());
-    assert!(p.list_layers().iter().map(|l| l.name.as_str()).eq(["firewall", "nat", "overlay"]));
+    assert!(
+        p.list_layers()
+            .iter()
+            .map(|l| l.name.as_str())
+            .eq(["firewall", "nat", "overlay"])
+    );
 }
 
 #[test]
@@ -267,22 +327,43 @@ fn random_traffic_keeps_tables_bounded_and_every_packet_counted() {
         let r = next();
         let now = Moment::from_millis(i * 37);
         let port_no = 1000 + (r >> 8) as u16 % 12;
-        let fl = [flags::SYN, flags::ACK, flags::SYN | flags::ACK, flags::FIN | flags::ACK, flags::RST, flags::PSH | flags::ACK][(r >> 20) as usize % 6];
+        let fl = [
+            flags::SYN,
+            flags::ACK,
+            flags::SYN | flags::ACK,
+            flags::FIN | flags::ACK,
+            flags::RST,
+            flags::PSH | flags::ACK,
+        ][(r >> 20) as usize % 6];
         match r % 4 {
             0 => {
-                out(&mut p, tcp4_out(port_no, fl, r as u32, (r >> 32) as u32), now);
+                out(
+                    &mut p,
+                    tcp4_out(port_no, fl, r as u32, (r >> 32) as u32),
+                    now,
+                );
                 n_out += 1;
             }
             1 => {
-                inb(&mut p, tcp4_in(port_no, fl, r as u32, (r >> 32) as u32), now);
+                inb(
+                    &mut p,
+                    tcp4_in(port_no, fl, r as u32, (r >> 32) as u32),
+                    now,
+                );
                 n_in += 1;
             }
             _ => {
                 let s = &all[(r >> 40) as usize % all.len()];
                 let mut pkt = s.packet();
                 let (dir, parsed) = match s.side {
-                    Side::Guest => (Direction::Out, Parsed::Guest(parse_guest(&mut pkt).unwrap())),
-                    Side::Network => (Direction::In, Parsed::Network(parse_network(&mut pkt).unwrap())),
+                    Side::Guest => (
+                        Direction::Out,
+                        Parsed::Guest(parse_guest(&mut pkt).unwrap()),
+                    ),
+                    Side::Network => (
+                        Direction::In,
+                        Parsed::Network(parse_network(&mut pkt).unwrap()),
+                    ),
                 };
                 p.process(dir, &mut pkt, &parsed, now);
                 match dir {

@@ -103,7 +103,11 @@ pub trait MetaAction: fmt::Display + Send + Sync {
     fn implicit_preds(&self) -> ImplicitPreds {
         (Vec::new(), Vec::new())
     }
-    fn mod_meta(&self, flow: &InnerFlowId, meta: &mut ActionMeta) -> Result<AllowOrDeny<()>, String>;
+    fn mod_meta(
+        &self,
+        flow: &InnerFlowId,
+        meta: &mut ActionMeta,
+    ) -> Result<AllowOrDeny<()>, String>;
 }
 
 /// Produces a transform for each packet; keeps no flow state.
@@ -150,7 +154,11 @@ pub trait HairpinAction: fmt::Display + Send + Sync {
         (Vec::new(), Vec::new())
     }
     /// The reply frame, or `Deny` for a request not to be answered.
-    fn gen_packet(&self, pkt: &Packet, meta: &InnerMeta) -> Result<AllowOrDeny<Vec<u8>>, GenPacketError>;
+    fn gen_packet(
+        &self,
+        pkt: &Packet,
+        meta: &InnerMeta,
+    ) -> Result<AllowOrDeny<Vec<u8>>, GenPacketError>;
 }
 
 /// What a rule does.

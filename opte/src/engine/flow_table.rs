@@ -9,10 +9,13 @@
 //! # Eviction
 //!
 //! The victim is chosen by a bounded scan, never a walk of the whole table, so a flood of
-//! new flows against a full table costs a constant amount of work per flow. Keys sit in a
-//! queue in insertion order; a clock hand takes keys from its front and puts the live ones
-//! back at the end. One eviction examines [`EVICTION_SCAN`] live entries (extended up to
-//! [`EVICTION_SCAN_MAX`] while every entry seen was protected) and picks, in order:
+//! new flows against a full table costs a constant amount of work per flow. The scan is a
+//! clock hand over the hash table's buckets: it resumes where the previous one stopped,
+//! walks buckets in memory order (cheap, cache-friendly) and examines [`EVICTION_SCAN`] live
+//! entries (extended up to [`EVICTION_SCAN_MAX`] while every entry seen was protected, and
+//! never more than [`EVICTION_SCAN_BUCKETS`] buckets). Bucket order is hash order, i.e. a
+//! keyed pseudo-random order unrelated to age, so each scan samples the table. Among the
+//! entries examined it picks, in order:
 //!
 //! 1. the first dead entry (killed, or with a killed parent);
 //! 2. else the highest [`EvictionPriority::Evictable`] priority, ties to the oldest last hit.
@@ -20,9 +23,13 @@
 //! Protected entries, and entries shielded by a child ([`Lifetime::protect_until`]), are
 //! never chosen. With fewer entries than the scan length the choice is exact.
 //!
-//! Removing an entry leaves its key in the queue; such stale keys are dropped as the hand
-//! passes them (each insert also advances the hand two steps while stale keys exist) and a
-//! compaction bounds the queue at twice the limit, so memory stays O(limit).
+//! # Memory
+//!
+//! The scan needs no side structure: a table is one hash table plus one [`Lifetime`]
+//! allocation per entry (and a parent list for linked entries), whatever the key stream.
+//! Inserts beyond the limit evict or fail, so the hash table only grows while it holds at
+//! most `limit` entries; under churn (its removed slots become tombstones) it settles at
+//! fewer than five buckets per allowed entry and never grows again.
 //!
 //! # Lifetimes
 //!
@@ -43,14 +50,14 @@ pub use policy::{
 };
 
 use crate::engine::time::Moment;
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::fmt;
-use core::hash::Hash;
+use core::hash::{BuildHasher, Hash};
 use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use foldhash::fast::FixedState;
-use hashbrown::HashMap;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use lifetime::Links;
 
 /// Live entries examined by one eviction.
@@ -59,8 +66,8 @@ pub const EVICTION_SCAN: usize = 32;
 /// Live entries one eviction may examine while it has seen only protected ones.
 pub const EVICTION_SCAN_MAX: usize = 128;
 
-/// Stale queue slots tolerated above twice the limit before the queue is compacted.
-const QUEUE_SLACK: usize = 64;
+/// Buckets one eviction may walk (a full table has at least ~40% of its buckets in use).
+pub const EVICTION_SCAN_BUCKETS: usize = 1024;
 
 /// An insert was refused: the table is at its limit and nothing could be evicted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,8 +108,6 @@ pub struct FlowEntry<S> {
     state: S,
     hits: AtomicU64,
     dirty: AtomicBool,
-    /// Identifies this entry's slot in the eviction queue (see [`FlowTable`]).
-    seq: u64,
     links: Links,
 }
 
@@ -172,11 +177,10 @@ pub struct FlowTable<K, S, P = Ttl> {
     name: &'static str,
     limit: NonZeroU32,
     policy: P,
-    map: HashMap<K, FlowEntry<S>, FixedState>,
-    /// The clock: each live entry has exactly one slot `(key, entry.seq)`; any other slot
-    /// is stale (its entry was removed or replaced) and is dropped when met.
-    queue: VecDeque<(K, u64)>,
-    next_seq: u64,
+    hasher: FixedState,
+    table: HashTable<(K, FlowEntry<S>)>,
+    /// The eviction clock hand: the next bucket index to examine.
+    hand: usize,
     stats: FlowTableStats,
 }
 
@@ -185,7 +189,7 @@ impl<K, S, P> fmt::Debug for FlowTable<K, S, P> {
         f.debug_struct("FlowTable")
             .field("name", &self.name)
             .field("limit", &self.limit)
-            .field("flows", &self.map.len())
+            .field("flows", &self.table.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -211,9 +215,9 @@ where
             name,
             limit,
             policy,
-            map: HashMap::with_hasher(FixedState::with_seed(seed)),
-            queue: VecDeque::new(),
-            next_seq: 0,
+            hasher: FixedState::with_seed(seed),
+            table: HashTable::new(),
+            hand: 0,
             stats: FlowTableStats::default(),
         }
     }
@@ -232,11 +236,11 @@ where
 
     /// Entries held, including dead ones not yet reaped (they occupy slots).
     pub fn num_flows(&self) -> u32 {
-        u32::try_from(self.map.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.table.len()).unwrap_or(u32::MAX)
     }
 
     pub fn is_full(&self) -> bool {
-        self.map.len() >= self.limit_usize()
+        self.table.len() >= usize::try_from(self.limit.get()).unwrap_or(usize::MAX)
     }
 
     pub fn stats(&self) -> FlowTableStats {
@@ -263,54 +267,60 @@ where
         lifetime: Arc<Lifetime>,
         parents: &[Arc<Lifetime>],
     ) -> Result<Option<(K, S)>, TableFull> {
+        let hash = self.hasher.hash_one(key);
         let mut evicted = None;
-        let seq = match self.map.get(&key) {
-            Some(old) => old.seq,
-            None => {
-                if self.is_full() {
-                    let Some(victim) = self.find_evictable(now) else {
-                        self.stats.refused = self.stats.refused.saturating_add(1);
-                        return Err(TableFull {
-                            table: self.name,
-                            limit: self.limit,
-                        });
-                    };
-                    evicted = self.evict(&victim).map(|s| (victim, s));
-                }
-                self.sweep_stale(2);
-                let seq = self.next_seq;
-                self.next_seq = self.next_seq.wrapping_add(1);
-                self.queue.push_back((key, seq));
-                self.bound_queue();
-                seq
-            }
-        };
+        if self.is_full() && self.table.find(hash, |(k, _)| *k == key).is_none() {
+            let Some(victim) = self.find_evictable(now) else {
+                self.stats.refused = self.stats.refused.saturating_add(1);
+                return Err(TableFull {
+                    table: self.name,
+                    limit: self.limit,
+                });
+            };
+            evicted = self.evict(&victim).map(|s| (victim, s));
+        }
         lifetime.touch(now);
         let entry = FlowEntry {
             state,
             hits: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
-            seq,
             links: Links::new(lifetime, parents),
         };
-        self.map.insert(key, entry);
+        let hasher = &self.hasher;
+        match self
+            .table
+            .entry(hash, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k))
+        {
+            Entry::Occupied(mut old) => old.get_mut().1 = entry,
+            Entry::Vacant(slot) => {
+                slot.insert((key, entry));
+            }
+        }
         Ok(evicted)
     }
 
     /// The live entry under `key`: dead entries (see [`FlowEntry::is_dead`]) are invisible.
     pub fn get(&self, key: &K) -> Option<&FlowEntry<S>> {
-        self.map.get(key).filter(|e| !e.is_dead())
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find(hash, |(k, _)| k == key)
+            .map(|(_, e)| e)
+            .filter(|e| !e.is_dead())
     }
 
     /// Like [`Self::get`], for updating the state.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut FlowEntry<S>> {
-        self.map.get_mut(key).filter(|e| !e.is_dead())
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find_mut(hash, |(k, _)| k == key)
+            .map(|(_, e)| e)
+            .filter(|e| !e.is_dead())
     }
 
     /// Removes the entry under `key`, dead or alive, returning its state. Its lifetime is not
     /// killed: children and sharers live on.
     pub fn remove(&mut self, key: &K) -> Option<S> {
-        self.map.remove(key).map(|e| e.state)
+        self.take(key).map(|e| e.state)
     }
 
     /// Removes the entry under `key` as expired (counted), returning its state.
@@ -323,7 +333,7 @@ where
     /// Evicts the entry under `key`: kills its lifetime (so its sharers and children are
     /// dead too), removes it and counts an eviction.
     pub fn evict(&mut self, key: &K) -> Option<S> {
-        let entry = self.map.remove(key)?;
+        let entry = self.take(key)?;
         entry.links.lifetime.kill();
         self.stats.evictions = self.stats.evictions.saturating_add(1);
         Some(entry.state)
@@ -332,13 +342,13 @@ where
     /// The entry the next eviction would take, or `None` if every entry examined is
     /// protected. Moves the clock hand (see the module docs), hence `&mut`.
     pub fn find_evictable(&mut self, now: Moment) -> Option<K> {
+        let buckets = self.table.num_buckets();
+        if self.table.is_empty() || buckets == 0 {
+            return None;
+        }
         let mut best: Option<(Rank, K)> = None;
         let mut examined = 0;
-        // Each slot is visited at most once per call, so a queue of stale slots or of
-        // protected entries cannot make this loop spin.
-        let mut budget = self.queue.len();
-        while budget > 0 {
-            budget -= 1;
+        for _ in 0..buckets.min(EVICTION_SCAN_BUCKETS) {
             let enough = if best.is_some() {
                 EVICTION_SCAN
             } else {
@@ -347,22 +357,21 @@ where
             if examined >= enough {
                 break;
             }
-            let Some((key, seq)) = self.queue.pop_front() else {
-                break;
-            };
-            let Some(entry) = self.map.get(&key).filter(|e| e.seq == seq) else {
+            // The table may have been resized since the hand last moved.
+            let at = if self.hand < buckets { self.hand } else { 0 };
+            self.hand = at.saturating_add(1);
+            let Some((key, entry)) = self.table.get_bucket(at) else {
                 continue;
             };
-            self.queue.push_back((key, seq));
             examined += 1;
-            let Some(rank) = Self::rank(&self.policy, &key, entry, now) else {
+            let Some(rank) = Self::rank(&self.policy, key, entry, now) else {
                 continue;
             };
             if rank == Rank::Dead {
-                return Some(key);
+                return Some(*key);
             }
             if best.is_none_or(|(b, _)| rank > b) {
-                best = Some((rank, key));
+                best = Some((rank, *key));
             }
         }
         best.map(|(_, k)| k)
@@ -377,7 +386,7 @@ where
     pub fn expire_flows<F: FnMut(K, S)>(&mut self, now: Moment, mut on_removed: F) -> usize {
         let policy = &self.policy;
         let mut removed = 0usize;
-        for (key, entry) in self.map.extract_if(|key, entry| {
+        for (key, entry) in self.table.extract_if(|(key, entry)| {
             entry.is_dead()
                 || (entry.links.lifetime.live_children() == 0
                     && policy.is_expired(key, &entry.state, entry.last_hit(), now))
@@ -389,29 +398,35 @@ where
             .stats
             .expired
             .saturating_add(u64::try_from(removed).unwrap_or(u64::MAX));
-        if self.stale_slots() > self.map.len() / 4 + QUEUE_SLACK {
-            self.compact_queue();
-        }
         removed
     }
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        self.map.clear();
-        self.queue.clear();
+        self.table.clear();
+        self.hand = 0;
     }
 
     /// Marks every entry dirty (a soft rule refresh: entries survive but must be
     /// revalidated).
     pub fn mark_dirty(&self) {
-        for e in self.map.values() {
+        for (_, e) in self.table.iter() {
             e.dirty.store(true, Ordering::Relaxed);
         }
     }
 
     /// Live entries, in no particular order (dumps sort them).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &FlowEntry<S>)> {
-        self.map.iter().filter(|(_, e)| !e.is_dead())
+        self.table
+            .iter()
+            .filter(|(_, e)| !e.is_dead())
+            .map(|(k, e)| (k, e))
+    }
+
+    fn take(&mut self, key: &K) -> Option<FlowEntry<S>> {
+        let hash = self.hasher.hash_one(key);
+        let found = self.table.find_entry(hash, |(k, _)| k == key).ok()?;
+        Some(found.remove().0.1)
     }
 
     /// `None` for an entry that can't be evicted now.
@@ -428,47 +443,6 @@ where
             EvictionPriority::Evictable(p) => {
                 Some(Rank::Evictable(p, core::cmp::Reverse(last_hit)))
             }
-        }
-    }
-
-    fn limit_usize(&self) -> usize {
-        usize::try_from(self.limit.get()).unwrap_or(usize::MAX)
-    }
-
-    fn stale_slots(&self) -> usize {
-        self.queue.len().saturating_sub(self.map.len())
-    }
-
-    /// Advances the hand up to `steps` slots while stale slots exist, dropping stale ones.
-    fn sweep_stale(&mut self, steps: usize) {
-        for _ in 0..steps {
-            if self.stale_slots() == 0 {
-                return;
-            }
-            let Some((key, seq)) = self.queue.pop_front() else {
-                return;
-            };
-            if self.map.get(&key).is_some_and(|e| e.seq == seq) {
-                self.queue.push_back((key, seq));
-            }
-        }
-    }
-
-    /// Compacts the queue if it grew past twice the limit (a backstop; sweeping normally
-    /// keeps it far shorter).
-    fn bound_queue(&mut self) {
-        let bound = self.limit_usize().saturating_mul(2).saturating_add(QUEUE_SLACK);
-        if self.queue.len() > bound {
-            self.compact_queue();
-        }
-    }
-
-    fn compact_queue(&mut self) {
-        let map = &self.map;
-        self.queue
-            .retain(|(key, seq)| map.get(key).is_some_and(|e| e.seq == *seq));
-        if self.queue.capacity() > self.queue.len().saturating_mul(4).max(64) {
-            self.queue.shrink_to(self.queue.len().saturating_mul(2));
         }
     }
 }

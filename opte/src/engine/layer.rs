@@ -22,8 +22,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::num::NonZeroU32;
 use opte_api::{
-    ActionDescEntryDump, Direction, DumpLayerResp, FLOW_ID_DEFAULT, InnerFlowId, LayerDesc,
-    RuleId, RuleTableEntryDump,
+    ActionDescEntryDump, Direction, DumpLayerResp, FLOW_ID_DEFAULT, InnerFlowId, LayerDesc, RuleId,
+    RuleTableEntryDump,
 };
 
 /// What an LFT entry remembers about its flow.
@@ -87,6 +87,8 @@ pub struct WalkCtx<'a, P: Probes> {
     pub ameta: &'a mut ActionMeta,
     /// The merge of every transform so far.
     pub xform: &'a mut HdrTransform,
+    /// The names of the transforms merged, for dumps.
+    pub names: &'a mut Vec<&'static str>,
     /// Lifetimes of the LFT entries this packet hit: the parents of its UFT entry.
     pub parents: &'a mut Vec<Arc<Lifetime>>,
     pub pending: &'a mut Vec<PendingLft>,
@@ -187,7 +189,11 @@ impl Layer {
         self.ft_out.num_flows().max(self.ft_in.num_flows())
     }
 
-    pub fn expire_flows(&mut self, now: Moment, mut on_expired: impl FnMut(&'static str, InnerFlowId)) {
+    pub fn expire_flows(
+        &mut self,
+        now: Moment,
+        mut on_expired: impl FnMut(&'static str, InnerFlowId),
+    ) {
         let name = self.name;
         self.ft_in.expire_flows(now, |k, _| on_expired(name, k));
         self.ft_out.expire_flows(now, |k, _| on_expired(name, k));
@@ -201,15 +207,28 @@ impl Layer {
     }
 
     /// Run one packet through the layer (slow path).
-    pub fn process<P: Probes>(&mut self, idx: usize, dir: Direction, cx: &mut WalkCtx<'_, P>) -> LayerResult {
+    pub fn process<P: Probes>(
+        &mut self,
+        idx: usize,
+        dir: Direction,
+        cx: &mut WalkCtx<'_, P>,
+    ) -> LayerResult {
         let flow = cx.view.flow();
-        cx.probes.layer_process_entry(cx.port, self.name, dir, &flow);
+        cx.probes
+            .layer_process_entry(cx.port, self.name, dir, &flow);
         let r = self.process_inner(idx, dir, flow, cx);
-        cx.probes.layer_process_return(cx.port, self.name, dir, &flow, &cx.view.flow());
+        cx.probes
+            .layer_process_return(cx.port, self.name, dir, &flow, &cx.view.flow());
         r
     }
 
-    fn process_inner<P: Probes>(&mut self, idx: usize, dir: Direction, flow: InnerFlowId, cx: &mut WalkCtx<'_, P>) -> LayerResult {
+    fn process_inner<P: Probes>(
+        &mut self,
+        idx: usize,
+        dir: Direction,
+        flow: InnerFlowId,
+        cx: &mut WalkCtx<'_, P>,
+    ) -> LayerResult {
         if flow != FLOW_ID_DEFAULT {
             match self.lft_lookup(dir, flow, cx) {
                 Some(r) => return r,
@@ -218,7 +237,9 @@ impl Layer {
         }
         let matched = match dir {
             Direction::In => self.rules_in.find_match(cx.view, cx.ameta, cx.pkt, cx.meta),
-            Direction::Out => self.rules_out.find_match(cx.view, cx.ameta, cx.pkt, cx.meta),
+            Direction::Out => self
+                .rules_out
+                .find_match(cx.view, cx.ameta, cx.pkt, cx.meta),
         }
         .map(|e| e.rule.action.clone());
         let action = match matched {
@@ -251,7 +272,12 @@ impl Layer {
     }
 
     /// The LFT's verdict for a flow it knows; `None` to fall through to the rules.
-    fn lft_lookup<P: Probes>(&mut self, dir: Direction, flow: InnerFlowId, cx: &mut WalkCtx<'_, P>) -> Option<LayerResult> {
+    fn lft_lookup<P: Probes>(
+        &mut self,
+        dir: Direction,
+        flow: InnerFlowId,
+        cx: &mut WalkCtx<'_, P>,
+    ) -> Option<LayerResult> {
         let (ft, other) = match dir {
             Direction::In => (&mut self.ft_in, &mut self.ft_out),
             Direction::Out => (&mut self.ft_out, &mut self.ft_in),
@@ -345,25 +371,52 @@ impl Layer {
 
     /// Queue an LFT pair: this direction keyed by the flow as it entered the layer, the
     /// other by the mirror of the flow as it leaves (what the reply will look like here).
-    fn pend<P: Probes>(&self, idx: usize, dir: Direction, before: InnerFlowId, after: InnerFlowId, action: LftAction, cx: &mut WalkCtx<'_, P>) {
+    fn pend<P: Probes>(
+        &self,
+        idx: usize,
+        dir: Direction,
+        before: InnerFlowId,
+        after: InnerFlowId,
+        action: LftAction,
+        cx: &mut WalkCtx<'_, P>,
+    ) {
         let (in_key, out_key) = match dir {
             Direction::Out => (after.mirror(), before),
             Direction::In => (before, after.mirror()),
         };
-        cx.pending.push(PendingLft { layer: idx, in_key, out_key, action });
+        cx.pending.push(PendingLft {
+            layer: idx,
+            in_key,
+            out_key,
+            action,
+        });
     }
 
     /// Insert a pair decided earlier; on failure nothing is left behind.
     pub(crate) fn commit(&mut self, p: &PendingLft, now: Moment) -> Result<Arc<Lifetime>, ()> {
         let lt = Lifetime::new(now);
-        let out = LftEntry { action: p.action.clone(), partner: p.in_key };
-        let inn = LftEntry { action: p.action.clone(), partner: p.out_key };
+        let out = LftEntry {
+            action: p.action.clone(),
+            partner: p.in_key,
+        };
+        let inn = LftEntry {
+            action: p.action.clone(),
+            partner: p.out_key,
+        };
         let before = self.ft_out.stats().evictions;
-        if self.ft_out.add_linked(p.out_key, out, now, lt.clone(), &[]).is_err() {
+        if self
+            .ft_out
+            .add_linked(p.out_key, out, now, lt.clone(), &[])
+            .is_err()
+        {
             self.dir_stats(Direction::Out).lft_full += 1;
             return Err(());
         }
-        if self.ft_in.add_linked(p.in_key, inn, now, lt.clone(), &[]).is_err() {
+        if self
+            .ft_in
+            .add_linked(p.in_key, inn, now, lt.clone(), &[])
+            .is_err()
+        {
             self.ft_out.remove(&p.out_key);
             self.dir_stats(Direction::In).lft_full += 1;
             return Err(());
@@ -386,15 +439,27 @@ impl Layer {
     pub fn dump(&self) -> DumpLayerResp {
         let rules = |t: &RuleTable| {
             t.iter()
-                .map(|e| RuleTableEntryDump { id: e.id, hits: e.hits, rule: e.rule.dump() })
+                .map(|e| RuleTableEntryDump {
+                    id: e.id,
+                    hits: e.hits,
+                    rule: e.rule.dump(),
+                })
                 .collect()
         };
         let flows = |ft: &FlowTable<InnerFlowId, LftEntry>| {
             let mut v: Vec<_> = ft
                 .iter()
-                .map(|(k, e)| (*k, ActionDescEntryDump { hits: e.hits(), summary: e.state().summary() }))
+                .map(|(k, e)| {
+                    (
+                        *k,
+                        ActionDescEntryDump {
+                            hits: e.hits(),
+                            summary: e.state().summary(),
+                        },
+                    )
+                })
                 .collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.sort_by_key(|e| e.0);
             v
         };
         DumpLayerResp {
@@ -412,10 +477,17 @@ impl Layer {
 }
 
 /// Apply a layer's transform to the view and fold it into the packet's merged transform.
-fn apply<P: Probes>(dir: Direction, ht: &HdrTransform, cx: &mut WalkCtx<'_, P>) -> Result<(), LayerResult> {
+fn apply<P: Probes>(
+    dir: Direction,
+    ht: &HdrTransform,
+    cx: &mut WalkCtx<'_, P>,
+) -> Result<(), LayerResult> {
     let before = cx.view.flow();
-    ht.apply_view(cx.view).map_err(|_| LayerResult::ActionFailed)?;
+    ht.apply_view(cx.view)
+        .map_err(|_| LayerResult::ActionFailed)?;
     cx.xform.merge(ht);
-    cx.probes.ht_run(cx.port, ht.name, dir, &before, &cx.view.flow());
+    cx.names.push(ht.name);
+    cx.probes
+        .ht_run(cx.port, ht.name, dir, &before, &cx.view.flow());
     Ok(())
 }

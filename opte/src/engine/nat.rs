@@ -8,7 +8,7 @@
 use super::action::{
     ActionDesc, ActionMeta, AllowOrDeny, GenDescError, MetaAction, StatefulAction, meta_keys,
 };
-use super::transform::HdrTransform;
+use super::transform::{EmbeddedField, EmbeddedRewrite, HdrTransform};
 use super::view::PacketView;
 use crate::packet::parse::UlpKind;
 use crate::sync::Mutex;
@@ -47,11 +47,29 @@ pub struct NatDesc {
 impl ActionDesc for NatDesc {
     fn gen_ht(&self, dir: Direction, meta: &mut ActionMeta) -> HdrTransform {
         match dir {
+            // An ICMP error quotes the packet it answers, which carries the address the other
+            // side knows: the private one going out, the external one coming in.
             Direction::Out => {
                 meta.insert(meta_keys::EXTERNAL_IP_APPLIED, "1");
-                HdrTransform { ip_src: Some(self.external), ..HdrTransform::identity("NAT") }
+                HdrTransform {
+                    ip_src: Some(self.external),
+                    embedded: Some(EmbeddedRewrite {
+                        field: EmbeddedField::Dst,
+                        from: self.private,
+                        to: self.external,
+                    }),
+                    ..HdrTransform::identity("NAT")
+                }
             }
-            Direction::In => HdrTransform { ip_dst: Some(self.private), ..HdrTransform::identity("NAT") },
+            Direction::In => HdrTransform {
+                ip_dst: Some(self.private),
+                embedded: Some(EmbeddedRewrite {
+                    field: EmbeddedField::Src,
+                    from: self.external,
+                    to: self.private,
+                }),
+                ..HdrTransform::identity("NAT")
+            },
         }
     }
 
@@ -73,7 +91,11 @@ pub struct OutboundNat {
 
 impl OutboundNat {
     pub fn new(private: IpAddr, external: Vec<IpAddr>, verifier: Arc<dyn NatVerifier>) -> Self {
-        Self { private, external, verifier }
+        Self {
+            private,
+            external,
+            verifier,
+        }
     }
 }
 
@@ -102,7 +124,9 @@ impl StatefulAction for OutboundNat {
         let external = *self
             .external
             .get(idx)
-            .ok_or_else(|| GenDescError::Unexpected { msg: "no external IPs".into() })?;
+            .ok_or_else(|| GenDescError::Unexpected {
+                msg: "no external IPs".into(),
+            })?;
         Ok(AllowOrDeny::Allow(Arc::new(NatDesc {
             private: self.private,
             external,
@@ -136,9 +160,9 @@ impl StatefulAction for InboundNat {
         view: &PacketView,
         _meta: &mut ActionMeta,
     ) -> Result<AllowOrDeny<Arc<dyn ActionDesc>>, GenDescError> {
-        let external = view
-            .dst_ip()
-            .ok_or_else(|| GenDescError::Unexpected { msg: "inbound NAT of a non-IP packet".into() })?;
+        let external = view.dst_ip().ok_or_else(|| GenDescError::Unexpected {
+            msg: "inbound NAT of a non-IP packet".into(),
+        })?;
         Ok(AllowOrDeny::Allow(Arc::new(NatDesc {
             private: self.private,
             external,
@@ -158,7 +182,11 @@ impl fmt::Display for ExternalIpTagger {
 }
 
 impl MetaAction for ExternalIpTagger {
-    fn mod_meta(&self, _flow: &InnerFlowId, meta: &mut ActionMeta) -> Result<AllowOrDeny<()>, String> {
+    fn mod_meta(
+        &self,
+        _flow: &InnerFlowId,
+        meta: &mut ActionMeta,
+    ) -> Result<AllowOrDeny<()>, String> {
         meta.insert(meta_keys::EXTERNAL_IP_APPLIED, "1");
         Ok(AllowOrDeny::Allow(()))
     }
@@ -192,7 +220,14 @@ impl NatPool {
     /// Give `private` the ports of `range` on `public` (replacing what it had).
     pub fn add(&mut self, private: IpAddr, public: IpAddr, range: RangeInclusive<u16>) {
         let free = range.clone().collect();
-        self.entries.insert(private, PoolEntry { public, range, free });
+        self.entries.insert(
+            private,
+            PoolEntry {
+                public,
+                range,
+                free,
+            },
+        );
     }
 
     pub fn remove(&mut self, private: IpAddr) {
@@ -227,7 +262,9 @@ impl NatPool {
 
     /// (public IP, range) of `private`'s mapping.
     pub fn mapping(&self, private: IpAddr) -> Option<(IpAddr, RangeInclusive<u16>)> {
-        self.entries.get(&private).map(|e| (e.public, e.range.clone()))
+        self.entries
+            .get(&private)
+            .map(|e| (e.public, e.range.clone()))
     }
 }
 
@@ -249,7 +286,13 @@ impl SNat {
         udp: Arc<Mutex<NatPool>>,
         icmp: Arc<Mutex<NatPool>>,
     ) -> Self {
-        Self { private, tcp, udp, icmp, exhausted: core::sync::atomic::AtomicU64::new(0) }
+        Self {
+            private,
+            tcp,
+            udp,
+            icmp,
+            exhausted: core::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// One pool for all three protocols' mappings, each with its own copy.
@@ -304,7 +347,10 @@ impl ActionDesc for SNatDesc {
         match (dir, self.key) {
             (Direction::Out, k) => {
                 meta.insert(meta_keys::EXTERNAL_IP_APPLIED, "1");
-                let mut t = HdrTransform { ip_src: Some(self.public), ..HdrTransform::identity(name) };
+                let mut t = HdrTransform {
+                    ip_src: Some(self.public),
+                    ..HdrTransform::identity(name)
+                };
                 match k {
                     SnatKey::Port => t.src_port = Some(self.public_key),
                     SnatKey::EchoId => t.icmp_id = Some(self.public_key),
@@ -312,7 +358,10 @@ impl ActionDesc for SNatDesc {
                 t
             }
             (Direction::In, k) => {
-                let mut t = HdrTransform { ip_dst: Some(self.private), ..HdrTransform::identity(name) };
+                let mut t = HdrTransform {
+                    ip_dst: Some(self.private),
+                    ..HdrTransform::identity(name)
+                };
                 match k {
                     SnatKey::Port => t.dst_port = Some(self.private_key),
                     SnatKey::EchoId => t.icmp_id = Some(self.private_key),
@@ -332,7 +381,9 @@ impl ActionDesc for SNatDesc {
 
 impl Drop for SNatDesc {
     fn drop(&mut self) {
-        self.pool.lock().release(self.private, self.public, self.public_key);
+        self.pool
+            .lock()
+            .release(self.private, self.public, self.public_key);
     }
 }
 
@@ -368,8 +419,11 @@ impl StatefulAction for SNat {
                 key,
             }))),
             Err(ResourceError::Exhausted) => {
-                self.exhausted.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-                Err(GenDescError::ResourceExhausted { name: "SNAT Pool (exhausted)".into() })
+                self.exhausted
+                    .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                Err(GenDescError::ResourceExhausted {
+                    name: "SNAT Pool (exhausted)".into(),
+                })
             }
             Err(ResourceError::NoMatch(msg)) => Err(GenDescError::Unexpected { msg }),
         }
@@ -403,7 +457,9 @@ mod tests {
         let ext = ip4([10, 60, 1, 20]);
         let nat = OutboundNat::new(priv_ip, alloc::vec![ext], Arc::new(AlwaysValid));
         let mut meta = ActionMeta::new();
-        let AllowOrDeny::Allow(d) = nat.gen_desc(&flow, &v, &mut meta).unwrap() else { panic!() };
+        let AllowOrDeny::Allow(d) = nat.gen_desc(&flow, &v, &mut meta).unwrap() else {
+            panic!()
+        };
         let out = d.gen_ht(Direction::Out, &mut meta);
         assert_eq!(out.ip_src, Some(ext));
         assert_eq!(meta.get(meta_keys::EXTERNAL_IP_APPLIED), Some("1"));
@@ -417,11 +473,16 @@ mod tests {
         let ips: Vec<IpAddr> = (1..=4).map(|i| ip4([10, 0, 0, i])).collect();
         let nat = OutboundNat::new(ip4([172, 30, 0, 5]), ips.clone(), Arc::new(AlwaysValid));
         let mut meta = ActionMeta::new();
-        let AllowOrDeny::Allow(d) = nat.gen_desc(&flow, &v, &mut meta).unwrap() else { panic!() };
+        let AllowOrDeny::Allow(d) = nat.gen_desc(&flow, &v, &mut meta).unwrap() else {
+            panic!()
+        };
         let want = ips[flow.crc32() as usize % 4];
         assert_eq!(d.gen_ht(Direction::Out, &mut meta).ip_src, Some(want));
         let empty = OutboundNat::new(ip4([172, 30, 0, 5]), Vec::new(), Arc::new(AlwaysValid));
-        assert!(matches!(empty.gen_desc(&flow, &v, &mut meta), Err(GenDescError::Unexpected { .. })));
+        assert!(matches!(
+            empty.gen_desc(&flow, &v, &mut meta),
+            Err(GenDescError::Unexpected { .. })
+        ));
     }
 
     #[test]
@@ -431,7 +492,9 @@ mod tests {
         let public = ip4([10, 77, 77, 13]);
         let snat = SNat::with_range(priv_ip, public, 8765..=8765);
         let mut meta = ActionMeta::new();
-        let AllowOrDeny::Allow(d) = snat.gen_desc(&flow, &v, &mut meta).unwrap() else { panic!() };
+        let AllowOrDeny::Allow(d) = snat.gen_desc(&flow, &v, &mut meta).unwrap() else {
+            panic!()
+        };
         let out = d.gen_ht(Direction::Out, &mut meta);
         assert_eq!((out.ip_src, out.src_port), (Some(public), Some(8765)));
         let back = d.gen_ht(Direction::In, &mut meta);
@@ -449,9 +512,15 @@ mod tests {
     #[test]
     fn snat_icmp_echo_uses_the_identifier_and_denies_other_icmp() {
         let (flow, v) = view("Hairpin-ICMPv4/EchoRequest");
-        let snat = SNat::with_range(IpAddr::Ip4(samples::GUEST_IP4), ip4([10, 77, 77, 13]), 1025..=4096);
+        let snat = SNat::with_range(
+            IpAddr::Ip4(samples::GUEST_IP4),
+            ip4([10, 77, 77, 13]),
+            1025..=4096,
+        );
         let mut meta = ActionMeta::new();
-        let AllowOrDeny::Allow(d) = snat.gen_desc(&flow, &v, &mut meta).unwrap() else { panic!() };
+        let AllowOrDeny::Allow(d) = snat.gen_desc(&flow, &v, &mut meta).unwrap() else {
+            panic!()
+        };
         assert_eq!(d.name(), "SNAT_ICMP_ECHO");
         assert_eq!(d.gen_ht(Direction::Out, &mut meta).icmp_id, Some(4096));
         assert_eq!(d.gen_ht(Direction::In, &mut meta).icmp_id, Some(7));
@@ -459,7 +528,10 @@ mod tests {
         if let Some(u) = &mut not_echo.ulp {
             u.icmp_type = 3;
         }
-        assert!(matches!(snat.gen_desc(&flow, &not_echo, &mut meta), Ok(AllowOrDeny::Deny)));
+        assert!(matches!(
+            snat.gen_desc(&flow, &not_echo, &mut meta),
+            Ok(AllowOrDeny::Deny)
+        ));
     }
 
     #[test]
@@ -468,9 +540,18 @@ mod tests {
         let v6priv = IpAddr::Ip6(samples::GUEST_IP6);
         pool.add(ip4([172, 30, 0, 5]), ip4([10, 77, 77, 13]), 1025..=1027);
         pool.add(v6priv, IpAddr::Ip6(samples::EPHEMERAL_IP6), 4097..=4098);
-        assert_eq!(pool.obtain(ip4([172, 30, 0, 5])), Ok((ip4([10, 77, 77, 13]), 1027)));
-        assert_eq!(pool.obtain(v6priv), Ok((IpAddr::Ip6(samples::EPHEMERAL_IP6), 4098)));
-        assert!(matches!(pool.obtain(ip4([1, 1, 1, 1])), Err(ResourceError::NoMatch(_))));
+        assert_eq!(
+            pool.obtain(ip4([172, 30, 0, 5])),
+            Ok((ip4([10, 77, 77, 13]), 1027))
+        );
+        assert_eq!(
+            pool.obtain(v6priv),
+            Ok((IpAddr::Ip6(samples::EPHEMERAL_IP6), 4098))
+        );
+        assert!(matches!(
+            pool.obtain(ip4([1, 1, 1, 1])),
+            Err(ResourceError::NoMatch(_))
+        ));
         // A port from outside the range, or a double release, is ignored.
         pool.release(v6priv, IpAddr::Ip6(samples::EPHEMERAL_IP6), 9999);
         pool.release(v6priv, IpAddr::Ip6(samples::EPHEMERAL_IP6), 4098);

@@ -59,7 +59,9 @@ impl FromStr for PortState {
             "running" => Ok(Self::Running),
             "paused" => Ok(Self::Paused),
             "restored" => Ok(Self::Restored),
-            _ => Err(alloc::format!("bad port state {s:?}: expected ready, running, paused or restored")),
+            _ => Err(alloc::format!(
+                "bad port state {s:?}: expected ready, running, paused or restored"
+            )),
         }
     }
 }
@@ -124,7 +126,11 @@ pub struct PortBuilder {
 
 impl PortBuilder {
     pub fn new(name: impl Into<String>, mac: MacAddr) -> Self {
-        Self { name: name.into(), mac, layers: Vec::new() }
+        Self {
+            name: name.into(),
+            mac,
+            layers: Vec::new(),
+        }
     }
 
     pub fn add_layer(&mut self, layer: Layer, pos: Pos) -> Result<(), OpteError> {
@@ -148,7 +154,13 @@ impl PortBuilder {
         self.layers.iter().map(Layer::name).collect()
     }
 
-    pub fn create<N: NetworkImpl>(self, net: N, uft_limit: NonZeroU32, tcp_limit: NonZeroU32, seed: u64) -> Port<N> {
+    pub fn create<N: NetworkImpl>(
+        self,
+        net: N,
+        uft_limit: NonZeroU32,
+        tcp_limit: NonZeroU32,
+        seed: u64,
+    ) -> Port<N> {
         self.create_with_probes(net, uft_limit, tcp_limit, seed, NoProbes)
     }
 
@@ -168,8 +180,18 @@ impl PortBuilder {
             epoch: 1,
             layers: self.layers,
             uft_in: FlowTable::new("uft_in", uft_limit, ttl, seed),
-            uft_out: FlowTable::new("uft_out", uft_limit, ttl, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-            tcp: FlowTable::new("tcp_flows", tcp_limit, TcpExpiry, seed ^ 0xd6e8_feb8_6659_fd93),
+            uft_out: FlowTable::new(
+                "uft_out",
+                uft_limit,
+                ttl,
+                seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ),
+            tcp: FlowTable::new(
+                "tcp_flows",
+                tcp_limit,
+                TcpExpiry,
+                seed ^ 0xd6e8_feb8_6659_fd93,
+            ),
             net,
             probes,
             stats: PortStats::default(),
@@ -254,7 +276,11 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     }
 
     fn require(&self, ok: &[PortState]) -> Result<(), OpteError> {
-        if ok.contains(&self.state) { Ok(()) } else { Err(OpteError::BadState(self.state.to_string())) }
+        if ok.contains(&self.state) {
+            Ok(())
+        } else {
+            Err(OpteError::BadState(self.state.to_string()))
+        }
     }
 
     fn layer_mut(&mut self, name: &str) -> Result<&mut Layer, OpteError> {
@@ -265,25 +291,45 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     }
 
     fn layer(&self, name: &str) -> Result<&Layer, OpteError> {
-        self.layers.iter().find(|l| l.name() == name).ok_or_else(|| OpteError::LayerNotFound(name.into()))
+        self.layers
+            .iter()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| OpteError::LayerNotFound(name.into()))
     }
 
-    pub fn add_rule(&mut self, layer: &str, dir: Direction, rule: Rule) -> Result<RuleId, OpteError> {
+    pub fn add_rule(
+        &mut self,
+        layer: &str,
+        dir: Direction,
+        rule: Rule,
+    ) -> Result<RuleId, OpteError> {
         self.require(&[PortState::Ready, PortState::Running])?;
         let id = self.layer_mut(layer)?.add_rule(dir, rule);
         self.epoch += 1;
         Ok(id)
     }
 
-    pub fn remove_rule(&mut self, layer: &str, dir: Direction, id: RuleId) -> Result<(), OpteError> {
+    pub fn remove_rule(
+        &mut self,
+        layer: &str,
+        dir: Direction,
+        id: RuleId,
+    ) -> Result<(), OpteError> {
         self.require(&[PortState::Ready, PortState::Running])?;
-        self.layer_mut(layer)?.remove_rule(dir, id).ok_or(OpteError::RuleNotFound(id))?;
+        self.layer_mut(layer)?
+            .remove_rule(dir, id)
+            .ok_or(OpteError::RuleNotFound(id))?;
         self.epoch += 1;
         Ok(())
     }
 
     /// Replace a layer's rules (both directions) and clear its flows: one epoch bump.
-    pub fn set_rules(&mut self, layer: &str, rules_in: Vec<Rule>, rules_out: Vec<Rule>) -> Result<(), OpteError> {
+    pub fn set_rules(
+        &mut self,
+        layer: &str,
+        rules_in: Vec<Rule>,
+        rules_out: Vec<Rule>,
+    ) -> Result<(), OpteError> {
         self.require(&[PortState::Ready, PortState::Running])?;
         self.layer_mut(layer)?.set_rules(rules_in, rules_out);
         self.epoch += 1;
@@ -291,14 +337,24 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     }
 
     /// Replace a layer's rules, keeping flows whose descriptors stay valid.
-    pub fn set_rules_soft(&mut self, layer: &str, rules_in: Vec<Rule>, rules_out: Vec<Rule>) -> Result<(), OpteError> {
+    pub fn set_rules_soft(
+        &mut self,
+        layer: &str,
+        rules_in: Vec<Rule>,
+        rules_out: Vec<Rule>,
+    ) -> Result<(), OpteError> {
         self.require(&[PortState::Ready, PortState::Running])?;
         self.layer_mut(layer)?.set_rules_soft(rules_in, rules_out);
         self.epoch += 1;
         Ok(())
     }
 
-    pub fn find_rule(&self, layer: &str, dir: Direction, rule: &Rule) -> Result<Option<RuleId>, OpteError> {
+    pub fn find_rule(
+        &self,
+        layer: &str,
+        dir: Direction,
+        rule: &Rule,
+    ) -> Result<Option<RuleId>, OpteError> {
         Ok(self.layer(layer)?.find_rule(dir, rule))
     }
 
@@ -359,9 +415,17 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         let flows = |t: &FlowTable<InnerFlowId, UftEntry>| {
             let mut v: Vec<_> = t
                 .iter()
-                .map(|(k, e)| (*k, UftEntryDump { hits: e.hits(), summary: e.state().summary.clone() }))
+                .map(|(k, e)| {
+                    (
+                        *k,
+                        UftEntryDump {
+                            hits: e.hits(),
+                            summary: e.state().summary.clone(),
+                        },
+                    )
+                })
                 .collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.sort_by_key(|e| e.0);
             v
         };
         Ok(DumpUftResp {
@@ -402,7 +466,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 )
             })
             .collect();
-        flows.sort_by(|a, b| a.0.cmp(&b.0));
+        flows.sort_by_key(|e| e.0);
         Ok(DumpTcpFlowsResp { flows })
     }
 
@@ -411,9 +475,12 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     pub fn expire_flows(&mut self, now: Moment) -> Result<(), OpteError> {
         self.require(&[PortState::Running])?;
         let (name, probes) = (self.name.as_str(), &self.probes);
-        self.tcp.expire_flows(now, |k, _| probes.flow_expired(name, "tcp_flows", &k));
-        self.uft_in.expire_flows(now, |k, _| probes.flow_expired(name, "uft_in", &k));
-        self.uft_out.expire_flows(now, |k, _| probes.flow_expired(name, "uft_out", &k));
+        self.tcp
+            .expire_flows(now, |k, _| probes.flow_expired(name, "tcp_flows", &k));
+        self.uft_in
+            .expire_flows(now, |k, _| probes.flow_expired(name, "uft_in", &k));
+        self.uft_out
+            .expire_flows(now, |k, _| probes.flow_expired(name, "uft_out", &k));
         for l in &mut self.layers {
             l.expire_flows(now, |t, k| probes.flow_expired(name, t, &k));
         }
@@ -429,9 +496,16 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
 
     /// Process one packet (parsed as `parsed`) travelling in `dir` at `now`. A `Modified`
     /// packet has been rewritten in place.
-    pub fn process(&mut self, dir: Direction, pkt: &mut Packet, parsed: &Parsed, now: Moment) -> ProcessResult {
+    pub fn process(
+        &mut self,
+        dir: Direction,
+        pkt: &mut Packet,
+        parsed: &Parsed,
+        now: Moment,
+    ) -> ProcessResult {
         let flow = parsed.flow();
-        self.probes.port_process_entry(&self.name, dir, &flow, self.epoch);
+        self.probes
+            .port_process_entry(&self.name, dir, &flow, self.epoch);
         let (r, path) = if self.state != PortState::Running {
             (ProcessResult::Drop(DropReason::PortNotRunning), 0)
         } else {
@@ -449,15 +523,32 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 self.probes.port_drop(&self.name, dir, &flow, reason);
             }
         }
-        self.probes.port_process_return(&self.name, dir, &flow, &parsed.flow(), path);
+        self.probes
+            .port_process_return(&self.name, dir, &flow, &parsed.flow(), path);
         r
     }
 
-    fn fast_path(&mut self, dir: Direction, pkt: &mut Packet, parsed: &Parsed, flow: InnerFlowId, now: Moment) -> Fast {
+    fn fast_path(
+        &mut self,
+        dir: Direction,
+        pkt: &mut Packet,
+        parsed: &Parsed,
+        flow: InnerFlowId,
+        now: Moment,
+    ) -> Fast {
         if flow == FLOW_ID_DEFAULT {
             return Fast::Miss;
         }
-        let Self { uft_in, uft_out, tcp, stats, probes, name, epoch, .. } = self;
+        let Self {
+            uft_in,
+            uft_out,
+            tcp,
+            stats,
+            probes,
+            name,
+            epoch,
+            ..
+        } = self;
         let (uft, other, st) = match dir {
             Direction::In => (uft_in, uft_out, &mut stats.r#in),
             Direction::Out => (uft_out, uft_in, &mut stats.out),
@@ -535,7 +626,14 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         Fast::Done(r)
     }
 
-    fn slow_path(&mut self, dir: Direction, pkt: &mut Packet, parsed: &Parsed, flow: InnerFlowId, now: Moment) -> ProcessResult {
+    fn slow_path(
+        &mut self,
+        dir: Direction,
+        pkt: &mut Packet,
+        parsed: &Parsed,
+        flow: InnerFlowId,
+        now: Moment,
+    ) -> ProcessResult {
         let meta = parsed.inner();
         let view0 = PacketView::new(pkt, parsed);
         let mut view = view0;
@@ -543,13 +641,16 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         let mut xform = HdrTransform::identity("uft");
         let mut parents: Vec<Arc<Lifetime>> = Vec::new();
         let mut pending: Vec<PendingLft> = Vec::new();
+        let mut names: Vec<&'static str> = Vec::new();
         let n = self.layers.len();
         for step in 0..n {
             let idx = match dir {
                 Direction::Out => step,
                 Direction::In => n - 1 - step,
             };
-            let Some(layer) = self.layers.get_mut(idx) else { continue };
+            let Some(layer) = self.layers.get_mut(idx) else {
+                continue;
+            };
             let lname = layer.name();
             let mut cx = WalkCtx {
                 port: &self.name,
@@ -559,15 +660,23 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 view: &mut view,
                 ameta: &mut ameta,
                 xform: &mut xform,
+                names: &mut names,
                 parents: &mut parents,
                 pending: &mut pending,
                 now,
             };
             match layer.process(idx, dir, &mut cx) {
                 LayerResult::Allow => {}
-                LayerResult::Deny(reason) => return ProcessResult::Drop(DropReason::Layer { layer: lname, reason }),
+                LayerResult::Deny(reason) => {
+                    return ProcessResult::Drop(DropReason::Layer {
+                        layer: lname,
+                        reason,
+                    });
+                }
                 LayerResult::Hairpin(reply) => return ProcessResult::Hairpin(reply),
-                LayerResult::ActionFailed => return ProcessResult::Drop(DropReason::ActionFailed { layer: lname }),
+                LayerResult::ActionFailed => {
+                    return ProcessResult::Drop(DropReason::ActionFailed { layer: lname });
+                }
                 LayerResult::HandlePkt => match self.net.handle_pkt(dir, pkt, meta) {
                     HdlPktAction::Allow => {}
                     HdlPktAction::Deny => return ProcessResult::Drop(DropReason::HandlePkt),
@@ -591,7 +700,9 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         // Commit the flow state the layers asked for; undo it all if any table is full.
         let mut committed: Vec<&PendingLft> = Vec::new();
         for p in &pending {
-            let Some(layer) = self.layers.get_mut(p.layer) else { continue };
+            let Some(layer) = self.layers.get_mut(p.layer) else {
+                continue;
+            };
             match layer.commit(p, now) {
                 Ok(lt) => {
                     parents.push(lt);
@@ -629,12 +740,21 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 Direction::In => Some(after.mirror()),
                 Direction::Out => None,
             };
-            let entry = UftEntry { epoch: self.epoch, xform: compiled, pair, tcp_key, summary: summary(&xform) };
+            let entry = UftEntry {
+                epoch: self.epoch,
+                xform: compiled,
+                pair,
+                tcp_key,
+                summary: summary(&names),
+            };
             let (uft, other) = match dir {
                 Direction::In => (&mut self.uft_in, &mut self.uft_out),
                 Direction::Out => (&mut self.uft_out, &mut self.uft_in),
             };
-            if uft.add_linked(flow, entry, now, Lifetime::new(now), &parents).is_err() {
+            if uft
+                .add_linked(flow, entry, now, Lifetime::new(now), &parents)
+                .is_err()
+            {
                 if let Some(k) = tcp_key {
                     self.tcp.remove(&k);
                 }
@@ -674,7 +794,10 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     ) -> Result<TcpState, DropReason> {
         if let Some(e) = self.tcp.get_mut(&key) {
             let old = e.state().tcp_state();
-            match e.state_mut().process(dir, u.tcp_flags, u.tcp_seq, u.tcp_ack, pkt_len) {
+            match e
+                .state_mut()
+                .process(dir, u.tcp_flags, u.tcp_seq, u.tcp_ack, pkt_len)
+            {
                 Ok(s) => {
                     e.hit(now);
                     if s != old {
@@ -703,12 +826,15 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         if s == TcpState::Closed {
             return Ok(s);
         }
-        self.tcp.add_linked(key, te, now, Lifetime::new(now), parents).map_err(|_| DropReason::TcpFull)?;
-        self.probes.tcp_flow_state(&self.name, &key, TcpState::Closed, s);
+        self.tcp
+            .add_linked(key, te, now, Lifetime::new(now), parents)
+            .map_err(|_| DropReason::TcpFull)?;
+        self.probes
+            .tcp_flow_state(&self.name, &key, TcpState::Closed, s);
         Ok(s)
     }
 }
 
-fn summary(x: &HdrTransform) -> String {
-    alloc::format!("hdr: {}", x.name)
+fn summary(names: &[&str]) -> String {
+    alloc::format!("hdr: {}", names.join(", "))
 }

@@ -22,7 +22,11 @@ pub enum Match<T> {
 impl<T: PartialOrd + Copy> Match<T> {
     /// A range whose ends are equal is an exact match.
     pub fn range(r: RangeInclusive<T>) -> Self {
-        if r.start() == r.end() { Self::Exact(*r.start()) } else { Self::Range(r) }
+        if r.start() == r.end() {
+            Self::Exact(*r.start())
+        } else {
+            Self::Range(r)
+        }
     }
 
     pub fn matches(&self, v: T) -> bool {
@@ -168,7 +172,11 @@ fn ether_type_name(t: u16) -> Option<&'static str> {
     }
 }
 
-fn list<T>(f: &mut fmt::Formatter<'_>, l: &[T], each: impl Fn(&mut fmt::Formatter<'_>, &T) -> fmt::Result) -> fmt::Result {
+fn list<T>(
+    f: &mut fmt::Formatter<'_>,
+    l: &[T],
+    each: impl Fn(&mut fmt::Formatter<'_>, &T) -> fmt::Result,
+) -> fmt::Result {
     for (i, x) in l.iter().enumerate() {
         if i > 0 {
             f.write_str(",")?;

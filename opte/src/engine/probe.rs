@@ -9,22 +9,78 @@ use opte_api::{Direction, InnerFlowId, TcpState};
 pub trait Probes: Send + Sync {
     fn port_process_entry(&self, _port: &str, _dir: Direction, _flow: &InnerFlowId, _epoch: u64) {}
     /// `path`: 1 compiled fast path, 3 slow path (there is no uncompiled tier here).
-    fn port_process_return(&self, _port: &str, _dir: Direction, _before: &InnerFlowId, _after: &InnerFlowId, _path: u8) {}
+    fn port_process_return(
+        &self,
+        _port: &str,
+        _dir: Direction,
+        _before: &InnerFlowId,
+        _after: &InnerFlowId,
+        _path: u8,
+    ) {
+    }
     fn port_drop(&self, _port: &str, _dir: Direction, _flow: &InnerFlowId, _reason: &DropReason) {}
     fn uft_hit(&self, _port: &str, _dir: Direction, _flow: &InnerFlowId, _epoch: u64) {}
     fn uft_invalidate(&self, _port: &str, _dir: Direction, _flow: &InnerFlowId, _epoch: u64) {}
     fn uft_tcp_closed(&self, _port: &str, _dir: Direction, _flow: &InnerFlowId) {}
-    fn layer_process_entry(&self, _port: &str, _layer: &str, _dir: Direction, _flow: &InnerFlowId) {}
-    fn layer_process_return(&self, _port: &str, _layer: &str, _dir: Direction, _before: &InnerFlowId, _after: &InnerFlowId) {}
-    fn rule_match(&self, _port: &str, _layer: &str, _dir: Direction, _flow: &InnerFlowId, _action: &str) {}
+    fn layer_process_entry(&self, _port: &str, _layer: &str, _dir: Direction, _flow: &InnerFlowId) {
+    }
+    fn layer_process_return(
+        &self,
+        _port: &str,
+        _layer: &str,
+        _dir: Direction,
+        _before: &InnerFlowId,
+        _after: &InnerFlowId,
+    ) {
+    }
+    fn rule_match(
+        &self,
+        _port: &str,
+        _layer: &str,
+        _dir: Direction,
+        _flow: &InnerFlowId,
+        _action: &str,
+    ) {
+    }
     fn rule_no_match(&self, _port: &str, _layer: &str, _dir: Direction, _flow: &InnerFlowId) {}
     fn rule_deny(&self, _port: &str, _layer: &str, _dir: Direction, _flow: &InnerFlowId) {}
-    fn ht_run(&self, _port: &str, _loc: &str, _dir: Direction, _before: &InnerFlowId, _after: &InnerFlowId) {}
-    fn gen_desc_fail(&self, _port: &str, _layer: &str, _dir: Direction, _flow: &InnerFlowId, _msg: &dyn core::fmt::Display) {}
-    fn gen_ht_fail(&self, _port: &str, _layer: &str, _dir: Direction, _flow: &InnerFlowId, _msg: &dyn core::fmt::Display) {}
+    fn ht_run(
+        &self,
+        _port: &str,
+        _loc: &str,
+        _dir: Direction,
+        _before: &InnerFlowId,
+        _after: &InnerFlowId,
+    ) {
+    }
+    fn gen_desc_fail(
+        &self,
+        _port: &str,
+        _layer: &str,
+        _dir: Direction,
+        _flow: &InnerFlowId,
+        _msg: &dyn core::fmt::Display,
+    ) {
+    }
+    fn gen_ht_fail(
+        &self,
+        _port: &str,
+        _layer: &str,
+        _dir: Direction,
+        _flow: &InnerFlowId,
+        _msg: &dyn core::fmt::Display,
+    ) {
+    }
     fn flow_expired(&self, _port: &str, _table: &str, _flow: &InnerFlowId) {}
     fn tcp_flow_state(&self, _port: &str, _flow: &InnerFlowId, _old: TcpState, _new: TcpState) {}
-    fn tcp_err(&self, _port: &str, _dir: Direction, _flow: &InnerFlowId, _msg: &dyn core::fmt::Display) {}
+    fn tcp_err(
+        &self,
+        _port: &str,
+        _dir: Direction,
+        _flow: &InnerFlowId,
+        _msg: &dyn core::fmt::Display,
+    ) {
+    }
 }
 
 /// Probes wired to nothing.

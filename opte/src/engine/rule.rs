@@ -25,12 +25,22 @@ impl Rule {
     /// A rule seeded with its action's implicit predicates.
     pub fn new(priority: u16, action: Action) -> Self {
         let (preds, data_preds) = action.implicit_preds();
-        Self { priority, preds, data_preds, action }
+        Self {
+            priority,
+            preds,
+            data_preds,
+            action,
+        }
     }
 
     /// A rule with no predicates: it matches every packet.
     pub fn match_any(priority: u16, action: Action) -> Self {
-        Self { priority, preds: Vec::new(), data_preds: Vec::new(), action }
+        Self {
+            priority,
+            preds: Vec::new(),
+            data_preds: Vec::new(),
+            action,
+        }
     }
 
     pub fn add_predicate(&mut self, p: Predicate) {
@@ -124,7 +134,10 @@ impl RuleTable {
 
     /// The first rule whose predicates equal `rule`'s.
     pub fn find(&self, rule: &Rule) -> Option<RuleId> {
-        self.rules.iter().find(|e| e.rule.same_predicates(rule)).map(|e| e.id)
+        self.rules
+            .iter()
+            .find(|e| e.rule.same_predicates(rule))
+            .map(|e| e.id)
     }
 
     /// The first matching rule, its hit counted.
@@ -135,7 +148,10 @@ impl RuleTable {
         pkt: &Packet,
         m: &InnerMeta,
     ) -> Option<&RuleEntry> {
-        let e = self.rules.iter_mut().find(|e| e.rule.is_match(v, meta, pkt, m))?;
+        let e = self
+            .rules
+            .iter_mut()
+            .find(|e| e.rule.is_match(v, meta, pkt, m))?;
         e.hits += 1;
         Some(e)
     }
@@ -150,5 +166,147 @@ impl RuleTable {
 
     pub fn iter(&self) -> impl Iterator<Item = &RuleEntry> {
         self.rules.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::samples;
+    use crate::engine::predicate::{EtherAddrMatch, Ipv4AddrMatch, Match};
+    use crate::engine::view::Parsed;
+    use crate::packet::parse::parse_guest;
+    use alloc::boxed::Box;
+    use alloc::vec;
+    use opte_api::{Ipv4Addr, Ipv4Cidr, Protocol};
+
+    fn ctx(name: &str) -> (Packet, InnerMeta, PacketView) {
+        let s = samples::all().into_iter().find(|s| s.name == name).unwrap();
+        let mut pkt = s.packet();
+        let m = parse_guest(&mut pkt).unwrap();
+        let v = PacketView::new(&pkt, &Parsed::Guest(m));
+        (pkt, m, v)
+    }
+
+    #[test]
+    fn rule_matching_needs_every_predicate() {
+        let (pkt, m, v) = ctx("V4-Tcp-OUT-0B");
+        let meta = ActionMeta::new();
+        let mut r = Rule::new(1, Action::Allow);
+        assert!(
+            r.is_match(&v, &meta, &pkt, &m),
+            "no predicates: matches all"
+        );
+        r.add_predicate(Predicate::InnerIpProto(vec![Protocol::UDP, Protocol::TCP]));
+        let cidr = Ipv4Cidr::new_checked(Ipv4Addr::from_const([172, 30, 0, 0]), 22).unwrap();
+        r.add_predicate(Predicate::InnerSrcIp4(vec![Ipv4AddrMatch::Prefix(cidr)]));
+        r.add_predicate(Predicate::InnerDstPort(vec![Match::range(1..=1023)]));
+        assert!(r.is_match(&v, &meta, &pkt, &m));
+        r.add_predicate(Predicate::InnerEtherDst(vec![EtherAddrMatch::Multicast]));
+        assert!(!r.is_match(&v, &meta, &pkt, &m));
+        r.preds.pop();
+        r.add_predicate(Predicate::Not(Box::new(Predicate::InnerSrcPort(vec![
+            Match::Exact(10010),
+        ]))));
+        assert!(!r.is_match(&v, &meta, &pkt, &m));
+        // IPv6 predicates never match an IPv4 packet.
+        let any6 = Predicate::InnerSrcIp6(vec![crate::engine::predicate::Ipv6AddrMatch::Exact(
+            samples::GUEST_IP6,
+        )]);
+        assert!(!any6.is_match(&v, &meta));
+        assert!(
+            Predicate::Any(vec![
+                any6.clone(),
+                Predicate::InnerIpProto(vec![Protocol::TCP])
+            ])
+            .is_match(&v, &meta)
+        );
+        assert!(
+            !Predicate::All(vec![any6, Predicate::InnerIpProto(vec![Protocol::TCP])])
+                .is_match(&v, &meta)
+        );
+    }
+
+    #[test]
+    fn meta_predicate_reads_action_metadata() {
+        let (_, _, v) = ctx("V4-Udp-OUT-0B");
+        let mut meta = ActionMeta::new();
+        let p = Predicate::Meta("router-target-class".into(), "ig".into());
+        assert!(!p.is_match(&v, &meta));
+        meta.insert("router-target-class", "ig");
+        assert!(p.is_match(&v, &meta));
+    }
+
+    #[test]
+    fn ordering_by_priority_with_deny_winning_ties() {
+        let mut t = RuleTable::new();
+        let a = t.add(Rule::match_any(10, Action::Allow));
+        let b = t.add(Rule::match_any(5, Action::Allow));
+        let c = t.add(Rule::match_any(10, Action::Deny));
+        let d = t.add(Rule::match_any(10, Action::Allow));
+        let e = t.add(Rule::match_any(10, Action::Deny));
+        let order: Vec<RuleId> = t.iter().map(|r| r.id).collect();
+        assert_eq!(order, vec![b, e, c, d, a]);
+        // Ids keep counting across a replace.
+        t.set(vec![Rule::match_any(1, Action::Allow)]);
+        assert_eq!(t.iter().next().unwrap().id, 5);
+        assert!(t.remove(5).is_some());
+        assert!(t.remove(5).is_none());
+    }
+
+    #[test]
+    fn find_rule_compares_predicate_sets_in_any_order() {
+        let mut t = RuleTable::new();
+        let mut r = Rule::new(10, Action::Allow);
+        r.add_predicate(Predicate::InnerIpProto(vec![Protocol::TCP]));
+        r.add_predicate(Predicate::InnerDstPort(vec![Match::Exact(22)]));
+        let id = t.add(r);
+        let mut q = Rule::new(99, Action::Deny);
+        q.add_predicate(Predicate::InnerDstPort(vec![Match::Exact(22)]));
+        q.add_predicate(Predicate::InnerIpProto(vec![Protocol::TCP]));
+        assert_eq!(t.find(&q), Some(id));
+        q.preds.pop();
+        assert_eq!(t.find(&q), None);
+    }
+
+    #[test]
+    fn hits_are_counted_and_dumps_render_predicates() {
+        let (pkt, m, v) = ctx("V4-Tcp-OUT-0B");
+        let mut t = RuleTable::new();
+        let mut r = Rule::new(7, Action::Deny);
+        r.add_predicate(Predicate::InnerDstPort(vec![
+            Match::range(80..=80),
+            Match::range(1000..=2000),
+        ]));
+        t.add(r);
+        let meta = ActionMeta::new();
+        assert!(t.find_match(&v, &meta, &pkt, &m).is_some());
+        assert!(t.find_match(&v, &meta, &pkt, &m).is_some());
+        let e = t.iter().next().unwrap();
+        assert_eq!(e.hits, 2);
+        let d = e.rule.dump();
+        assert_eq!(d.priority, 7);
+        assert_eq!(
+            d.predicates,
+            vec!["inner.ulp.dst=80,1000..=2000".to_string()]
+        );
+        assert_eq!(d.action, "Deny");
+    }
+
+    #[test]
+    fn data_predicate_ranges_handle_unknown_values() {
+        let s = samples::hairpin("Hairpin-DHCPv6", "Solicit").unwrap();
+        let mut pkt = s.packet();
+        let m = parse_guest(&mut pkt).unwrap();
+        assert!(DataPredicate::Dhcpv6MsgType(Match::Exact(1)).is_match(&pkt, &m));
+        assert!(DataPredicate::Dhcpv6MsgType(Match::range(0..=200)).is_match(&pkt, &m));
+        assert!(!DataPredicate::Dhcpv6MsgType(Match::range(2..=255)).is_match(&pkt, &m));
+        assert!(
+            DataPredicate::Not(Box::new(DataPredicate::Dhcpv6MsgType(Match::Exact(3))))
+                .is_match(&pkt, &m)
+        );
+        // A TCP packet has no DHCP body: never a match.
+        let (pkt, m, _) = ctx("V4-Tcp-OUT-0B");
+        assert!(!DataPredicate::DhcpMsgType(Match::range(0..=255)).is_match(&pkt, &m));
     }
 }

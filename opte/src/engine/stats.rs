@@ -8,7 +8,10 @@ use core::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
     /// A layer denied it: its rule, its default action, or an action's decision.
-    Layer { layer: &'static str, reason: DenyReason },
+    Layer {
+        layer: &'static str,
+        reason: DenyReason,
+    },
     /// The network implementation's packet handler refused it.
     HandlePkt,
     /// TCP tracking refused it (a segment that cannot start a flow, say).

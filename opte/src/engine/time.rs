@@ -50,7 +50,12 @@ impl Moment {
 
 impl fmt::Display for Moment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}s", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}s",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
     }
 }
 
@@ -65,7 +70,10 @@ mod tests {
         assert_eq!(t.as_millis(), 2500);
         assert_eq!(t.millis_since(Moment::from_secs(1)), 1500);
         assert_eq!(Moment::from_secs(1).millis_since(t), 0);
-        assert_eq!(Moment::from_nanos(u64::MAX).plus_secs(1).as_nanos(), u64::MAX);
+        assert_eq!(
+            Moment::from_nanos(u64::MAX).plus_secs(1).as_nanos(),
+            u64::MAX
+        );
         assert_eq!(t.to_string(), "2.500000000s");
     }
 }

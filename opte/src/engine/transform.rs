@@ -19,13 +19,14 @@ use crate::wire::geneve::{GENEVE_PORT, GeneveOpt, GeneveRepr};
 use crate::wire::icmp::{IcmpHdr, v4_type, v6_type};
 use crate::wire::ip4::Ipv4Hdr;
 use crate::wire::ip6::{Ipv6Hdr, Ipv6Repr};
+use crate::wire::proto;
 use crate::wire::tcp::TcpHdr;
 use crate::wire::udp::{UdpHdr, UdpRepr};
-use crate::wire::proto;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use opte_api::{AddrPair, IpAddr, Ipv6Addr, MacAddr, Vni};
+use zerocopy::FromBytes;
 
 /// The outer headers of a Geneve-over-IPv6 encapsulation to push.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +63,33 @@ pub struct HdrTransform {
     pub dst_port: Option<u16>,
     /// Rewritten only on ICMP echo request/reply.
     pub icmp_id: Option<u16>,
+    /// For an ICMP error, a rewrite of the packet it quotes (so NAT stays invisible to the
+    /// guest and to the remote end).
+    pub embedded: Option<EmbeddedRewrite>,
+}
+
+/// An address rewrite in the IP header quoted by an ICMP error (RFC 792, RFC 4443 §2.4):
+/// replace `from` by `to` in the quoted source or destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbeddedRewrite {
+    pub field: EmbeddedField,
+    pub from: IpAddr,
+    pub to: IpAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmbeddedField {
+    Src,
+    Dst,
+}
+
+/// True for ICMP messages that quote the packet that caused them.
+pub fn is_icmp_error(kind: UlpKind, ty: u8) -> bool {
+    match kind {
+        UlpKind::Icmpv4 => matches!(ty, 3 | 4 | 5 | 11 | 12),
+        UlpKind::Icmpv6 => matches!(ty, 1..=4),
+        _ => false,
+    }
 }
 
 /// A transform that cannot apply to this packet.
@@ -90,7 +118,10 @@ impl fmt::Display for HdrTransformError {
 
 impl HdrTransform {
     pub fn identity(name: &'static str) -> Self {
-        Self { name, ..Self::default() }
+        Self {
+            name,
+            ..Self::default()
+        }
     }
 
     /// True if the transform changes nothing.
@@ -106,7 +137,9 @@ impl HdrTransform {
         macro_rules! over {
             ($($f:ident),*) => { $( if later.$f.is_some() { self.$f = later.$f; } )* };
         }
-        over!(eth_src, eth_dst, ip_src, ip_dst, src_port, dst_port, icmp_id);
+        over!(
+            eth_src, eth_dst, ip_src, ip_dst, src_port, dst_port, icmp_id, embedded
+        );
     }
 
     /// Update the view as if the packet had been rewritten.
@@ -161,7 +194,10 @@ fn rewrite_addrs(
     dst: Option<IpAddr>,
 ) -> Result<AddrPair, HdrTransformError> {
     match a {
-        AddrPair::V4 { src: mut s, dst: mut d } => {
+        AddrPair::V4 {
+            src: mut s,
+            dst: mut d,
+        } => {
             match src {
                 Some(IpAddr::Ip4(n)) => s = n,
                 Some(IpAddr::Ip6(_)) => return Err(HdrTransformError::FamilyMismatch),
@@ -174,7 +210,10 @@ fn rewrite_addrs(
             }
             Ok(AddrPair::V4 { src: s, dst: d })
         }
-        AddrPair::V6 { src: mut s, dst: mut d } => {
+        AddrPair::V6 {
+            src: mut s,
+            dst: mut d,
+        } => {
             match src {
                 Some(IpAddr::Ip6(n)) => s = n,
                 Some(IpAddr::Ip4(_)) => return Err(HdrTransformError::FamilyMismatch),
@@ -207,7 +246,12 @@ impl EncapBytes {
         let mut ip6 = Ipv6Repr::new(p.ip6_src, p.ip6_dst, proto::UDP);
         ip6.hop_limit = p.hop_limit;
         let e = Encap {
-            eth: EtherRepr { dst: p.eth_dst, src: p.eth_src, ether_type: ETHER_TYPE_IPV6, vlan: None },
+            eth: EtherRepr {
+                dst: p.eth_dst,
+                src: p.eth_src,
+                ether_type: ETHER_TYPE_IPV6,
+                vlan: None,
+            },
             ip6,
             udp: UdpRepr::new(p.entropy, GENEVE_PORT),
             geneve: GeneveRepr::new(p.vni, p.options.clone()),
@@ -251,8 +295,14 @@ pub enum CompiledEncap {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum IpRewrite {
     None,
-    V4 { src: Option<[u8; 4]>, dst: Option<[u8; 4]> },
-    V6 { src: Option<[u8; 16]>, dst: Option<[u8; 16]> },
+    V4 {
+        src: Option<[u8; 4]>,
+        dst: Option<[u8; 4]>,
+    },
+    V6 {
+        src: Option<[u8; 16]>,
+        dst: Option<[u8; 16]>,
+    },
 }
 
 /// A merged transform reduced to byte writes and checksum deltas, valid for every packet
@@ -270,6 +320,7 @@ pub struct CompiledTransform {
     ip_delta: Option<Checksum>,
     /// Added to the L4 checksum (pseudo-header, ports, echo id).
     l4_delta: Option<Checksum>,
+    embedded: Option<EmbeddedRewrite>,
 }
 
 /// The checksum change from replacing `old` with `new`.
@@ -298,17 +349,31 @@ impl CompiledTransform {
         let mut l4_sum = Checksum::new();
         let (mut ip_changed, mut l4_changed) = (false, false);
         let ip = match (before.ip, after.ip) {
-            (Some((_, AddrPair::V4 { src: s0, dst: d0 })), Some((_, AddrPair::V4 { src: s1, dst: d1 }))) => {
+            (
+                Some((_, AddrPair::V4 { src: s0, dst: d0 })),
+                Some((_, AddrPair::V4 { src: s1, dst: d1 })),
+            ) => {
                 let src = (s0 != s1).then(|| s1.bytes());
                 let dst = (d0 != d1).then(|| d1.bytes());
-                delta(&mut ip_sum, &[s0.bytes(), d0.bytes()].concat(), &[s1.bytes(), d1.bytes()].concat());
+                delta(
+                    &mut ip_sum,
+                    &[s0.bytes(), d0.bytes()].concat(),
+                    &[s1.bytes(), d1.bytes()].concat(),
+                );
                 ip_changed = src.is_some() || dst.is_some();
                 IpRewrite::V4 { src, dst }
             }
-            (Some((_, AddrPair::V6 { src: s0, dst: d0 })), Some((_, AddrPair::V6 { src: s1, dst: d1 }))) => {
+            (
+                Some((_, AddrPair::V6 { src: s0, dst: d0 })),
+                Some((_, AddrPair::V6 { src: s1, dst: d1 })),
+            ) => {
                 let src = (s0 != s1).then(|| s1.bytes());
                 let dst = (d0 != d1).then(|| d1.bytes());
-                delta(&mut ip_sum, &[s0.bytes(), d0.bytes()].concat(), &[s1.bytes(), d1.bytes()].concat());
+                delta(
+                    &mut ip_sum,
+                    &[s0.bytes(), d0.bytes()].concat(),
+                    &[s1.bytes(), d1.bytes()].concat(),
+                );
                 ip_changed = src.is_some() || dst.is_some();
                 IpRewrite::V6 { src, dst }
             }
@@ -323,22 +388,43 @@ impl CompiledTransform {
             }
             if u0.src_port != u1.src_port {
                 src_port = Some(u1.src_port);
-                delta(&mut l4_sum, &u0.src_port.to_be_bytes(), &u1.src_port.to_be_bytes());
+                delta(
+                    &mut l4_sum,
+                    &u0.src_port.to_be_bytes(),
+                    &u1.src_port.to_be_bytes(),
+                );
                 l4_changed = true;
             }
             if u0.dst_port != u1.dst_port {
                 dst_port = Some(u1.dst_port);
-                delta(&mut l4_sum, &u0.dst_port.to_be_bytes(), &u1.dst_port.to_be_bytes());
+                delta(
+                    &mut l4_sum,
+                    &u0.dst_port.to_be_bytes(),
+                    &u1.dst_port.to_be_bytes(),
+                );
                 l4_changed = true;
             }
             if u0.icmp_id != u1.icmp_id {
                 icmp_id = Some(u1.icmp_id);
-                delta(&mut l4_sum, &u0.icmp_id.to_be_bytes(), &u1.icmp_id.to_be_bytes());
+                delta(
+                    &mut l4_sum,
+                    &u0.icmp_id.to_be_bytes(),
+                    &u1.icmp_id.to_be_bytes(),
+                );
                 l4_changed = true;
             }
         }
         let is_v4 = matches!(ip, IpRewrite::V4 { .. });
+        let embedded = t.embedded.filter(|_| {
+            before
+                .ulp
+                .is_some_and(|u| is_icmp_error(u.kind, u.icmp_type))
+        });
+        if embedded.is_some() && !l4_changed {
+            l4_changed = true;
+        }
         Ok(Self {
+            embedded,
             encap,
             eth_src: (before.eth_src != after.eth_src).then(|| after.eth_src.bytes()),
             eth_dst: (before.eth_dst != after.eth_dst).then(|| after.eth_dst.bytes()),
@@ -356,7 +442,9 @@ impl CompiledTransform {
     pub fn apply(&self, pkt: &mut Packet, parsed: &Parsed) -> Result<(), HdrTransformError> {
         let m = parsed.inner();
         if self.eth_src.is_some() || self.eth_dst.is_some() {
-            let e = pkt.view_mut::<EtherHdr>(m.eth.loc).ok_or(HdrTransformError::MissingHeader("inner Ethernet"))?;
+            let e = pkt
+                .view_mut::<EtherHdr>(m.eth.loc)
+                .ok_or(HdrTransformError::MissingHeader("inner Ethernet"))?;
             if let Some(s) = self.eth_src {
                 e.src = s;
             }
@@ -367,7 +455,9 @@ impl CompiledTransform {
         match (self.ip, m.l3) {
             (IpRewrite::None, _) => {}
             (IpRewrite::V4 { src, dst }, Some(L3Info::Ipv4(i))) => {
-                let h = pkt.view_mut::<Ipv4Hdr>(i.loc).ok_or(HdrTransformError::MissingHeader("inner IPv4"))?;
+                let h = pkt
+                    .view_mut::<Ipv4Hdr>(i.loc)
+                    .ok_or(HdrTransformError::MissingHeader("inner IPv4"))?;
                 if let Some(s) = src {
                     h.src = s;
                 }
@@ -379,7 +469,9 @@ impl CompiledTransform {
                 }
             }
             (IpRewrite::V6 { src, dst }, Some(L3Info::Ipv6(i))) => {
-                let h = pkt.view_mut::<Ipv6Hdr>(i.loc).ok_or(HdrTransformError::MissingHeader("inner IPv6"))?;
+                let h = pkt
+                    .view_mut::<Ipv6Hdr>(i.loc)
+                    .ok_or(HdrTransformError::MissingHeader("inner IPv6"))?;
                 if let Some(s) = src {
                     h.src = s;
                 }
@@ -389,10 +481,16 @@ impl CompiledTransform {
             }
             _ => return Err(HdrTransformError::FamilyMismatch),
         }
-        if let (Some(u), Some(d)) = (m.ulp, self.l4_delta) {
+        let mut l4_delta = self.l4_delta;
+        if let (Some(e), Some(d)) = (self.embedded, &mut l4_delta) {
+            rewrite_embedded(pkt, m, e, d);
+        }
+        if let (Some(u), Some(d)) = (m.ulp, l4_delta) {
             match u.kind {
                 UlpKind::Tcp => {
-                    let h = pkt.view_mut::<TcpHdr>(u.loc).ok_or(HdrTransformError::MissingHeader("TCP"))?;
+                    let h = pkt
+                        .view_mut::<TcpHdr>(u.loc)
+                        .ok_or(HdrTransformError::MissingHeader("TCP"))?;
                     if let Some(p) = self.src_port {
                         h.src_port.set(p);
                     }
@@ -402,7 +500,9 @@ impl CompiledTransform {
                     h.csum = fix(h.csum, d);
                 }
                 UlpKind::Udp => {
-                    let h = pkt.view_mut::<UdpHdr>(u.loc).ok_or(HdrTransformError::MissingHeader("UDP"))?;
+                    let h = pkt
+                        .view_mut::<UdpHdr>(u.loc)
+                        .ok_or(HdrTransformError::MissingHeader("UDP"))?;
                     if let Some(p) = self.src_port {
                         h.src_port.set(p);
                     }
@@ -416,7 +516,9 @@ impl CompiledTransform {
                     }
                 }
                 UlpKind::Icmpv4 | UlpKind::Icmpv6 => {
-                    let h = pkt.view_mut::<IcmpHdr>(u.loc).ok_or(HdrTransformError::MissingHeader("ICMP"))?;
+                    let h = pkt
+                        .view_mut::<IcmpHdr>(u.loc)
+                        .ok_or(HdrTransformError::MissingHeader("ICMP"))?;
                     if let Some(id) = self.icmp_id {
                         let [a, b] = id.to_be_bytes();
                         h.rest[0] = a;
@@ -429,13 +531,108 @@ impl CompiledTransform {
         match &self.encap {
             CompiledEncap::None => {}
             CompiledEncap::Pop => {
-                let n = parsed.network().ok_or(HdrTransformError::NothingToPop)?.outer.encap_len();
-                pkt.trim_front(n).map_err(|_| HdrTransformError::NothingToPop)?;
+                let n = parsed
+                    .network()
+                    .ok_or(HdrTransformError::NothingToPop)?
+                    .outer
+                    .encap_len();
+                pkt.trim_front(n)
+                    .map_err(|_| HdrTransformError::NothingToPop)?;
             }
             CompiledEncap::Push(e) => e.push(pkt),
         }
         Ok(())
     }
+}
+
+/// Rewrite the quoted header of an ICMP error in place and add the change of the quoted
+/// bytes to `icmp_delta` (the ICMP checksum covers them). A quoted header that is absent,
+/// truncated or of another family, or whose field does not hold `from`, is left alone.
+fn rewrite_embedded(
+    pkt: &mut Packet,
+    m: &crate::packet::parse::InnerMeta,
+    e: EmbeddedRewrite,
+    icmp_delta: &mut Checksum,
+) {
+    let Some(quoted) = pkt.bytes_at_mut(m.body, m.body_len as usize) else {
+        return;
+    };
+    match (e.from, e.to) {
+        (IpAddr::Ip4(from), IpAddr::Ip4(to)) => {
+            let Ok((h, rest)) = Ipv4Hdr::mut_from_prefix(quoted) else {
+                return;
+            };
+            if h.ver_ihl >> 4 != 4 {
+                return;
+            }
+            let (proto, opts) = (h.proto, h.hdr_len().saturating_sub(Ipv4Hdr::MIN_LEN));
+            let field = match e.field {
+                EmbeddedField::Src => &mut h.src,
+                EmbeddedField::Dst => &mut h.dst,
+            };
+            if *field != from.bytes() {
+                return;
+            }
+            *field = to.bytes();
+            let mut d = Checksum::new();
+            delta(&mut d, &from.bytes(), &to.bytes());
+            let old_csum = h.csum;
+            h.csum = fix(h.csum, d);
+            icmp_delta.add(d);
+            delta(icmp_delta, &old_csum, &h.csum);
+            fix_quoted_l4(
+                rest.get_mut(opts..).unwrap_or(&mut []),
+                proto,
+                d,
+                icmp_delta,
+            );
+        }
+        (IpAddr::Ip6(from), IpAddr::Ip6(to)) => {
+            let Ok((h, rest)) = Ipv6Hdr::mut_from_prefix(quoted) else {
+                return;
+            };
+            if h.version() != 6 {
+                return;
+            }
+            let proto = h.next_header;
+            let field = match e.field {
+                EmbeddedField::Src => &mut h.src,
+                EmbeddedField::Dst => &mut h.dst,
+            };
+            if *field != from.bytes() {
+                return;
+            }
+            *field = to.bytes();
+            let mut d = Checksum::new();
+            delta(&mut d, &from.bytes(), &to.bytes());
+            icmp_delta.add(d);
+            fix_quoted_l4(rest, proto, d, icmp_delta);
+        }
+        _ => {}
+    }
+}
+
+/// The quoted TCP/UDP checksum covers the rewritten address through its pseudo-header: fix
+/// it when the quote holds it (the first 8 bytes of UDP, 18 of TCP), and account for the
+/// change in the ICMP checksum.
+fn fix_quoted_l4(l4: &mut [u8], proto: u8, addr_delta: Checksum, icmp_delta: &mut Checksum) {
+    let at = match proto {
+        proto::TCP => 16,
+        proto::UDP => 6,
+        _ => return,
+    };
+    let Some(c) = l4.get_mut(at..at + 2) else {
+        return;
+    };
+    let Ok(old) = <[u8; 2]>::try_from(&*c) else {
+        return;
+    };
+    if proto == proto::UDP && old == [0, 0] {
+        return;
+    }
+    let new = fix(old, addr_delta);
+    c.copy_from_slice(&new);
+    delta(icmp_delta, &old, &new);
 }
 
 #[cfg(test)]
@@ -461,10 +658,18 @@ mod tests {
         let bytes = pkt.bytes_at(u.loc, len).unwrap();
         let mut c = Checksum::of(bytes);
         match m.flow.addrs {
-            AddrPair::V4 { src, dst } if u.kind != UlpKind::Icmpv4 => {
-                c.add(pseudo_v4(src.bytes(), dst.bytes(), m.flow.proto, len as u16))
-            }
-            AddrPair::V6 { src, dst } => c.add(pseudo_v6(src.bytes(), dst.bytes(), m.flow.proto, len as u32)),
+            AddrPair::V4 { src, dst } if u.kind != UlpKind::Icmpv4 => c.add(pseudo_v4(
+                src.bytes(),
+                dst.bytes(),
+                m.flow.proto,
+                len as u16,
+            )),
+            AddrPair::V6 { src, dst } => c.add(pseudo_v6(
+                src.bytes(),
+                dst.bytes(),
+                m.flow.proto,
+                len as u32,
+            )),
             _ => {}
         }
         c.fold() == 0xffff
@@ -472,24 +677,42 @@ mod tests {
 
     fn ip4_ok(pkt: &Packet, p: &Parsed) -> bool {
         match p.inner().l3 {
-            Some(L3Info::Ipv4(i)) => Checksum::of(pkt.bytes_at(i.loc, usize::from(i.hdr_len)).unwrap()).fold() == 0xffff,
+            Some(L3Info::Ipv4(i)) => {
+                Checksum::of(pkt.bytes_at(i.loc, usize::from(i.hdr_len)).unwrap()).fold() == 0xffff
+            }
             _ => true,
         }
     }
 
     #[test]
     fn merge_lets_the_later_layer_win() {
-        let mut a = HdrTransform { src_port: Some(1), dst_port: Some(2), ..HdrTransform::identity("a") };
-        let b = HdrTransform { src_port: Some(3), encap: EncapAction::Pop, ..HdrTransform::identity("b") };
+        let mut a = HdrTransform {
+            src_port: Some(1),
+            dst_port: Some(2),
+            ..HdrTransform::identity("a")
+        };
+        let b = HdrTransform {
+            src_port: Some(3),
+            encap: EncapAction::Pop,
+            ..HdrTransform::identity("b")
+        };
         a.merge(&b);
-        assert_eq!((a.src_port, a.dst_port, &a.encap), (Some(3), Some(2), &EncapAction::Pop));
+        assert_eq!(
+            (a.src_port, a.dst_port, &a.encap),
+            (Some(3), Some(2), &EncapAction::Pop)
+        );
         assert!(HdrTransform::identity("x").is_identity());
         assert!(!a.is_identity());
     }
 
     #[test]
     fn nat_and_port_rewrite_keeps_checksums_valid() {
-        for name in ["V4-Tcp-OUT-1400B", "V4-Udp-OUT-0B", "V6-Tcp-OUT-0B", "V6-Udp-OUT-1400B"] {
+        for name in [
+            "V4-Tcp-OUT-1400B",
+            "V4-Udp-OUT-0B",
+            "V6-Tcp-OUT-0B",
+            "V6-Udp-OUT-1400B",
+        ] {
             let (mut pkt, parsed) = guest(name);
             let before = PacketView::new(&pkt, &parsed);
             let new_src = match before.src_ip().unwrap() {
@@ -520,8 +743,14 @@ mod tests {
         for name in ["Hairpin-ICMPv4/EchoRequest", "Hairpin-ICMPv6/EchoRequest"] {
             let (mut pkt, parsed) = guest(name);
             let before = PacketView::new(&pkt, &parsed);
-            let t = HdrTransform { icmp_id: Some(0xbeef), ..HdrTransform::identity("snat-icmp") };
-            CompiledTransform::compile(&t, &before).unwrap().apply(&mut pkt, &parsed).unwrap();
+            let t = HdrTransform {
+                icmp_id: Some(0xbeef),
+                ..HdrTransform::identity("snat-icmp")
+            };
+            CompiledTransform::compile(&t, &before)
+                .unwrap()
+                .apply(&mut pkt, &parsed)
+                .unwrap();
             let mut again = Packet::copy_from(&pkt.to_vec());
             let p2 = Parsed::Guest(parse_guest(&mut again).unwrap());
             assert_eq!(p2.flow().icmp_id(), 0xbeef, "{name}");
@@ -544,7 +773,10 @@ mod tests {
             vni: Vni::new(99).unwrap(),
             options: Vec::new(),
         };
-        let t = HdrTransform { encap: EncapAction::Push(push), ..HdrTransform::identity("encap") };
+        let t = HdrTransform {
+            encap: EncapAction::Push(push),
+            ..HdrTransform::identity("encap")
+        };
         let c = CompiledTransform::compile(&t, &before).unwrap();
         c.apply(&mut pkt, &parsed).unwrap();
         assert_eq!(pkt.len(), 54 + 70);
@@ -553,9 +785,15 @@ mod tests {
         assert_eq!(n.outer.udp_src_port, 0x1234);
         assert_eq!(n.inner.flow, parsed.flow());
         let parsed_in = Parsed::Network(n);
-        let pop = HdrTransform { encap: EncapAction::Pop, ..HdrTransform::identity("decap") };
+        let pop = HdrTransform {
+            encap: EncapAction::Pop,
+            ..HdrTransform::identity("decap")
+        };
         let view = PacketView::new(&pkt, &parsed_in);
-        CompiledTransform::compile(&pop, &view).unwrap().apply(&mut pkt, &parsed_in).unwrap();
+        CompiledTransform::compile(&pop, &view)
+            .unwrap()
+            .apply(&mut pkt, &parsed_in)
+            .unwrap();
         assert_eq!(pkt.to_vec(), original);
     }
 
@@ -563,10 +801,120 @@ mod tests {
     fn wrong_family_and_missing_encap_are_errors() {
         let (mut pkt, parsed) = guest("V4-Udp-OUT-0B");
         let before = PacketView::new(&pkt, &parsed);
-        let t = HdrTransform { ip_dst: Some(IpAddr::Ip6(samples::GUEST_IP6)), ..HdrTransform::identity("bad") };
-        assert_eq!(CompiledTransform::compile(&t, &before), Err(HdrTransformError::FamilyMismatch));
-        let pop = HdrTransform { encap: EncapAction::Pop, ..HdrTransform::identity("pop") };
+        let t = HdrTransform {
+            ip_dst: Some(IpAddr::Ip6(samples::GUEST_IP6)),
+            ..HdrTransform::identity("bad")
+        };
+        assert_eq!(
+            CompiledTransform::compile(&t, &before),
+            Err(HdrTransformError::FamilyMismatch)
+        );
+        let pop = HdrTransform {
+            encap: EncapAction::Pop,
+            ..HdrTransform::identity("pop")
+        };
         let c = CompiledTransform::compile(&pop, &before).unwrap();
-        assert_eq!(c.apply(&mut pkt, &parsed), Err(HdrTransformError::NothingToPop));
+        assert_eq!(
+            c.apply(&mut pkt, &parsed),
+            Err(HdrTransformError::NothingToPop)
+        );
+    }
+}
+
+#[cfg(test)]
+mod icmp_error_tests {
+    use super::*;
+    use crate::build::{Headers, L3Repr, UlpRepr, samples};
+    use crate::packet::parse::parse_guest;
+    use crate::wire::icmp::IcmpRepr;
+    use crate::wire::ip4::Ipv4Repr;
+    use opte_api::Ipv4Addr;
+
+    /// A port-unreachable from the remote, quoting the guest's NATed UDP datagram.
+    fn unreachable(quoted_src: Ipv4Addr) -> alloc::vec::Vec<u8> {
+        let quoted = Headers::new(
+            EtherRepr {
+                dst: MacAddr::ZERO,
+                src: MacAddr::ZERO,
+                ether_type: 0x0800,
+                vlan: None,
+            },
+            L3Repr::Ipv4(Ipv4Repr::new(quoted_src, samples::REMOTE_IP4, 17)),
+            UlpRepr::Udp(UdpRepr::new(10010, 53)),
+        )
+        .build(b"query")
+        .unwrap();
+        let h = Headers::new(
+            EtherRepr {
+                dst: samples::GUEST_MAC,
+                src: samples::GW_MAC,
+                ether_type: 0x0800,
+                vlan: None,
+            },
+            L3Repr::Ipv4(Ipv4Repr::new(
+                samples::REMOTE_IP4,
+                samples::EPHEMERAL_IP4,
+                1,
+            )),
+            UlpRepr::Icmpv4(IcmpRepr {
+                ty: 3,
+                code: 3,
+                csum: 0,
+                rest: [0; 4],
+            }),
+        );
+        h.build(&quoted[14..]).unwrap()
+    }
+
+    #[test]
+    fn inbound_icmp_error_quoting_the_external_ip_is_un_natted() {
+        let mut pkt = Packet::copy_from(&unreachable(samples::EPHEMERAL_IP4));
+        let parsed = Parsed::Guest(parse_guest(&mut pkt).unwrap());
+        let view = PacketView::new(&pkt, &parsed);
+        let t = HdrTransform {
+            ip_dst: Some(IpAddr::Ip4(samples::GUEST_IP4)),
+            embedded: Some(EmbeddedRewrite {
+                field: EmbeddedField::Src,
+                from: IpAddr::Ip4(samples::EPHEMERAL_IP4),
+                to: IpAddr::Ip4(samples::GUEST_IP4),
+            }),
+            ..HdrTransform::identity("NAT")
+        };
+        CompiledTransform::compile(&t, &view)
+            .unwrap()
+            .apply(&mut pkt, &parsed)
+            .unwrap();
+        // The result equals the error the guest would get without NAT, byte for byte.
+        let mut want = unreachable(samples::GUEST_IP4);
+        want[30..34].copy_from_slice(&samples::GUEST_IP4.bytes());
+        // Outer IPv4 checksum of the expected frame, recomputed after the dst change.
+        crate::wire::ip4::fill_header_csum(&mut want[14..34]);
+        let icmp = Checksum::of(&want[34..]).fold();
+        assert_eq!(pkt.to_vec()[34..], want[34..], "ICMP body and checksum");
+        assert_eq!(Checksum::of(&pkt.to_vec()[34..]).fold(), icmp);
+        assert_eq!(Checksum::of(&pkt.to_vec()[34..]).fold(), 0xffff);
+        assert_eq!(pkt.to_vec(), want);
+    }
+
+    #[test]
+    fn a_quoted_packet_from_elsewhere_is_left_alone() {
+        let other = Ipv4Addr::from_const([192, 0, 2, 9]);
+        let mut pkt = Packet::copy_from(&unreachable(other));
+        let parsed = Parsed::Guest(parse_guest(&mut pkt).unwrap());
+        let view = PacketView::new(&pkt, &parsed);
+        let t = HdrTransform {
+            embedded: Some(EmbeddedRewrite {
+                field: EmbeddedField::Src,
+                from: IpAddr::Ip4(samples::EPHEMERAL_IP4),
+                to: IpAddr::Ip4(samples::GUEST_IP4),
+            }),
+            ..HdrTransform::identity("NAT")
+        };
+        let before = pkt.to_vec();
+        CompiledTransform::compile(&t, &view)
+            .unwrap()
+            .apply(&mut pkt, &parsed)
+            .unwrap();
+        assert_eq!(pkt.to_vec(), before);
     }
 }

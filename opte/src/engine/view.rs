@@ -140,7 +140,13 @@ impl PacketView {
     }
 
     pub fn is_tcp(&self) -> bool {
-        matches!(self.ulp, Some(UlpView { kind: UlpKind::Tcp, .. }))
+        matches!(
+            self.ulp,
+            Some(UlpView {
+                kind: UlpKind::Tcp,
+                ..
+            })
+        )
     }
 }
 

@@ -78,7 +78,11 @@ impl std::fmt::Display for Echo {
 }
 
 impl HairpinAction for Echo {
-    fn gen_packet(&self, pkt: &Packet, _m: &InnerMeta) -> Result<AllowOrDeny<Vec<u8>>, GenPacketError> {
+    fn gen_packet(
+        &self,
+        pkt: &Packet,
+        _m: &InnerMeta,
+    ) -> Result<AllowOrDeny<Vec<u8>>, GenPacketError> {
         Ok(AllowOrDeny::Allow(pkt.to_vec()))
     }
 }
@@ -92,19 +96,31 @@ pub fn port(uft_limit: u32, tcp_limit: u32, lft_limit: u32) -> Port<NoNetwork> {
     let mut b = PortBuilder::new("opte0", samples::GUEST_MAC);
     let fw = Layer::new(
         "firewall",
-        LayerActions { actions: vec![], default_in: DefaultAction::Deny, default_out: DefaultAction::StatefulAllow },
+        LayerActions {
+            actions: vec![],
+            default_in: DefaultAction::Deny,
+            default_out: DefaultAction::StatefulAllow,
+        },
         limit(lft_limit),
         1,
     );
     let nat = Layer::new(
         "nat",
-        LayerActions { actions: vec![], default_in: DefaultAction::Allow, default_out: DefaultAction::Allow },
+        LayerActions {
+            actions: vec![],
+            default_in: DefaultAction::Allow,
+            default_out: DefaultAction::Allow,
+        },
         limit(lft_limit),
         2,
     );
     let overlay = Layer::new(
         "overlay",
-        LayerActions { actions: vec![], default_in: DefaultAction::Deny, default_out: DefaultAction::Deny },
+        LayerActions {
+            actions: vec![],
+            default_in: DefaultAction::Deny,
+            default_out: DefaultAction::Deny,
+        },
         limit(lft_limit),
         3,
     );
@@ -112,10 +128,22 @@ pub fn port(uft_limit: u32, tcp_limit: u32, lft_limit: u32) -> Port<NoNetwork> {
     b.add_layer(fw, Pos::First).unwrap();
     b.add_layer(nat, Pos::Before("overlay")).unwrap();
     assert_eq!(b.layer_names(), ["firewall", "nat", "overlay"]);
-    assert!(matches!(b.add_layer(
-        Layer::new("x", LayerActions { actions: vec![], default_in: DefaultAction::Allow, default_out: DefaultAction::Allow }, limit(1), 4),
-        Pos::After("nope"),
-    ), Err(OpteError::BadLayerPos { .. })));
+    assert!(matches!(
+        b.add_layer(
+            Layer::new(
+                "x",
+                LayerActions {
+                    actions: vec![],
+                    default_in: DefaultAction::Allow,
+                    default_out: DefaultAction::Allow
+                },
+                limit(1),
+                4
+            ),
+            Pos::After("nope"),
+        ),
+        Err(OpteError::BadLayerPos { .. })
+    ));
     let mut p = b.create(NoNetwork, limit(uft_limit), limit(tcp_limit), 0x1234);
     p.start();
     let subnet = Ipv4Cidr::new_checked(Ipv4Addr::from_const(VPC_SUBNET), 22).unwrap();
@@ -127,10 +155,22 @@ pub fn port(uft_limit: u32, tcp_limit: u32, lft_limit: u32) -> Port<NoNetwork> {
             Arc::new(AlwaysValid),
         ))),
     );
-    nat_out.add_predicate(Predicate::Not(Box::new(Predicate::InnerDstIp4(vec![Ipv4AddrMatch::Prefix(subnet)]))));
+    nat_out.add_predicate(Predicate::Not(Box::new(Predicate::InnerDstIp4(vec![
+        Ipv4AddrMatch::Prefix(subnet),
+    ]))));
     p.add_rule("nat", Direction::Out, nat_out).unwrap();
-    p.add_rule("overlay", Direction::Out, Rule::match_any(1, Action::Static(Arc::new(Overlay)))).unwrap();
-    p.add_rule("overlay", Direction::In, Rule::match_any(1, Action::Static(Arc::new(Overlay)))).unwrap();
+    p.add_rule(
+        "overlay",
+        Direction::Out,
+        Rule::match_any(1, Action::Static(Arc::new(Overlay))),
+    )
+    .unwrap();
+    p.add_rule(
+        "overlay",
+        Direction::In,
+        Rule::match_any(1, Action::Static(Arc::new(Overlay))),
+    )
+    .unwrap();
     p
 }
 
@@ -142,7 +182,12 @@ pub fn tcp4_out(sport: u16, fl: u8, seq: u32, ack: u32) -> Packet {
     t.ack = ack;
     t.window = 1024;
     let h = Headers::new(
-        EtherRepr { dst: samples::GW_MAC, src: samples::GUEST_MAC, ether_type: ETHER_TYPE_IPV4, vlan: None },
+        EtherRepr {
+            dst: samples::GW_MAC,
+            src: samples::GUEST_MAC,
+            ether_type: ETHER_TYPE_IPV4,
+            vlan: None,
+        },
         L3Repr::Ipv4(ip),
         UlpRepr::Tcp(t),
     );
@@ -158,17 +203,30 @@ pub fn tcp4_in(dport: u16, fl: u8, seq: u32, ack: u32) -> Packet {
     t.ack = ack;
     t.window = 1024;
     let inner = Headers::new(
-        EtherRepr { dst: samples::GUEST_MAC, src: samples::BOUNDARY_MAC, ether_type: ETHER_TYPE_IPV4, vlan: None },
+        EtherRepr {
+            dst: samples::GUEST_MAC,
+            src: samples::BOUNDARY_MAC,
+            ether_type: ETHER_TYPE_IPV4,
+            vlan: None,
+        },
         L3Repr::Ipv4(ip),
         UlpRepr::Tcp(t),
     )
     .build(&[])
     .unwrap();
     let outer = Encap {
-        eth: EtherRepr { dst: samples::GUEST_MAC, src: samples::BOUNDARY_MAC, ether_type: 0x86dd, vlan: None },
+        eth: EtherRepr {
+            dst: samples::GUEST_MAC,
+            src: samples::BOUNDARY_MAC,
+            ether_type: 0x86dd,
+            vlan: None,
+        },
         ip6: Ipv6Repr::new(samples::BOUNDARY_IP6, samples::SLED_IP6, 17),
         udp: UdpRepr::new(99, 6081),
-        geneve: GeneveRepr::new(Vni::new(samples::GUEST_VNI).unwrap(), vec![GeneveOpt::oxide_external()]),
+        geneve: GeneveRepr::new(
+            Vni::new(samples::GUEST_VNI).unwrap(),
+            vec![GeneveOpt::oxide_external()],
+        ),
     }
     .header_bytes(inner.len());
     Packet::from_segments(&[&outer, &inner])
@@ -185,4 +243,3 @@ pub fn inb(p: &mut Port<NoNetwork>, mut pkt: Packet, now: Moment) -> (ProcessRes
     let r = p.process(Direction::In, &mut pkt, &parsed, now);
     (r, pkt)
 }
-

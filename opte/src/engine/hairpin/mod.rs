@@ -17,8 +17,11 @@ pub mod dhcp6;
 pub mod icmp;
 pub mod ndp;
 
-pub use dhcp4::dhcp4_message_type;
-pub use dhcp6::dhcp6_message_type;
+pub use arp::gen_arp_reply;
+pub use dhcp4::{Dhcp4Config, dhcp4_message_type, gen_dhcp4_reply};
+pub use dhcp6::{Dhcp6Config, dhcp6_message_type, gen_dhcp6_reply};
+pub use icmp::{gen_icmp4_echo_reply, gen_icmp6_echo_reply};
+pub use ndp::{gen_neighbor_advert, gen_router_advert};
 
 use crate::packet::parse::{InnerMeta, L3Info, UlpKind};
 use crate::packet::{Loc, Packet};

@@ -46,7 +46,7 @@ fn ndp_request<'a>(
     pkt: &'a Packet,
     meta: &InnerMeta,
     ty: u8,
-    not_ty: &'static str,
+    wrong_type: &'static str,
 ) -> Result<NdpRequest<'a>, GenErr> {
     let info = ipv6_info(meta)?;
     let ulp = meta.ulp.ok_or(GenErr::MissingMeta("an ICMPv6 header"))?;
@@ -57,7 +57,7 @@ fn ndp_request<'a>(
         "the parsed ICMPv6 header cannot be viewed",
     ))?;
     if hdr.ty != ty {
-        return Err(GenErr::Unexpected(not_ty));
+        return Err(GenErr::Unexpected(wrong_type));
     }
     let ip = pkt.view::<Ipv6Hdr>(info.loc).ok_or(GenErr::Unexpected(
         "the parsed IPv6 header cannot be viewed",
