@@ -66,7 +66,8 @@ pub const EVICTION_SCAN: usize = 32;
 /// Live entries one eviction may examine while it has seen only protected ones.
 pub const EVICTION_SCAN_MAX: usize = 128;
 
-/// Buckets one eviction may walk (a full table has at least ~40% of its buckets in use).
+/// Buckets one eviction may walk. A full table uses over a fifth of its buckets (see Memory
+/// in the module docs), so this covers the extended scan.
 pub const EVICTION_SCAN_BUCKETS: usize = 1024;
 
 /// An insert was refused: the table is at its limit and nothing could be evicted.

@@ -63,6 +63,9 @@ pub struct PacketView {
     pub ulp: Option<UlpView>,
     /// The Geneve VNI, for a packet that arrived encapsulated.
     pub vni: Option<Vni>,
+    /// The encapsulation carried the Oxide External option: the packet came from outside
+    /// the rack (boundary services), not from another guest.
+    pub external: bool,
     /// Length of the whole packet as received, for byte counters.
     pub pkt_len: usize,
 }
@@ -113,6 +116,7 @@ impl PacketView {
             ip,
             ulp,
             vni: parsed.network().map(|n| n.outer.geneve.vni),
+            external: parsed.network().is_some_and(|n| n.outer.geneve.external),
             pkt_len: pkt.len(),
         }
     }
