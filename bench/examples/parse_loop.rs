@@ -8,8 +8,14 @@ use std::hint::black_box;
 use std::time::Instant;
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5_000_000);
-    for s in samples::all().iter().filter(|s| s.name.starts_with('V') || s.name.starts_with("Hairpin")) {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000_000);
+    for s in samples::all()
+        .iter()
+        .filter(|s| s.name.starts_with('V') || s.name.starts_with("Hairpin"))
+    {
         let mut pkt = s.packet();
         let t = Instant::now();
         for _ in 0..n {

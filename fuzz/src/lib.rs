@@ -4,11 +4,14 @@
 //! For any input: parsing never panics, and an error renders as text. When a parse succeeds,
 //! the headers it found re-emit verbatim and parse again to the same headers, flow key and
 //! payload length; and the same bytes cut into three segments (at points taken from the
-//! input) parse to the same result, whichever header the cuts split.
+//! input) parse to the same result, whichever header the cuts split. The one-pass fast path
+//! and the general parser agree on every input.
 
 use opte::build::Headers;
 use opte::packet::Packet;
-use opte::packet::parse::{InnerMeta, parse_guest, parse_network};
+use opte::packet::parse::{
+    InnerMeta, parse_guest, parse_guest_general, parse_network, parse_network_general,
+};
 use opte_api::InnerFlowId;
 
 /// What a parse found, independent of where in the chain it found it.
@@ -56,6 +59,16 @@ fn check(data: &[u8], network: bool) {
             Ok(summarise(pkt, &m, Headers::from_guest(pkt, &m)))
         }
     };
+    // The one-pass fast path must agree with the general parser, result for result.
+    if network {
+        let fast = parse_network(&mut Packet::copy_from(data));
+        let general = parse_network_general(&mut Packet::copy_from(data));
+        assert_eq!(fast, general, "fast and general network-side parses differ");
+    } else {
+        let fast = parse_guest(&mut Packet::copy_from(data));
+        let general = parse_guest_general(&mut Packet::copy_from(data));
+        assert_eq!(fast, general, "fast and general guest-side parses differ");
+    }
     let mut pkt = Packet::copy_from(data);
     let first = parse(&mut pkt);
     let mut split = three_segments(data);

@@ -710,3 +710,28 @@ fn built_frames_have_valid_checksums() {
         }
     }
 }
+
+#[test]
+fn fast_path_agrees_with_the_general_parser() {
+    use opte::packet::parse::{parse_guest_general, parse_network_general};
+    for s in samples::all() {
+        // As delivered, and as one contiguous buffer.
+        for mut pkt in [s.packet(), Packet::copy_from(&s.frame())] {
+            let mut general = pkt.clone();
+            match s.side {
+                Side::Guest => assert_eq!(
+                    parse_guest(&mut pkt),
+                    parse_guest_general(&mut general),
+                    "{}",
+                    s.name
+                ),
+                Side::Network => assert_eq!(
+                    parse_network(&mut pkt),
+                    parse_network_general(&mut general),
+                    "{}",
+                    s.name
+                ),
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! written in place through zerocopy views ([`Packet::view`], [`Packet::view_mut`]).
 
 mod error;
+mod fast;
 pub mod parse;
 
 pub use error::{Expected, Mismatch, ParseError};

@@ -178,23 +178,86 @@ pub struct NetworkMeta {
 
 /// Parse a frame from a guest (no encapsulation).
 pub fn parse_guest(pkt: &mut Packet) -> Result<InnerMeta, ParseError> {
-    let mut cur = Cursor::new(pkt.len());
-    parse_frame(pkt, &mut cur, true)
+    if let Some(m) = super::fast::guest(pkt) {
+        return Ok(m);
+    }
+    with_pullups(pkt, |cur| parse_frame(cur, true))
 }
 
 /// Parse a Geneve-over-IPv6 frame from the underlay.
 pub fn parse_network(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
-    let mut cur = Cursor::new(pkt.len());
-    let eth = parse_ether(pkt, &mut cur)?;
-    if eth.ether_type != ETHER_TYPE_IPV6 {
-        return Err(unwanted(
-            HeaderKind::Ethernet,
-            "ether_type",
-            "IPv6",
-            eth.ether_type,
-        ));
+    if let Some(m) = super::fast::network(pkt) {
+        return Ok(m);
     }
-    let (ip6, src, dst, frag) = parse_ipv6(pkt, &mut cur)?;
+    with_pullups(pkt, parse_network_in)
+}
+
+/// The general parser alone, for checking the fast path against it.
+#[doc(hidden)]
+pub fn parse_guest_general(pkt: &mut Packet) -> Result<InnerMeta, ParseError> {
+    with_pullups(pkt, |cur| parse_frame(cur, true))
+}
+
+/// The general parser alone, for checking the fast path against it.
+#[doc(hidden)]
+pub fn parse_network_general(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
+    with_pullups(pkt, parse_network_in)
+}
+
+/// Run a parse over the chain as it is; if a header straddles two segments, pull it up and
+/// parse again. Each pullup joins one header, so the retries are bounded by the number of
+/// headers; well-formed chains (every header within a segment) parse in one pass.
+fn with_pullups<T>(
+    pkt: &mut Packet,
+    parse: impl Fn(&mut Cursor<'_>) -> Result<T, Step>,
+) -> Result<T, ParseError> {
+    let mut tries = 0;
+    loop {
+        let r = parse(&mut Cursor::new(pkt));
+        match r {
+            Ok(v) => return Ok(v),
+            Err(Step::Fail(e)) => return Err(e),
+            Err(Step::Pullup { seg, off, n, hdr }) => {
+                tries += 1;
+                if tries > MAX_PULLUPS || !pkt.pullup(seg, off, n) {
+                    return Err(ParseError::Truncated {
+                        hdr,
+                        need: n,
+                        have: 0,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// More pullups than any frame has headers means something is wrong: stop.
+const MAX_PULLUPS: usize = 64;
+
+/// Why a parse pass stopped.
+enum Step {
+    Fail(ParseError),
+    /// `n` bytes at `off` in segment `seg` must be made contiguous first.
+    Pullup {
+        seg: usize,
+        off: usize,
+        n: usize,
+        hdr: HeaderKind,
+    },
+}
+
+impl From<ParseError> for Step {
+    fn from(e: ParseError) -> Self {
+        Self::Fail(e)
+    }
+}
+
+fn parse_network_in(cur: &mut Cursor<'_>) -> Result<NetworkMeta, Step> {
+    let eth = parse_ether(cur)?;
+    if eth.ether_type != ETHER_TYPE_IPV6 {
+        return Err(unwanted(HeaderKind::Ethernet, "ether_type", "IPv6", eth.ether_type).into());
+    }
+    let (ip6, src, dst, frag) = parse_ipv6(cur)?;
     if let Some(f) = frag {
         // A fragmented tunnel packet must be reassembled before it can be decapsulated.
         return Err(unwanted(
@@ -202,13 +265,14 @@ pub fn parse_network(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
             "fragment_offset",
             "no fragment",
             f.offset,
-        ));
+        )
+        .into());
     }
     if ip6.proto != proto::UDP {
-        return Err(unwanted(HeaderKind::Ipv6, "next_header", "UDP", ip6.proto));
+        return Err(unwanted(HeaderKind::Ipv6, "next_header", "UDP", ip6.proto).into());
     }
     let udp_start = cur.pos;
-    let (udp_loc, udp) = cur.read::<UdpHdr>(pkt, HeaderKind::Udp)?;
+    let (udp_loc, udp) = cur.read::<UdpHdr>(HeaderKind::Udp)?;
     let udp_len = usize::from(udp.len.get());
     check_udp_len(udp_len, cur.end - udp_start)?;
     if udp.dst_port.get() != GENEVE_PORT {
@@ -217,11 +281,12 @@ pub fn parse_network(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
             field: "dst_port",
             expected: Expected::Exactly(u64::from(GENEVE_PORT)),
             actual: u64::from(udp.dst_port.get()),
-        }));
+        })
+        .into());
     }
-    cur.limit(udp_start + udp_len, HeaderKind::Udp, "len");
-    let geneve = parse_geneve(pkt, &mut cur)?;
-    let inner = parse_frame(pkt, &mut cur, false)?;
+    cur.limit(udp_start + udp_len, HeaderKind::Udp, "len", udp_start);
+    let geneve = parse_geneve(cur)?;
+    let inner = parse_frame(cur, false)?;
     let outer = OuterMeta {
         eth,
         ip6,
@@ -235,9 +300,13 @@ pub fn parse_network(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
 }
 
 /// Reading position in a packet chain, and the end of the region the innermost length field
-/// so far allows.
-struct Cursor {
+/// so far allows. Reads go through the current segment's slice; a header that does not fit
+/// in what is left of it asks for a pullup.
+struct Cursor<'p> {
+    pkt: &'p Packet,
     seg: usize,
+    /// The current segment's data.
+    buf: &'p [u8],
     off: usize,
     pos: usize,
     end: usize,
@@ -246,14 +315,18 @@ struct Cursor {
     end_by: Option<(HeaderKind, &'static str, usize)>,
 }
 
-impl Cursor {
-    fn new(pkt_len: usize) -> Self {
+impl<'p> Cursor<'p> {
+    fn new(pkt: &'p Packet) -> Self {
+        let len = pkt.len();
+        let buf = pkt.segment(0).map_or(&[][..], super::Segment::data);
         Self {
+            pkt,
             seg: 0,
+            buf,
             off: 0,
             pos: 0,
-            end: pkt_len,
-            pkt_len,
+            end: len,
+            pkt_len: len,
             end_by: None,
         }
     }
@@ -265,99 +338,100 @@ impl Cursor {
         }
     }
 
-    fn limit(&mut self, end: usize, hdr: HeaderKind, field: &'static str) {
-        self.end_by = Some((hdr, field, self.pos));
+    /// Limit what follows to `end`, as the length field `field` of the header starting at
+    /// `base` says.
+    fn limit(&mut self, end: usize, hdr: HeaderKind, field: &'static str, base: usize) {
+        self.end_by = Some((hdr, field, base));
         self.end = end;
-    }
-
-    /// Claim the next `n` bytes as one contiguous header and advance past them.
-    fn take(&mut self, pkt: &mut Packet, n: usize, hdr: HeaderKind) -> Result<Loc, ParseError> {
-        if self.pos + n > self.end {
-            let have = self.end - self.pos;
-            return Err(match self.end_by {
-                // The bytes may be there, but the enclosing length field says they are not
-                // part of this packet.
-                Some((by, field, _)) if self.pos + n <= self.pkt_len => {
-                    ParseError::BadLength(Mismatch {
-                        hdr: by,
-                        field,
-                        expected: Expected::AtLeast((self.pos + n - self.end_base()) as u64),
-                        actual: (self.end - self.end_base()) as u64,
-                    })
-                }
-                _ => ParseError::Truncated { hdr, need: n, have },
-            });
-        }
-        // Step over exhausted (or empty) segments.
-        loop {
-            let seg_len = pkt.segment(self.seg).map_or(0, super::Segment::len);
-            if self.off < seg_len || n == 0 {
-                break;
-            }
-            if self.seg + 1 >= pkt.seg_count() {
-                break;
-            }
-            self.seg += 1;
-            self.off = 0;
-        }
-        if !pkt.pullup(self.seg, self.off, n) {
-            return Err(ParseError::Truncated {
-                hdr,
-                need: n,
-                have: self.end - self.pos,
-            });
-        }
-        let loc = self.loc();
-        self.off += n;
-        self.pos += n;
-        Ok(loc)
     }
 
     fn end_base(&self) -> usize {
         self.end_by.map_or(0, |(_, _, base)| base)
     }
 
+    fn short(&self, n: usize, hdr: HeaderKind) -> ParseError {
+        match self.end_by {
+            // The bytes may be there, but the enclosing length field says they are not
+            // part of this packet.
+            Some((by, field, _)) if self.pos + n <= self.pkt_len => {
+                ParseError::BadLength(Mismatch {
+                    hdr: by,
+                    field,
+                    expected: Expected::AtLeast((self.pos + n - self.end_base()) as u64),
+                    actual: (self.end - self.end_base()) as u64,
+                })
+            }
+            _ => ParseError::Truncated {
+                hdr,
+                need: n,
+                have: self.end - self.pos,
+            },
+        }
+    }
+
+    /// Claim the next `n` bytes as one contiguous header and advance past them.
+    #[inline]
+    fn take(&mut self, n: usize, hdr: HeaderKind) -> Result<(Loc, &'p [u8]), Step> {
+        if self.pos + n > self.end {
+            return Err(Step::Fail(self.short(n, hdr)));
+        }
+        if self.buf.len() - self.off < n {
+            // Step over an exhausted segment (and empty ones) to the next with data.
+            while self.off == self.buf.len() && n > 0 {
+                let Some(next) = self.pkt.segment(self.seg + 1) else {
+                    break;
+                };
+                self.seg += 1;
+                self.buf = next.data();
+                self.off = 0;
+            }
+            if self.buf.len() - self.off < n {
+                return Err(Step::Pullup {
+                    seg: self.seg,
+                    off: self.off,
+                    n,
+                    hdr,
+                });
+            }
+        }
+        let bytes = self.buf.get(self.off..self.off + n).unwrap_or(&[]);
+        let loc = self.loc();
+        self.off += n;
+        self.pos += n;
+        Ok((loc, bytes))
+    }
+
     /// Take a fixed-size header and copy its view out.
-    fn read<T>(&mut self, pkt: &mut Packet, hdr: HeaderKind) -> Result<(Loc, T), ParseError>
+    #[inline]
+    fn read<T>(&mut self, hdr: HeaderKind) -> Result<(Loc, T), Step>
     where
         T: FromBytes + KnownLayout + Immutable + Unaligned + Copy,
     {
         let n = core::mem::size_of::<T>();
-        let loc = self.take(pkt, n, hdr)?;
-        match pkt.view::<T>(loc) {
-            Some(h) => Ok((loc, *h)),
-            None => Err(ParseError::Truncated {
+        let (loc, bytes) = self.take(n, hdr)?;
+        match T::read_from_bytes(bytes) {
+            Ok(h) => Ok((loc, h)),
+            Err(_) => Err(Step::Fail(ParseError::Truncated {
                 hdr,
                 need: n,
-                have: 0,
-            }),
+                have: bytes.len(),
+            })),
         }
     }
 
-    /// Make the bytes from `start` (at absolute position `start_pos`) up to the cursor one
-    /// contiguous run, so that a header with variable parts (options, extension headers) can
-    /// be viewed whole.
-    fn join(
-        &mut self,
-        pkt: &mut Packet,
-        start: Loc,
-        start_pos: usize,
-        hdr: HeaderKind,
-    ) -> Result<(), ParseError> {
-        let n = self.pos - start_pos;
+    /// The bytes from `start` (at absolute position `start_pos`) up to the cursor must be one
+    /// contiguous run, so that a header with variable parts (options, extension headers)
+    /// can be viewed whole: ask for a pullup if they are not.
+    fn join(&mut self, start: Loc, start_pos: usize, hdr: HeaderKind) -> Result<(), Step> {
         if usize::from(start.seg) == self.seg {
             return Ok(());
         }
-        if !pkt.pullup(usize::from(start.seg), start.off as usize, n) {
-            return Err(ParseError::Truncated {
-                hdr,
-                need: n,
-                have: 0,
-            });
-        }
-        self.seg = usize::from(start.seg);
-        self.off = start.off as usize + n;
-        Ok(())
+        Err(Step::Pullup {
+            seg: usize::from(start.seg),
+            off: start.off as usize,
+            n: self.pos - start_pos,
+            hdr,
+        })
     }
 }
 
@@ -398,29 +472,29 @@ fn bad_len(hdr: HeaderKind, field: &'static str, expected: Expected, actual: usi
     })
 }
 
-fn check_udp_len(udp_len: usize, avail: usize) -> Result<(), ParseError> {
+fn check_udp_len(udp_len: usize, avail: usize) -> Result<(), Step> {
     if udp_len < UdpHdr::LEN {
-        return Err(bad_len(
+        return Err(Step::Fail(bad_len(
             HeaderKind::Udp,
             "len",
             Expected::AtLeast(UdpHdr::LEN as u64),
             udp_len,
-        ));
+        )));
     }
     if udp_len > avail {
-        return Err(bad_len(
+        return Err(Step::Fail(bad_len(
             HeaderKind::Udp,
             "len",
             Expected::AtMost(avail as u64),
             udp_len,
-        ));
+        )));
     }
     Ok(())
 }
 
-fn parse_ether(pkt: &mut Packet, cur: &mut Cursor) -> Result<EtherInfo, ParseError> {
+fn parse_ether(cur: &mut Cursor<'_>) -> Result<EtherInfo, Step> {
     let start_pos = cur.pos;
-    let (loc, eth) = cur.read::<EtherHdr>(pkt, HeaderKind::Ethernet)?;
+    let (loc, eth) = cur.read::<EtherHdr>(HeaderKind::Ethernet)?;
     let mut info = EtherInfo {
         loc,
         hdr_len: EtherHdr::LEN as u8,
@@ -430,33 +504,29 @@ fn parse_ether(pkt: &mut Packet, cur: &mut Cursor) -> Result<EtherInfo, ParseErr
         vlan: None,
     };
     if info.ether_type == ETHER_TYPE_VLAN {
-        let (_, tag) = cur.read::<VlanTag>(pkt, HeaderKind::Vlan)?;
-        cur.join(pkt, loc, start_pos, HeaderKind::Vlan)?;
+        let (_, tag) = cur.read::<VlanTag>(HeaderKind::Vlan)?;
+        cur.join(loc, start_pos, HeaderKind::Vlan)?;
         info.hdr_len += VlanTag::LEN as u8;
         info.vlan = Some(tag.tci.get());
         info.ether_type = tag.ether_type.get();
         if info.ether_type == ETHER_TYPE_VLAN {
-            return Err(unwanted(
+            return Err(Step::Fail(unwanted(
                 HeaderKind::Vlan,
                 "ether_type",
                 "a single 802.1Q tag",
                 ETHER_TYPE_VLAN,
-            ));
+            )));
         }
     }
     Ok(info)
 }
 
 /// Ethernet, then ARP (if allowed) or IP, then the upper-layer header.
-fn parse_frame(
-    pkt: &mut Packet,
-    cur: &mut Cursor,
-    allow_arp: bool,
-) -> Result<InnerMeta, ParseError> {
-    let eth = parse_ether(pkt, cur)?;
+fn parse_frame(cur: &mut Cursor<'_>, allow_arp: bool) -> Result<InnerMeta, Step> {
+    let eth = parse_ether(cur)?;
     let (l3, frag, addrs, proto) = match eth.ether_type {
         ETHER_TYPE_ARP if allow_arp => {
-            let (loc, arp) = cur.read::<ArpEthIpv4Hdr>(pkt, HeaderKind::Arp)?;
+            let (loc, arp) = cur.read::<ArpEthIpv4Hdr>(HeaderKind::Arp)?;
             check_arp(&arp)?;
             return Ok(InnerMeta {
                 eth,
@@ -470,7 +540,7 @@ fn parse_frame(
             });
         }
         ETHER_TYPE_IPV4 => {
-            let (info, h) = parse_ipv4(pkt, cur)?;
+            let (info, h) = parse_ipv4(cur)?;
             let frag = h.is_fragment().then(|| FragInfo {
                 offset: h.frag_offset(),
                 more: h.more_frags(),
@@ -483,7 +553,7 @@ fn parse_frame(
             (L3Info::Ipv4(info), frag, addrs, h.proto)
         }
         ETHER_TYPE_IPV6 => {
-            let (info, src, dst, frag) = parse_ipv6(pkt, cur)?;
+            let (info, src, dst, frag) = parse_ipv6(cur)?;
             (
                 L3Info::Ipv6(info),
                 frag,
@@ -497,7 +567,12 @@ fn parse_frame(
             } else {
                 "IPv4|IPv6"
             };
-            return Err(unwanted(HeaderKind::Ethernet, "ether_type", want, other));
+            return Err(Step::Fail(unwanted(
+                HeaderKind::Ethernet,
+                "ether_type",
+                want,
+                other,
+            )));
         }
     };
 
@@ -519,18 +594,18 @@ fn parse_frame(
     let l4_start = cur.pos;
     let (ulp, flow) = match proto {
         proto::TCP => {
-            let (loc, tcp) = cur.read::<TcpHdr>(pkt, HeaderKind::Tcp)?;
+            let (loc, tcp) = cur.read::<TcpHdr>(HeaderKind::Tcp)?;
             let hl = tcp.hdr_len();
             if hl < TcpHdr::MIN_LEN {
-                return Err(bad_len(
+                return Err(Step::Fail(bad_len(
                     HeaderKind::Tcp,
                     "data_offset",
                     Expected::AtLeast(5),
                     hl / 4,
-                ));
+                )));
             }
-            cur.take(pkt, hl - TcpHdr::MIN_LEN, HeaderKind::Tcp)?;
-            cur.join(pkt, loc, l4_start, HeaderKind::Tcp)?;
+            cur.take(hl - TcpHdr::MIN_LEN, HeaderKind::Tcp)?;
+            cur.join(loc, l4_start, HeaderKind::Tcp)?;
             let flow =
                 InnerFlowId::with_ports(proto, addrs, tcp.src_port.get(), tcp.dst_port.get());
             (
@@ -544,7 +619,7 @@ fn parse_frame(
         }
         proto::UDP => {
             let avail = cur.end - cur.pos;
-            let (loc, udp) = cur.read::<UdpHdr>(pkt, HeaderKind::Udp)?;
+            let (loc, udp) = cur.read::<UdpHdr>(HeaderKind::Udp)?;
             // A first fragment holds only part of the datagram the length describes.
             if frag.is_none() {
                 check_udp_len(usize::from(udp.len.get()), avail)?;
@@ -561,7 +636,7 @@ fn parse_frame(
             )
         }
         proto::ICMP if is_v4 => {
-            let (loc, h) = cur.read::<IcmpHdr>(pkt, HeaderKind::Icmpv4)?;
+            let (loc, h) = cur.read::<IcmpHdr>(HeaderKind::Icmpv4)?;
             let is_echo = matches!(h.ty, v4_type::ECHO_REQUEST | v4_type::ECHO_REPLY);
             let id = if is_echo { h.echo_id() } else { 0 };
             let flow = InnerFlowId::with_icmp(proto, addrs, h.ty, h.code, id);
@@ -575,7 +650,7 @@ fn parse_frame(
             )
         }
         proto::ICMPV6 if !is_v4 => {
-            let (loc, h) = cur.read::<IcmpHdr>(pkt, HeaderKind::Icmpv6)?;
+            let (loc, h) = cur.read::<IcmpHdr>(HeaderKind::Icmpv6)?;
             let is_echo = matches!(h.ty, v6_type::ECHO_REQUEST | v6_type::ECHO_REPLY);
             let id = if is_echo { h.echo_id() } else { 0 };
             let flow = InnerFlowId::with_icmp(proto, addrs, h.ty, h.code, id);
@@ -594,7 +669,7 @@ fn parse_frame(
             } else {
                 (HeaderKind::Ipv6, "next_header", "TCP|UDP|ICMPv6")
             };
-            return Err(unwanted(hdr, field, want, other));
+            return Err(Step::Fail(unwanted(hdr, field, want, other)));
         }
     };
     Ok(InnerMeta {
@@ -609,61 +684,71 @@ fn parse_frame(
     })
 }
 
-fn check_arp(arp: &ArpEthIpv4Hdr) -> Result<(), ParseError> {
+fn check_arp(arp: &ArpEthIpv4Hdr) -> Result<(), Step> {
     if arp.htype.get() != ARP_HTYPE_ETHERNET {
-        return Err(illegal(HeaderKind::Arp, "htype", 1, arp.htype.get()));
+        return Err(Step::Fail(illegal(
+            HeaderKind::Arp,
+            "htype",
+            1,
+            arp.htype.get(),
+        )));
     }
     if arp.ptype.get() != ETHER_TYPE_IPV4 {
-        return Err(illegal(
+        return Err(Step::Fail(illegal(
             HeaderKind::Arp,
             "ptype",
             u64::from(ETHER_TYPE_IPV4),
             arp.ptype.get(),
-        ));
+        )));
     }
     if arp.hlen != 6 {
-        return Err(illegal(HeaderKind::Arp, "hlen", 6, arp.hlen));
+        return Err(Step::Fail(illegal(HeaderKind::Arp, "hlen", 6, arp.hlen)));
     }
     if arp.plen != 4 {
-        return Err(illegal(HeaderKind::Arp, "plen", 4, arp.plen));
+        return Err(Step::Fail(illegal(HeaderKind::Arp, "plen", 4, arp.plen)));
     }
     Ok(())
 }
 
-fn parse_ipv4(pkt: &mut Packet, cur: &mut Cursor) -> Result<(Ipv4Info, Ipv4Hdr), ParseError> {
+fn parse_ipv4(cur: &mut Cursor<'_>) -> Result<(Ipv4Info, Ipv4Hdr), Step> {
     let start = cur.pos;
-    let (loc, h) = cur.read::<Ipv4Hdr>(pkt, HeaderKind::Ipv4)?;
+    let (loc, h) = cur.read::<Ipv4Hdr>(HeaderKind::Ipv4)?;
     if h.version() != 4 {
-        return Err(illegal(HeaderKind::Ipv4, "version", 4, h.version()));
+        return Err(Step::Fail(illegal(
+            HeaderKind::Ipv4,
+            "version",
+            4,
+            h.version(),
+        )));
     }
     let hl = h.hdr_len();
     if hl < Ipv4Hdr::MIN_LEN {
-        return Err(bad_len(
+        return Err(Step::Fail(bad_len(
             HeaderKind::Ipv4,
             "ihl",
             Expected::AtLeast(5),
             hl / 4,
-        ));
+        )));
     }
-    cur.take(pkt, hl - Ipv4Hdr::MIN_LEN, HeaderKind::Ipv4)?;
-    cur.join(pkt, loc, start, HeaderKind::Ipv4)?;
+    cur.take(hl - Ipv4Hdr::MIN_LEN, HeaderKind::Ipv4)?;
+    cur.join(loc, start, HeaderKind::Ipv4)?;
     let total = usize::from(h.total_len.get());
     if total < hl {
-        return Err(bad_len(
+        return Err(Step::Fail(bad_len(
             HeaderKind::Ipv4,
             "total_len",
             Expected::AtLeast(hl as u64),
             total,
-        ));
+        )));
     }
     let avail = cur.end - start;
     if total > avail {
-        return Err(bad_len(
+        return Err(Step::Fail(bad_len(
             HeaderKind::Ipv4,
             "total_len",
             Expected::AtMost(avail as u64),
             total,
-        ));
+        )));
     }
     cur.end_by = Some((HeaderKind::Ipv4, "total_len", start));
     cur.end = start + total;
@@ -679,23 +764,27 @@ fn parse_ipv4(pkt: &mut Packet, cur: &mut Cursor) -> Result<(Ipv4Info, Ipv4Hdr),
 
 /// The fixed header, then every extension header up to the upper-layer protocol.
 fn parse_ipv6(
-    pkt: &mut Packet,
-    cur: &mut Cursor,
-) -> Result<(Ipv6Info, Ipv6Addr, Ipv6Addr, Option<FragInfo>), ParseError> {
+    cur: &mut Cursor<'_>,
+) -> Result<(Ipv6Info, Ipv6Addr, Ipv6Addr, Option<FragInfo>), Step> {
     let start = cur.pos;
-    let (loc, h) = cur.read::<Ipv6Hdr>(pkt, HeaderKind::Ipv6)?;
+    let (loc, h) = cur.read::<Ipv6Hdr>(HeaderKind::Ipv6)?;
     if h.version() != 6 {
-        return Err(illegal(HeaderKind::Ipv6, "version", 6, h.version()));
+        return Err(Step::Fail(illegal(
+            HeaderKind::Ipv6,
+            "version",
+            6,
+            h.version(),
+        )));
     }
     let payload = usize::from(h.payload_len.get());
     let avail = cur.end - cur.pos;
     if payload > avail {
-        return Err(bad_len(
+        return Err(Step::Fail(bad_len(
             HeaderKind::Ipv6,
             "payload_len",
             Expected::AtMost(avail as u64),
             payload,
-        ));
+        )));
     }
     cur.end_by = Some((HeaderKind::Ipv6, "payload_len", cur.pos));
     cur.end = cur.pos + payload;
@@ -707,13 +796,13 @@ fn parse_ipv6(
             ExtKind::NotExt => break,
             ExtKind::Uniform => {
                 let ext_start = cur.pos;
-                let (eloc, p) = cur.read::<ExtHdrPrefix>(pkt, HeaderKind::Ipv6Ext)?;
-                cur.take(pkt, p.hdr_len() - 2, HeaderKind::Ipv6Ext)?;
-                cur.join(pkt, eloc, ext_start, HeaderKind::Ipv6Ext)?;
+                let (eloc, p) = cur.read::<ExtHdrPrefix>(HeaderKind::Ipv6Ext)?;
+                cur.take(p.hdr_len() - 2, HeaderKind::Ipv6Ext)?;
+                cur.join(eloc, ext_start, HeaderKind::Ipv6Ext)?;
                 nh = p.next_header;
             }
             ExtKind::Fragment => {
-                let (_, f) = cur.read::<FragmentHdr>(pkt, HeaderKind::Ipv6Ext)?;
+                let (_, f) = cur.read::<FragmentHdr>(HeaderKind::Ipv6Ext)?;
                 nh = f.next_header;
                 let info = FragInfo {
                     offset: f.offset(),
@@ -729,7 +818,7 @@ fn parse_ipv6(
         }
     }
     let ext_len = cur.pos - start - Ipv6Hdr::LEN;
-    cur.join(pkt, loc, start, HeaderKind::Ipv6Ext)?;
+    cur.join(loc, start, HeaderKind::Ipv6Ext)?;
     // A fragment header whose offset is 0 and M clear is an atomic fragment (RFC 6946):
     // the packet is whole.
     let frag = frag.filter(|f| f.more || f.offset != 0);
@@ -747,23 +836,28 @@ fn parse_ipv6(
     ))
 }
 
-fn parse_geneve(pkt: &mut Packet, cur: &mut Cursor) -> Result<GeneveInfo, ParseError> {
+fn parse_geneve(cur: &mut Cursor<'_>) -> Result<GeneveInfo, Step> {
     let start = cur.pos;
-    let (loc, h) = cur.read::<GeneveHdr>(pkt, HeaderKind::Geneve)?;
+    let (loc, h) = cur.read::<GeneveHdr>(HeaderKind::Geneve)?;
     if h.version() != 0 {
-        return Err(illegal(HeaderKind::Geneve, "version", 0, h.version()));
+        return Err(Step::Fail(illegal(
+            HeaderKind::Geneve,
+            "version",
+            0,
+            h.version(),
+        )));
     }
     if h.protocol.get() != ETHER_TYPE_ETHER {
-        return Err(ParseError::Unwanted(Mismatch {
+        return Err(Step::Fail(ParseError::Unwanted(Mismatch {
             hdr: HeaderKind::Geneve,
             field: "protocol",
             expected: Expected::Exactly(u64::from(ETHER_TYPE_ETHER)),
             actual: u64::from(h.protocol.get()),
-        }));
+        })));
     }
     let opts_len = h.opts_len();
-    cur.take(pkt, opts_len, HeaderKind::GeneveOpt)?;
-    cur.join(pkt, loc, start, HeaderKind::GeneveOpt)?;
+    cur.take(opts_len, HeaderKind::GeneveOpt)?;
+    cur.join(loc, start, HeaderKind::GeneveOpt)?;
     let mut info = GeneveInfo {
         loc,
         hdr_len: (GeneveHdr::LEN + opts_len) as u16,
@@ -773,17 +867,25 @@ fn parse_geneve(pkt: &mut Packet, cur: &mut Cursor) -> Result<GeneveInfo, ParseE
         replication: None,
         mss: None,
     };
-    let opts = pkt
+    let opts = cur
+        .pkt
         .bytes_at(loc, GeneveHdr::LEN + opts_len)
         .and_then(|b| b.get(GeneveHdr::LEN..))
         .unwrap_or(&[]);
+    walk_geneve_opts(opts, &mut info)?;
+    Ok(info)
+}
+
+/// Record the Oxide options of a Geneve header; refuse an overrun or an unknown critical
+/// option (RFC 8926 §3.5).
+pub(super) fn walk_geneve_opts(opts: &[u8], info: &mut GeneveInfo) -> Result<(), ParseError> {
     for opt in GeneveOpts::new(opts) {
         let (oh, body) = opt.map_err(|e| {
             bad_len(
                 HeaderKind::GeneveOpt,
                 "len",
-                Expected::AtMost((e.have - 4) as u64),
-                e.need - 4,
+                Expected::AtMost(e.have.saturating_sub(4) as u64),
+                e.need.saturating_sub(4),
             )
         })?;
         let class = oh.class.get();
@@ -823,5 +925,5 @@ fn parse_geneve(pkt: &mut Packet, cur: &mut Cursor) -> Result<GeneveInfo, ParseE
             None => {}
         }
     }
-    Ok(info)
+    Ok(())
 }
