@@ -3,7 +3,8 @@
 //! Nearly every packet is Ethernet + IPv4 (no options, not fragmented) or IPv6 (no extension
 //! headers) + TCP/UDP/ICMP, with its headers in one segment (and, on the network side, the
 //! outer headers in the first segment and the inner frame right after them or at the start
-//! of the second). For those, [`guest`] and [`network`] produce exactly what the general
+//! of the second; a header may start a new segment, as in an mblk chain split per header).
+//! For those, [`guest`] and [`network`] produce exactly what the general
 //! parser would, without its per-header bookkeeping. Anything else, including every error,
 //! returns `None` and the general parser decides.
 
@@ -24,44 +25,92 @@ use crate::wire::udp::UdpHdr;
 use opte_api::{AddrPair, InnerFlowId, Ipv4Addr, Ipv6Addr, MacAddr, Vni};
 use zerocopy::FromBytes;
 
-/// A guest-side frame in the first segment.
+/// A guest-side frame.
 #[inline(always)]
 pub(super) fn guest(pkt: &Packet) -> Option<InnerMeta> {
-    let buf = pkt.segment(0)?.data();
-    frame(buf, 0, 0, pkt.len())
+    let mut rd = Reader::new(pkt)?;
+    frame(&mut rd, pkt.len())
 }
 
-/// The upper-layer header at the front of `buf`, with `avail` bytes of L4 data per the IP
-/// length; its header length and the flow key.
+/// Reads headers in order; a header that starts exactly where a segment ends is read from
+/// the next segment. One that straddles a boundary is left to the general parser.
+struct Reader<'p> {
+    pkt: &'p Packet,
+    seg: u16,
+    buf: &'p [u8],
+    off: usize,
+}
+
+impl<'p> Reader<'p> {
+    #[inline(always)]
+    fn new(pkt: &'p Packet) -> Option<Self> {
+        Some(Self {
+            pkt,
+            seg: 0,
+            buf: pkt.segment(0)?.data(),
+            off: 0,
+        })
+    }
+
+    #[inline(always)]
+    fn loc(&self) -> Loc {
+        Loc {
+            seg: self.seg,
+            off: self.off as u32,
+        }
+    }
+
+    /// The next header, and the bytes of its segment that follow it.
+    #[inline(always)]
+    fn hdr<T: FromBytes + zerocopy::KnownLayout + zerocopy::Immutable + zerocopy::Unaligned>(
+        &mut self,
+    ) -> Option<(&'p T, Loc, &'p [u8])> {
+        if self.off == self.buf.len() {
+            let next = self.pkt.segment(usize::from(self.seg) + 1)?;
+            self.seg += 1;
+            self.buf = next.data();
+            self.off = 0;
+        }
+        let (h, rest) = T::ref_from_prefix(self.buf.get(self.off..)?).ok()?;
+        let loc = self.loc();
+        self.off += core::mem::size_of::<T>();
+        Some((h, loc, rest))
+    }
+}
+
+/// The upper-layer header at the reader's position, with `avail` bytes of L4 data per the
+/// IP length: its kind, location, header length and the flow key.
 #[inline(always)]
 fn l4(
+    rd: &mut Reader<'_>,
     p: u8,
-    buf: &[u8],
     avail: usize,
     addrs: AddrPair,
     v4: bool,
-) -> Option<(UlpKind, u16, InnerFlowId)> {
+) -> Option<(UlpKind, Loc, u16, InnerFlowId)> {
     match p {
         proto::TCP => {
-            let (t, _) = TcpHdr::ref_from_prefix(buf).ok()?;
+            let (t, loc, rest) = rd.hdr::<TcpHdr>()?;
             let hl = t.hdr_len();
-            if hl < TcpHdr::MIN_LEN || hl > avail || hl > buf.len() {
+            let opts = hl.checked_sub(TcpHdr::MIN_LEN)?;
+            if hl > avail || opts > rest.len() {
                 return None;
             }
+            rd.off += opts;
             let f = InnerFlowId::with_ports(p, addrs, t.src_port.get(), t.dst_port.get());
-            Some((UlpKind::Tcp, hl as u16, f))
+            Some((UlpKind::Tcp, loc, hl as u16, f))
         }
         proto::UDP => {
-            let (u, _) = UdpHdr::ref_from_prefix(buf).ok()?;
+            let (u, loc, _) = rd.hdr::<UdpHdr>()?;
             let len = usize::from(u.len.get());
             if avail < UdpHdr::LEN || len < UdpHdr::LEN || len > avail {
                 return None;
             }
             let f = InnerFlowId::with_ports(p, addrs, u.src_port.get(), u.dst_port.get());
-            Some((UlpKind::Udp, UdpHdr::LEN as u16, f))
+            Some((UlpKind::Udp, loc, UdpHdr::LEN as u16, f))
         }
         proto::ICMP | proto::ICMPV6 if (p == proto::ICMP) == v4 => {
-            let (h, _) = IcmpHdr::ref_from_prefix(buf).ok()?;
+            let (h, loc, _) = rd.hdr::<IcmpHdr>()?;
             if avail < IcmpHdr::LEN {
                 return None;
             }
@@ -79,6 +128,7 @@ fn l4(
             let id = if echo { h.echo_id() } else { 0 };
             Some((
                 kind,
+                loc,
                 IcmpHdr::LEN as u16,
                 InnerFlowId::with_icmp(p, addrs, h.ty, h.code, id),
             ))
@@ -87,14 +137,14 @@ fn l4(
     }
 }
 
-/// A frame at the front of `buf` (which is segment `seg` from offset `base` on), with
-/// `avail` bytes of packet from its start to the end its enclosing lengths allow.
+/// A frame at the reader's position, with `avail` bytes of packet from its start to the
+/// end its enclosing lengths allow.
 #[inline(always)]
-fn frame(buf: &[u8], seg: u16, base: u32, avail: usize) -> Option<InnerMeta> {
-    let (e, rest) = EtherHdr::ref_from_prefix(buf).ok()?;
+fn frame(rd: &mut Reader<'_>, avail: usize) -> Option<InnerMeta> {
+    let (e, eloc, _) = rd.hdr::<EtherHdr>()?;
     let ether_type = e.ether_type.get();
     let eth = EtherInfo {
-        loc: Loc { seg, off: base },
+        loc: eloc,
         hdr_len: EtherHdr::LEN as u8,
         dst: MacAddr::from_const(e.dst),
         src: MacAddr::from_const(e.src),
@@ -102,10 +152,9 @@ fn frame(buf: &[u8], seg: u16, base: u32, avail: usize) -> Option<InnerMeta> {
         vlan: None,
     };
     let ip_avail = avail.checked_sub(EtherHdr::LEN)?;
-    let l3_off = base + EtherHdr::LEN as u32;
-    let (l3, l3_len, l4_avail, p, addrs, l4_buf) = match ether_type {
+    let (l3, l4_avail, p, addrs) = match ether_type {
         ETHER_TYPE_IPV4 => {
-            let (h, l4_buf) = Ipv4Hdr::ref_from_prefix(rest).ok()?;
+            let (h, loc, _) = rd.hdr::<Ipv4Hdr>()?;
             let total = usize::from(h.total_len.get());
             // Options, fragments, short or overlong lengths: the general parser's business.
             if h.ver_ihl != 0x45 || h.is_fragment() || total < Ipv4Hdr::MIN_LEN || total > ip_avail
@@ -113,7 +162,7 @@ fn frame(buf: &[u8], seg: u16, base: u32, avail: usize) -> Option<InnerMeta> {
                 return None;
             }
             let info = Ipv4Info {
-                loc: Loc { seg, off: l3_off },
+                loc,
                 hdr_len: 20,
                 total_len: total as u16,
             };
@@ -121,24 +170,17 @@ fn frame(buf: &[u8], seg: u16, base: u32, avail: usize) -> Option<InnerMeta> {
                 src: Ipv4Addr::from_const(h.src),
                 dst: Ipv4Addr::from_const(h.dst),
             };
-            (
-                L3Info::Ipv4(info),
-                Ipv4Hdr::MIN_LEN,
-                total - Ipv4Hdr::MIN_LEN,
-                h.proto,
-                addrs,
-                l4_buf,
-            )
+            (L3Info::Ipv4(info), total - Ipv4Hdr::MIN_LEN, h.proto, addrs)
         }
         ETHER_TYPE_IPV6 => {
-            let (h, l4_buf) = Ipv6Hdr::ref_from_prefix(rest).ok()?;
+            let (h, loc, _) = rd.hdr::<Ipv6Hdr>()?;
             let payload = usize::from(h.payload_len.get());
             if h.version() != 6 || payload > ip_avail.checked_sub(Ipv6Hdr::LEN)? {
                 return None;
             }
             let p = h.next_header;
             let info = Ipv6Info {
-                loc: Loc { seg, off: l3_off },
+                loc,
                 ext_len: 0,
                 payload_len: payload as u16,
                 proto: p,
@@ -147,13 +189,12 @@ fn frame(buf: &[u8], seg: u16, base: u32, avail: usize) -> Option<InnerMeta> {
                 src: Ipv6Addr::from_const(h.src),
                 dst: Ipv6Addr::from_const(h.dst),
             };
-            (L3Info::Ipv6(info), Ipv6Hdr::LEN, payload, p, addrs, l4_buf)
+            (L3Info::Ipv6(info), payload, p, addrs)
         }
         _ => return None,
     };
     let v4 = ether_type == ETHER_TYPE_IPV4;
-    let (kind, hl, flow) = l4(p, l4_buf, l4_avail, addrs, v4)?;
-    let l4_off = l3_off + l3_len as u32;
+    let (kind, loc, hl, flow) = l4(rd, p, l4_avail, addrs, v4)?;
     Some(InnerMeta {
         eth,
         arp: None,
@@ -161,13 +202,10 @@ fn frame(buf: &[u8], seg: u16, base: u32, avail: usize) -> Option<InnerMeta> {
         frag: None,
         ulp: Some(UlpInfo {
             kind,
-            loc: Loc { seg, off: l4_off },
+            loc,
             hdr_len: hl,
         }),
-        body: Loc {
-            seg,
-            off: l4_off + u32::from(hl),
-        },
+        body: rd.loc(),
         body_len: (l4_avail - usize::from(hl)) as u32,
         flow,
     })
@@ -177,34 +215,30 @@ fn frame(buf: &[u8], seg: u16, base: u32, avail: usize) -> Option<InnerMeta> {
 /// them in the same segment or at the start of the next.
 #[inline]
 pub(super) fn network(pkt: &Packet) -> Option<NetworkMeta> {
-    let seg0 = pkt.segment(0)?.data();
     let pkt_len = pkt.len();
-    let (e, rest) = EtherHdr::ref_from_prefix(seg0).ok()?;
+    let mut rd = Reader::new(pkt)?;
+    let (e, e_loc, _) = rd.hdr::<EtherHdr>()?;
     if e.ether_type.get() != ETHER_TYPE_IPV6 {
         return None;
     }
-    let (ip, rest) = Ipv6Hdr::ref_from_prefix(rest).ok()?;
+    let (ip, ip_loc, _) = rd.hdr::<Ipv6Hdr>()?;
     let payload = usize::from(ip.payload_len.get());
     const UDP_AT: usize = EtherHdr::LEN + Ipv6Hdr::LEN;
     if ip.version() != 6 || ip.next_header != proto::UDP || payload > pkt_len.checked_sub(UDP_AT)? {
         return None;
     }
-    let (u, rest) = UdpHdr::ref_from_prefix(rest).ok()?;
+    let (u, udp_loc, _) = rd.hdr::<UdpHdr>()?;
     let udp_len = usize::from(u.len.get());
     if u.dst_port.get() != GENEVE_PORT || udp_len < UdpHdr::LEN || udp_len > payload {
         return None;
     }
-    let (g, rest) = GeneveHdr::ref_from_prefix(rest).ok()?;
+    let (g, g_loc, rest) = rd.hdr::<GeneveHdr>()?;
     let opts_len = g.opts_len();
     if g.version() != 0 || g.protocol.get() != ETHER_TYPE_ETHER {
         return None;
     }
-    const GENEVE_AT: usize = UDP_AT + UdpHdr::LEN;
     let mut geneve = GeneveInfo {
-        loc: Loc {
-            seg: 0,
-            off: GENEVE_AT as u32,
-        },
+        loc: g_loc,
         hdr_len: (GeneveHdr::LEN + opts_len) as u16,
         vni: Vni::from_be_bytes(g.vni),
         flags: g.flags,
@@ -213,16 +247,13 @@ pub(super) fn network(pkt: &Packet) -> Option<NetworkMeta> {
         mss: None,
     };
     walk_geneve_opts(rest.get(..opts_len)?, &mut geneve).ok()?;
-    let inner_at = GENEVE_AT + GeneveHdr::LEN + opts_len;
+    rd.off += opts_len;
+    let inner_at = UDP_AT + UdpHdr::LEN + GeneveHdr::LEN + opts_len;
     let avail = (UDP_AT + udp_len).checked_sub(inner_at)?;
-    let inner = if inner_at == seg0.len() {
-        frame(pkt.segment(1)?.data(), 1, 0, avail)?
-    } else {
-        frame(seg0.get(inner_at..)?, 0, inner_at as u32, avail)?
-    };
+    let inner = frame(&mut rd, avail)?;
     let outer = OuterMeta {
         eth: EtherInfo {
-            loc: Loc { seg: 0, off: 0 },
+            loc: e_loc,
             hdr_len: EtherHdr::LEN as u8,
             dst: MacAddr::from_const(e.dst),
             src: MacAddr::from_const(e.src),
@@ -230,20 +261,14 @@ pub(super) fn network(pkt: &Packet) -> Option<NetworkMeta> {
             vlan: None,
         },
         ip6: Ipv6Info {
-            loc: Loc {
-                seg: 0,
-                off: EtherHdr::LEN as u32,
-            },
+            loc: ip_loc,
             ext_len: 0,
             payload_len: payload as u16,
             proto: proto::UDP,
         },
         src: Ipv6Addr::from_const(ip.src),
         dst: Ipv6Addr::from_const(ip.dst),
-        udp: Loc {
-            seg: 0,
-            off: UDP_AT as u32,
-        },
+        udp: udp_loc,
         udp_src_port: u.src_port.get(),
         geneve,
     };

@@ -14,6 +14,7 @@ pub use error::{Expected, Mismatch, ParseError};
 
 use alloc::vec;
 use alloc::vec::Vec;
+use smallvec::SmallVec;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Headroom given to packets built by this crate: enough for an outer Ethernet + IPv6 + UDP +
@@ -94,47 +95,54 @@ pub struct Loc {
     pub off: u32,
 }
 
-/// A packet: one or more segments. A one-segment packet allocates one buffer, nothing else.
-#[derive(Clone, Debug, Default)]
+/// A packet: one or more segments. The segment list keeps two segments inline (the common
+/// chains: one buffer, or outer headers + inner frame), so a packet of one or two segments
+/// allocates only their buffers.
+#[derive(Clone, Debug)]
 pub struct Packet {
-    head: Segment,
-    rest: Vec<Segment>,
+    /// Never empty: an empty packet is one empty segment.
+    segs: SmallVec<[Segment; 2]>,
+}
+
+impl Default for Packet {
+    fn default() -> Self {
+        let mut segs = SmallVec::new();
+        segs.push(Segment::default());
+        Self { segs }
+    }
 }
 
 impl Packet {
     /// A one-segment packet holding a copy of `data`, with [`DEFAULT_HEADROOM`].
     pub fn copy_from(data: &[u8]) -> Self {
-        Self {
-            head: Segment::with_headroom(data, DEFAULT_HEADROOM),
-            rest: Vec::new(),
-        }
+        let mut segs = SmallVec::new();
+        segs.push(Segment::with_headroom(data, DEFAULT_HEADROOM));
+        Self { segs }
     }
 
     /// A chain with one segment per slice. Every segment gets [`DEFAULT_HEADROOM`], like a
     /// freshly allocated mblk would have room to grow in front.
     pub fn from_segments(segs: &[&[u8]]) -> Self {
-        let mut it = segs
-            .iter()
-            .map(|s| Segment::with_headroom(s, DEFAULT_HEADROOM));
-        let head = it.next().unwrap_or_default();
-        Self {
-            head,
-            rest: it.collect(),
-        }
+        Self::from_segment_list(
+            segs.iter()
+                .map(|s| Segment::with_headroom(s, DEFAULT_HEADROOM))
+                .collect(),
+        )
     }
 
     /// A chain from segments built elsewhere (the host's receive buffers).
-    pub fn from_segment_list(mut segs: Vec<Segment>) -> Self {
+    pub fn from_segment_list(segs: Vec<Segment>) -> Self {
         if segs.is_empty() {
             return Self::default();
         }
-        let head = segs.remove(0);
-        Self { head, rest: segs }
+        Self {
+            segs: segs.into_iter().collect(),
+        }
     }
 
     /// Total bytes of packet data across all segments.
     pub fn len(&self) -> usize {
-        self.head.len() + self.rest.iter().map(Segment::len).sum::<usize>()
+        self.segs.iter().map(Segment::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,25 +150,21 @@ impl Packet {
     }
 
     pub fn seg_count(&self) -> usize {
-        1 + self.rest.len()
+        self.segs.len()
     }
 
+    #[inline]
     pub fn segment(&self, i: usize) -> Option<&Segment> {
-        match i {
-            0 => Some(&self.head),
-            _ => self.rest.get(i - 1),
-        }
+        self.segs.get(i)
     }
 
+    #[inline]
     pub fn segment_mut(&mut self, i: usize) -> Option<&mut Segment> {
-        match i {
-            0 => Some(&mut self.head),
-            _ => self.rest.get_mut(i - 1),
-        }
+        self.segs.get_mut(i)
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &Segment> {
-        core::iter::once(&self.head).chain(self.rest.iter())
+        self.segs.iter()
     }
 
     /// All packet data, copied into one buffer.
@@ -189,6 +193,7 @@ impl Packet {
 
     /// A typed view of the header at `loc`. Parsing guarantees every header it reports lies
     /// within one segment, so for a location from a parse result this is `Some`.
+    #[inline]
     pub fn view<T>(&self, loc: Loc) -> Option<&T>
     where
         T: FromBytes + KnownLayout + Immutable + Unaligned,
@@ -198,6 +203,7 @@ impl Packet {
         T::ref_from_prefix(bytes).ok().map(|(h, _)| h)
     }
 
+    #[inline]
     pub fn view_mut<T>(&mut self, loc: Loc) -> Option<&mut T>
     where
         T: FromBytes + IntoBytes + KnownLayout + Unaligned,
@@ -211,20 +217,26 @@ impl Packet {
     /// segment's headroom when it suffices (the payload does not move, nothing is allocated);
     /// otherwise a new front segment is allocated with fresh headroom.
     pub fn prepend(&mut self, n: usize) -> &mut [u8] {
-        if self.head.headroom() < n {
+        let room = self.segs.first().map_or(0, Segment::headroom);
+        if room < n {
             let seg = Segment {
                 buf: vec![0u8; DEFAULT_HEADROOM + n],
                 start: DEFAULT_HEADROOM + n,
                 end: DEFAULT_HEADROOM + n,
             };
-            let old = core::mem::replace(&mut self.head, seg);
-            if !old.is_empty() || !self.rest.is_empty() {
-                self.rest.insert(0, old);
+            if self.segs.len() == 1 && self.segs.first().is_some_and(Segment::is_empty) {
+                self.segs.clear();
             }
+            self.segs.insert(0, seg);
         }
-        self.head.start -= n;
-        let (start, end) = (self.head.start, self.head.start + n);
-        self.head.buf.get_mut(start..end).unwrap_or(&mut [])
+        match self.segs.first_mut() {
+            Some(head) => {
+                head.start -= n;
+                let (start, end) = (head.start, head.start + n);
+                head.buf.get_mut(start..end).unwrap_or(&mut [])
+            }
+            None => &mut [],
+        }
     }
 
     /// Drop `n` bytes from the front of the packet (an encapsulation being popped), freeing
@@ -235,14 +247,12 @@ impl Packet {
             return Err(len);
         }
         let mut left = n;
-        while left > 0 {
-            left -= self.head.trim_front(left);
-            if self.head.is_empty() && !self.rest.is_empty() {
-                self.head = self.rest.remove(0);
+        while let Some(head) = self.segs.first_mut() {
+            left -= head.trim_front(left);
+            if !head.is_empty() || self.segs.len() == 1 {
+                break;
             }
-        }
-        while self.head.is_empty() && !self.rest.is_empty() {
-            self.head = self.rest.remove(0);
+            self.segs.remove(0);
         }
         Ok(())
     }
@@ -251,10 +261,7 @@ impl Packet {
     pub fn truncate(&mut self, len: usize) {
         let mut keep = len;
         let mut cut_at = None;
-        for (i, s) in core::iter::once(&mut self.head)
-            .chain(self.rest.iter_mut())
-            .enumerate()
-        {
+        for (i, s) in self.segs.iter_mut().enumerate() {
             if keep >= s.len() {
                 keep -= s.len();
             } else {
@@ -266,7 +273,7 @@ impl Packet {
             }
         }
         if let Some(i) = cut_at {
-            self.rest.truncate(i.saturating_sub(1));
+            self.segs.truncate(i.max(1));
         }
     }
 
@@ -284,8 +291,7 @@ impl Packet {
                 return true;
             }
             let want = n - avail;
-            // The segment after `seg` lives at `rest[seg]`.
-            let Some(next) = self.rest.get_mut(seg) else {
+            let Some(next) = self.segs.get_mut(seg + 1) else {
                 return false;
             };
             let k = want.min(next.len());
@@ -302,7 +308,7 @@ impl Packet {
             };
             next.trim_front(k);
             if next.is_empty() {
-                self.rest.remove(seg);
+                self.segs.remove(seg + 1);
             }
             if let Some(cur) = self.segment_mut(seg) {
                 cur.append(chunk);

@@ -1,0 +1,81 @@
+//! The metadata actions the VPC layers share: [`VpcMeta`] (the gateway's anti-spoof rule
+//! action, which also tells the firewall which VPC the destination is in) and
+//! [`RouterAction`] (the router's choice, read by NAT and the overlay).
+
+use crate::api::RouterTarget;
+use crate::tables::VpcTables;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use core::fmt;
+use opte::engine::action::{ActionMeta, AllowOrDeny, MetaAction, meta_keys};
+use opte_api::{FLOW_ID_DEFAULT, InnerFlowId, Vni};
+
+/// The `vni` metadata value of a VNI.
+pub fn vni_meta(vni: Vni) -> String {
+    vni.as_u32().to_string()
+}
+
+/// Allows the packet and, when its destination is a guest of some VPC, records that VPC's
+/// VNI as `vni` metadata (the firewall's `hosts=vni=N` filters read it). The port's own VPC
+/// is looked in first: private address ranges repeat across VPCs.
+pub struct VpcMeta {
+    my_vni: Vni,
+    tables: Arc<VpcTables>,
+}
+
+impl VpcMeta {
+    pub fn new(my_vni: Vni, tables: Arc<VpcTables>) -> Self {
+        Self { my_vni, tables }
+    }
+}
+
+impl fmt::Display for VpcMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VPC meta")
+    }
+}
+
+impl MetaAction for VpcMeta {
+    fn mod_meta(
+        &self,
+        flow: &InnerFlowId,
+        meta: &mut ActionMeta,
+    ) -> Result<AllowOrDeny<()>, String> {
+        if *flow == FLOW_ID_DEFAULT {
+            return Ok(AllowOrDeny::Allow(()));
+        }
+        let dst = flow.dst_ip();
+        let vni = if self.tables.v2p.get(self.my_vni, dst).is_some() {
+            Some(self.my_vni)
+        } else {
+            self.tables.v2p.ip_to_vni(dst)
+        };
+        if let Some(v) = vni {
+            meta.insert(meta_keys::VNI, vni_meta(v));
+        }
+        Ok(AllowOrDeny::Allow(()))
+    }
+}
+
+/// Records the router's target for the later layers.
+pub struct RouterAction {
+    pub target: RouterTarget,
+}
+
+impl fmt::Display for RouterAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.target)
+    }
+}
+
+impl MetaAction for RouterAction {
+    fn mod_meta(
+        &self,
+        _flow: &InnerFlowId,
+        meta: &mut ActionMeta,
+    ) -> Result<AllowOrDeny<()>, String> {
+        meta.insert(meta_keys::ROUTER_TARGET, self.target.to_string());
+        meta.insert(meta_keys::ROUTER_TARGET_CLASS, self.target.class_meta());
+        Ok(AllowOrDeny::Allow(()))
+    }
+}

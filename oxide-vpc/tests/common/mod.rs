@@ -1,0 +1,429 @@
+//! The scenario harness: canned guests (g1, g2 of the reference's test harness), a port
+//! set up the way the host sets one up, packet makers for every kind of guest-side and
+//! network-side traffic, and a pcap recorder that writes the packets of a failing scenario
+//! to `target/scenario-pcaps/<name>.pcap`.
+#![allow(dead_code)]
+
+use opte::build::{Encap, Headers, L3Repr, UlpRepr};
+use opte::engine::port::{PortState, ProcessResult};
+use opte::engine::time::Moment;
+use opte::engine::view::Parsed;
+use opte::packet::Packet;
+use opte::packet::parse::{InnerMeta, NetworkMeta, parse_guest, parse_network};
+use opte::pcap::PcapWriter;
+use opte::wire::ether::{ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, EtherRepr};
+use opte::wire::geneve::{GeneveOpt, GeneveRepr};
+use opte::wire::icmp::IcmpRepr;
+use opte::wire::ip4::Ipv4Repr;
+use opte::wire::ip6::Ipv6Repr;
+use opte::wire::tcp::TcpRepr;
+use opte::wire::udp::UdpRepr;
+use opte_api::{DhcpCfg, Direction, IpAddr, IpCidr, Ipv4Addr, Ipv6Addr, MacAddr, Vni};
+use oxide_vpc::api::{
+    ExternalIpCfg, FirewallRule, IpCfg, Ipv4Cfg, Ipv6Cfg, PhysNet, RouterClass, RouterTarget,
+    SNatCfg, SetExternalIpsReq, TunnelEndpoint, VpcCfg,
+};
+use oxide_vpc::engine::{PortLimits, VpcPort};
+use oxide_vpc::tables::VpcTables;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub const G1_MAC: &str = "a8:40:25:fa:fa:37";
+pub const GW_MAC: &str = "a8:40:25:ff:77:77";
+pub const G2_MAC: &str = "a8:40:25:fa:fa:38";
+pub const VNI: u32 = 1_287_581;
+pub const BOUNDARY_IP: &str = "fd00:99::1";
+pub const BOUNDARY_VNI: u32 = 99;
+pub const TEP_MAC: &str = "a8:40:25:77:77:77";
+pub const REMOTE4: &str = "93.184.216.34";
+pub const REMOTE6: &str = "2606:2800:220:1:248:1893:25c8:1946";
+
+pub fn p<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    s.parse().unwrap()
+}
+
+pub fn vni(v: u32) -> Vni {
+    Vni::new(v).unwrap()
+}
+
+fn guest_cfg(last: u8, mac: &str, sled: &str) -> VpcCfg {
+    let dhcp = DhcpCfg {
+        hostname: Some(p("testbox")),
+        host_domain: Some(p("test.oxide.computer")),
+        domain_search_list: vec![p("oxide.computer")],
+        ..DhcpCfg::default()
+    };
+    VpcCfg {
+        ip_cfg: IpCfg::DualStack {
+            ipv4: Ipv4Cfg {
+                vpc_subnet: p("172.30.0.0/22"),
+                private_ip: p(&format!("172.30.0.{last}")),
+                gateway_ip: p("172.30.0.1"),
+                external_ips: ExternalIpCfg {
+                    snat: Some(SNatCfg {
+                        external_ip: p("10.77.77.13"),
+                        ports: 1025..=4096,
+                    }),
+                    ephemeral_ip: None,
+                    floating_ips: vec![],
+                },
+                attached_subnets: BTreeMap::new(),
+                transit_ips: BTreeMap::new(),
+            },
+            ipv6: Ipv6Cfg {
+                vpc_subnet: p("fd00::/64"),
+                private_ip: p(&format!("fd00::{last}")),
+                gateway_ip: p("fd00::1"),
+                external_ips: ExternalIpCfg {
+                    snat: Some(SNatCfg {
+                        external_ip: p("2001:db8::1"),
+                        ports: 4097..=8192,
+                    }),
+                    ephemeral_ip: None,
+                    floating_ips: vec![],
+                },
+                attached_subnets: BTreeMap::new(),
+                transit_ips: BTreeMap::new(),
+            },
+        },
+        guest_mac: p(mac),
+        gateway_mac: p(GW_MAC),
+        vni: vni(VNI),
+        phys_ip: p(sled),
+        dhcp,
+    }
+}
+
+pub fn g1_cfg() -> VpcCfg {
+    guest_cfg(5, G1_MAC, "fd00:0:f7:101::1")
+}
+
+pub fn g2_cfg() -> VpcCfg {
+    guest_cfg(6, G2_MAC, "fd00:0:f7:102::1")
+}
+
+pub fn ip4(c: &VpcCfg) -> Ipv4Addr {
+    c.ipv4().unwrap().private_ip
+}
+
+pub fn ip6(c: &VpcCfg) -> Ipv6Addr {
+    c.ipv6().unwrap().private_ip
+}
+
+pub fn phys(c: &VpcCfg) -> PhysNet {
+    PhysNet {
+        ether: c.guest_mac,
+        ip: c.phys_ip,
+        vni: c.vni,
+    }
+}
+
+/// Register a guest's private IPs in V2P, as the host does when it creates the port.
+pub fn register(tables: &VpcTables, c: &VpcCfg) {
+    if let Some(v4) = c.ipv4() {
+        tables.v2p.add(IpAddr::Ip4(v4.private_ip), phys(c));
+    }
+    if let Some(v6) = c.ipv6() {
+        tables.v2p.add(IpAddr::Ip6(v6.private_ip), phys(c));
+    }
+}
+
+/// The RFD 63 default inbound rules the control plane installs.
+pub fn default_fw_rules(v: Vni) -> Vec<FirewallRule> {
+    [
+        format!(
+            "dir=in action=allow priority=65534 hosts=vni={}",
+            v.as_u32()
+        ),
+        "dir=in action=allow priority=65534 protocol=tcp port=22".to_string(),
+        "dir=in action=allow priority=65534 protocol=icmp".to_string(),
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect()
+}
+
+/// A running port set up like the reference harness: V2P of itself, V2B defaults to
+/// boundary services, a system route for the VPC IPv4 subnet, the default firewall rules.
+/// Epoch ends at 3.
+pub fn setup(cfg: VpcCfg, tables: &Arc<VpcTables>) -> VpcPort {
+    register(tables, &cfg);
+    let tep = TunnelEndpoint {
+        ip: p(BOUNDARY_IP),
+        vni: vni(BOUNDARY_VNI),
+    };
+    tables.v2b.set(p("0.0.0.0/0"), &[tep]).unwrap();
+    tables.v2b.set(p("::/0"), &[tep]).unwrap();
+    let sub = IpCidr::Ip4(cfg.ipv4().unwrap().vpc_subnet);
+    let v = cfg.vni;
+    let mut port =
+        VpcPort::new("g", cfg, 1500, tables.clone(), PortLimits::for_tests(), 7).unwrap();
+    assert_eq!(port.port().epoch(), 1);
+    port.add_router_entry(sub, RouterTarget::VpcSubnet(sub), RouterClass::System)
+        .unwrap();
+    port.set_fw_rules(&default_fw_rules(v)).unwrap();
+    port.port_mut().start();
+    assert_eq!(port.port().state(), PortState::Running);
+    assert_eq!(port.port().epoch(), 3);
+    port
+}
+
+/// Add the internet-gateway default routes.
+pub fn add_igw_routes(port: &mut VpcPort, igw: Option<oxide_vpc::api::Uuid>) {
+    for d in ["0.0.0.0/0", "::/0"] {
+        port.add_router_entry(
+            p(d),
+            RouterTarget::InternetGateway(igw),
+            RouterClass::System,
+        )
+        .unwrap();
+    }
+}
+
+pub fn set_ephemeral(port: &mut VpcPort, v4: Option<&str>, v6: Option<&str>) {
+    let c = port.cfg().clone();
+    let mut e4 = c.ipv4().unwrap().external_ips.clone();
+    let mut e6 = c.ipv6().unwrap().external_ips.clone();
+    e4.ephemeral_ip = v4.map(p);
+    e6.ephemeral_ip = v6.map(p);
+    port.set_external_ips(&SetExternalIpsReq {
+        port_name: "g".into(),
+        external_ips_v4: Some(e4),
+        external_ips_v6: Some(e6),
+        inet_gw_map: None,
+    })
+    .unwrap();
+}
+
+pub enum L4 {
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    Icmp4 {
+        ty: u8,
+        id: u16,
+        seq: u16,
+    },
+    Icmp6 {
+        ty: u8,
+        id: u16,
+        seq: u16,
+    },
+}
+
+pub fn tcp(sport: u16, dport: u16, flags: u8) -> L4 {
+    L4::Tcp {
+        sport,
+        dport,
+        flags,
+        seq: 1000,
+        ack: 0,
+    }
+}
+
+pub fn udp(sport: u16, dport: u16) -> L4 {
+    L4::Udp { sport, dport }
+}
+
+/// An Ethernet frame from `src` to `dst` (IPv4 or IPv6 by the address family).
+pub fn frame(
+    eth_src: MacAddr,
+    eth_dst: MacAddr,
+    src: IpAddr,
+    dst: IpAddr,
+    l4: L4,
+    body: &[u8],
+) -> Vec<u8> {
+    let proto = match l4 {
+        L4::Tcp { .. } => 6,
+        L4::Udp { .. } => 17,
+        L4::Icmp4 { .. } => 1,
+        L4::Icmp6 { .. } => 58,
+    };
+    let (l3, et) = match (src, dst) {
+        (IpAddr::Ip4(s), IpAddr::Ip4(d)) => {
+            let mut r = Ipv4Repr::new(s, d, proto);
+            r.ttl = 64;
+            (L3Repr::Ipv4(r), ETHER_TYPE_IPV4)
+        }
+        (IpAddr::Ip6(s), IpAddr::Ip6(d)) => {
+            let mut r = Ipv6Repr::new(s, d, proto);
+            r.hop_limit = 64;
+            (L3Repr::Ipv6(r), ETHER_TYPE_IPV6)
+        }
+        _ => panic!("mixed families"),
+    };
+    let ulp = match l4 {
+        L4::Tcp {
+            sport,
+            dport,
+            flags,
+            seq,
+            ack,
+        } => {
+            let mut t = TcpRepr::new(sport, dport, flags);
+            t.seq = seq;
+            t.ack = ack;
+            t.window = 1024;
+            UlpRepr::Tcp(t)
+        }
+        L4::Udp { sport, dport } => UlpRepr::Udp(UdpRepr::new(sport, dport)),
+        L4::Icmp4 { ty, id, seq } => UlpRepr::Icmpv4(IcmpRepr::echo(ty, id, seq)),
+        L4::Icmp6 { ty, id, seq } => UlpRepr::Icmpv6(IcmpRepr::echo(ty, id, seq)),
+    };
+    let eth = EtherRepr {
+        dst: eth_dst,
+        src: eth_src,
+        ether_type: et,
+        vlan: None,
+    };
+    Headers::new(eth, l3, ulp).build(body).unwrap()
+}
+
+/// A guest's outbound packet: from its MAC to the gateway's.
+pub fn guest_pkt(c: &VpcCfg, src: IpAddr, dst: IpAddr, l4: L4) -> Packet {
+    Packet::copy_from(&frame(c.guest_mac, c.gateway_mac, src, dst, l4, &[]))
+}
+
+/// Wrap an inner frame in Geneve as it arrives from the underlay.
+pub fn encap(src: Ipv6Addr, dst: Ipv6Addr, v: Vni, external: bool, inner: &[u8]) -> Packet {
+    let options = if external {
+        vec![GeneveOpt::oxide_external()]
+    } else {
+        vec![]
+    };
+    let outer = Encap {
+        eth: EtherRepr {
+            dst: MacAddr::ZERO,
+            src: MacAddr::ZERO,
+            ether_type: ETHER_TYPE_IPV6,
+            vlan: None,
+        },
+        ip6: Ipv6Repr::new(src, dst, 17),
+        udp: UdpRepr::new(7777, 6081),
+        geneve: GeneveRepr::new(v, options),
+    }
+    .header_bytes(inner.len());
+    Packet::from_segments(&[&outer, inner])
+}
+
+/// An inbound packet from the internet (via boundary services) to `dst` at guest `c`.
+pub fn from_internet(c: &VpcCfg, src: IpAddr, dst: IpAddr, l4: L4) -> Packet {
+    let inner = frame(p(TEP_MAC), c.guest_mac, src, dst, l4, &[]);
+    encap(p(BOUNDARY_IP), c.phys_ip, c.vni, true, &inner)
+}
+
+/// Records every packet of a scenario; dropped while panicking, it writes them as a pcap.
+pub struct Recorder {
+    name: String,
+    frames: RefCell<Vec<Vec<u8>>>,
+}
+
+impl Recorder {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            frames: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn record(&self, pkt: &Packet) {
+        self.frames.borrow_mut().push(pkt.to_vec());
+    }
+
+    pub fn record_bytes(&self, b: &[u8]) {
+        self.frames.borrow_mut().push(b.to_vec());
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scenario-pcaps");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{}.pcap", self.name));
+        if let Ok(f) = std::fs::File::create(&path)
+            && let Ok(mut w) = PcapWriter::new(f)
+        {
+            for (i, fr) in self.frames.borrow().iter().enumerate() {
+                let _ = w.write_frame(i as u64, fr);
+            }
+            let _ = w.flush();
+            eprintln!("scenario packets written to {}", path.display());
+        }
+    }
+}
+
+/// Process an outbound packet, recording it before and after.
+pub fn out(
+    port: &mut VpcPort,
+    rec: &Recorder,
+    mut pkt: Packet,
+    now: Moment,
+) -> (ProcessResult, Packet) {
+    rec.record(&pkt);
+    let parsed = Parsed::Guest(parse_guest(&mut pkt).unwrap());
+    let r = port.process(Direction::Out, &mut pkt, &parsed, now);
+    match &r {
+        ProcessResult::Modified => rec.record(&pkt),
+        ProcessResult::Hairpin(h) => rec.record_bytes(h),
+        ProcessResult::Drop(_) => {}
+    }
+    (r, pkt)
+}
+
+/// Process an inbound packet, recording it before and after.
+pub fn inb(
+    port: &mut VpcPort,
+    rec: &Recorder,
+    mut pkt: Packet,
+    now: Moment,
+) -> (ProcessResult, Packet) {
+    rec.record(&pkt);
+    let parsed = Parsed::Network(parse_network(&mut pkt).unwrap());
+    let r = port.process(Direction::In, &mut pkt, &parsed, now);
+    if r == ProcessResult::Modified {
+        rec.record(&pkt);
+    }
+    (r, pkt)
+}
+
+pub fn net(pkt: &mut Packet) -> NetworkMeta {
+    parse_network(pkt).unwrap()
+}
+
+pub fn guest(pkt: &mut Packet) -> InnerMeta {
+    parse_guest(pkt).unwrap()
+}
+
+/// Assert a port's rule and flow counts: (layer, rules in, rules out).
+pub fn assert_rules(port: &VpcPort, want: &[(&str, usize, usize)]) {
+    for (l, i, o) in want {
+        assert_eq!(
+            (
+                port.port().num_rules(l, Direction::In).unwrap(),
+                port.port().num_rules(l, Direction::Out).unwrap()
+            ),
+            (*i, *o),
+            "rules of layer {l}"
+        );
+    }
+}
+
+pub fn flows(port: &VpcPort, layer: &str) -> u32 {
+    port.port().num_flows(layer, Direction::Out).unwrap()
+}
