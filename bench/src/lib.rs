@@ -1,6 +1,8 @@
 //! What the benchmarks share: a global allocator that counts allocations per thread, and the
 //! benchmark cases (packets from `opte::build::samples`, named as the reference names them).
 
+pub mod vpc;
+
 use opte::build::samples::{self, Sample};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -8,45 +8,8 @@ use core::str::FromStr;
 use opte_api::{IpAddr, IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr, ParseError, ParseReason};
 use serde::{Deserialize, Serialize};
 
-/// A 128-bit UUID (RFC 9562), in its hyphenated text form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Uuid(pub [u8; 16]);
-
-impl fmt::Display for Uuid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Uuid {
-    type Err = ParseError;
-    fn from_str(s: &str) -> Result<Self, ParseError> {
-        let bad = |r| ParseError::new("UUID", s, r);
-        let groups: alloc::vec::Vec<&str> = s.split('-').collect();
-        let lens: alloc::vec::Vec<usize> = groups.iter().map(|g| g.len()).collect();
-        if lens != [8, 4, 4, 4, 12] {
-            return Err(bad(ParseReason::Invalid(
-                "expected 8-4-4-4-12 hexadecimal digits",
-            )));
-        }
-        let hex: alloc::string::String = groups.concat();
-        let mut out = [0u8; 16];
-        for (i, o) in out.iter_mut().enumerate() {
-            let pair = hex
-                .get(2 * i..2 * i + 2)
-                .ok_or_else(|| bad(ParseReason::Invalid("too short")))?;
-            *o = u8::from_str_radix(pair, 16)
-                .map_err(|_| bad(ParseReason::Invalid("not hexadecimal")))?;
-        }
-        Ok(Self(out))
-    }
-}
+/// Internet gateways are named by UUID (RFC 9562), in hyphenated text form.
+pub use uuid::Uuid;
 
 /// External IP → the internet gateways it may be used through.
 pub type InternetGatewayMap = BTreeMap<IpAddr, BTreeSet<Uuid>>;
@@ -96,7 +59,15 @@ impl FromStr for RouterTarget {
         match s.split_once('=') {
             None if s == "drop" => Ok(Self::Drop),
             None if s == "ig" => Ok(Self::InternetGateway(None)),
-            Some(("ig", u)) => Ok(Self::InternetGateway(Some(u.parse().map_err(within)?))),
+            Some(("ig", u)) => Ok(Self::InternetGateway(Some(u.parse::<Uuid>().map_err(
+                |_| {
+                    ParseError::new(
+                        "router target",
+                        s,
+                        ParseReason::Invalid("expected ig=UUID (8-4-4-4-12 hexadecimal digits)"),
+                    )
+                },
+            )?))),
             Some(("ip4", a)) => Ok(Self::Ip(IpAddr::Ip4(
                 a.parse::<Ipv4Addr>().map_err(within)?,
             ))),
