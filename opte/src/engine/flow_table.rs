@@ -127,8 +127,16 @@ impl<S> FlowEntry<S> {
     }
 
     /// Counts a packet and records `now` as the (shared) last-hit time.
+    ///
+    /// A load and a store rather than an atomic add: this runs for every packet, and a
+    /// locked read-modify-write costs more than the rest of the bookkeeping. Two lookups
+    /// racing under a shared lock may count one hit instead of two; the counter is a
+    /// statistic, not an invariant.
     pub fn hit(&self, now: Moment) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hits.store(
+            self.hits.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         self.links.lifetime.touch(now);
     }
 

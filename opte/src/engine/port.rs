@@ -800,6 +800,9 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             {
                 Ok(s) => {
                     e.hit(now);
+                    if let Some(until) = TcpExpiry::protected_until(s, now) {
+                        e.protect_parents_until(until);
+                    }
                     if s != old {
                         self.probes.tcp_flow_state(&self.name, &key, old, s);
                     }
@@ -829,6 +832,11 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         self.tcp
             .add_linked(key, te, now, Lifetime::new(now), parents)
             .map_err(|_| DropReason::TcpFull)?;
+        // An opening connection shields the flow state it runs through for a while, as an
+        // established one does for longer.
+        if let (Some(until), Some(e)) = (TcpExpiry::protected_until(s, now), self.tcp.get(&key)) {
+            e.protect_parents_until(until);
+        }
         self.probes
             .tcp_flow_state(&self.name, &key, TcpState::Closed, s);
         Ok(s)

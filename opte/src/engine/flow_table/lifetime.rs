@@ -22,6 +22,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+/// How far a protection deadline must move before it is raised again (1 s): eviction
+/// priorities change over seconds, so a finer shield buys nothing.
+pub const PROTECT_GRANULARITY_NS: u64 = 1_000_000_000;
+
 /// The liveness state shared by one or more flow entries (see the module docs).
 #[derive(Debug)]
 pub struct Lifetime {
@@ -94,9 +98,14 @@ impl Lifetime {
     ///
     /// This is how an entry's protection is inherited by the entries it depends on: an
     /// established TCP connection shields the firewall and NAT state it runs through.
+    ///
+    /// Every packet of a connection asks for this, with a deadline that moves with the
+    /// clock; the shield is only raised once it would grow by more than
+    /// [`PROTECT_GRANULARITY_NS`], so most packets cost a load and nothing more.
     pub fn protect_until(&self, until: Moment) {
         let until = until.as_nanos();
-        if until > self.protected_until_ns.load(Ordering::Relaxed) {
+        let cur = self.protected_until_ns.load(Ordering::Relaxed);
+        if until > cur.saturating_add(PROTECT_GRANULARITY_NS) || (until > cur && cur == 0) {
             self.protected_until_ns.fetch_max(until, Ordering::Relaxed);
         }
     }
