@@ -213,7 +213,7 @@ fn frame(rd: &mut Reader<'_>, avail: usize) -> Option<InnerMeta> {
 
 /// A Geneve-over-IPv6 packet: outer headers in the first segment, the inner frame after
 /// them in the same segment or at the start of the next.
-#[inline]
+#[inline(always)]
 pub(super) fn network(pkt: &Packet) -> Option<NetworkMeta> {
     let pkt_len = pkt.len();
     let mut rd = Reader::new(pkt)?;
