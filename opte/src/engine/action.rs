@@ -6,18 +6,21 @@ use super::transform::HdrTransform;
 use super::view::PacketView;
 use crate::packet::Packet;
 use crate::packet::parse::InnerMeta;
-use alloc::collections::BTreeMap;
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use opte_api::{Direction, InnerFlowId};
+use smallvec::SmallVec;
 
 /// Key/value metadata passed through every layer of one slow-path walk (e.g. the router's
-/// chosen target, read by the overlay).
+/// chosen target, read by the overlay). A handful of entries at most, so a short inline
+/// list beats a map; the well-known keys and most values are static strings, so nothing
+/// is allocated for them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ActionMeta {
-    map: BTreeMap<String, String>,
+    entries: SmallVec<[(Cow<'static, str>, Cow<'static, str>); 4]>,
 }
 
 impl ActionMeta {
@@ -25,20 +28,28 @@ impl ActionMeta {
         Self::default()
     }
 
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.map.insert(key.into(), value.into());
+    /// Set `key` to `value`, replacing what it held.
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) {
+        let key = key.into();
+        let value = value.into();
+        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(e) => e.1 = value,
+            None => self.entries.push((key, value)),
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.map.get(key).map(String::as_str)
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
     }
 
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.map.remove(key)
+        let i = self.entries.iter().position(|(k, _)| k == key)?;
+        Some(self.entries.remove(i).1.into_owned())
     }
 
+    /// The entries, in the order they were first set.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 }
 

@@ -88,7 +88,7 @@ pub struct WalkCtx<'a, P: Probes> {
     /// The merge of every transform so far.
     pub xform: &'a mut HdrTransform,
     /// The names of the transforms merged, for dumps.
-    pub names: &'a mut Vec<&'static str>,
+    pub names: &'a mut smallvec::SmallVec<[&'static str; 6]>,
     /// Lifetimes of the LFT entries this packet hit: the parents of its UFT entry.
     pub parents: &'a mut Vec<Arc<Lifetime>>,
     pub pending: &'a mut Vec<PendingLft>,

@@ -23,6 +23,7 @@ use crate::wire::tcp::TcpHdr;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use smallvec::SmallVec;
 use core::fmt;
 use core::num::NonZeroU32;
 use core::str::FromStr;
@@ -115,7 +116,8 @@ pub struct UftEntry {
     pair: Option<InnerFlowId>,
     /// The TCP table key, for TCP flows.
     tcp_key: Option<InnerFlowId>,
-    summary: String,
+    /// The names of the transforms merged into `xform`, for dumps.
+    names: SmallVec<[&'static str; 6]>,
 }
 
 pub struct PortBuilder {
@@ -420,7 +422,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                         *k,
                         UftEntryDump {
                             hits: e.hits(),
-                            summary: e.state().summary.clone(),
+                            summary: summary(&e.state().names),
                         },
                     )
                 })
@@ -641,7 +643,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         let mut xform = HdrTransform::identity("uft");
         let mut parents: Vec<Arc<Lifetime>> = Vec::new();
         let mut pending: Vec<PendingLft> = Vec::new();
-        let mut names: Vec<&'static str> = Vec::new();
+        let mut names: SmallVec<[&'static str; 6]> = SmallVec::new();
         let n = self.layers.len();
         for step in 0..n {
             let idx = match dir {
@@ -745,7 +747,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 xform: compiled,
                 pair,
                 tcp_key,
-                summary: summary(&names),
+                names,
             };
             let (uft, other) = match dir {
                 Direction::In => (&mut self.uft_in, &mut self.uft_out),

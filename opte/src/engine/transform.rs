@@ -355,11 +355,8 @@ impl CompiledTransform {
             ) => {
                 let src = (s0 != s1).then(|| s1.bytes());
                 let dst = (d0 != d1).then(|| d1.bytes());
-                delta(
-                    &mut ip_sum,
-                    &[s0.bytes(), d0.bytes()].concat(),
-                    &[s1.bytes(), d1.bytes()].concat(),
-                );
+                delta(&mut ip_sum, &s0.bytes(), &s1.bytes());
+                delta(&mut ip_sum, &d0.bytes(), &d1.bytes());
                 ip_changed = src.is_some() || dst.is_some();
                 IpRewrite::V4 { src, dst }
             }
@@ -369,11 +366,8 @@ impl CompiledTransform {
             ) => {
                 let src = (s0 != s1).then(|| s1.bytes());
                 let dst = (d0 != d1).then(|| d1.bytes());
-                delta(
-                    &mut ip_sum,
-                    &[s0.bytes(), d0.bytes()].concat(),
-                    &[s1.bytes(), d1.bytes()].concat(),
-                );
+                delta(&mut ip_sum, &s0.bytes(), &s1.bytes());
+                delta(&mut ip_sum, &d0.bytes(), &d1.bytes());
                 ip_changed = src.is_some() || dst.is_some();
                 IpRewrite::V6 { src, dst }
             }
