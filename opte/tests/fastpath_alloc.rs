@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::counting::{Counting, allocs};
 use common::{port, tcp4_in, tcp4_out};
 use opte::engine::port::ProcessResult;
 use opte::engine::time::Moment;
@@ -9,40 +10,9 @@ use opte::engine::view::Parsed;
 use opte::packet::parse::{parse_guest, parse_network};
 use opte::wire::tcp::flags;
 use opte_api::Direction;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to `System`; the counter is a const-initialised thread-local `Cell`.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static A: Counting = Counting;
-
-fn allocs<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    let before = COUNT.with(Cell::get);
-    let r = f();
-    (r, COUNT.with(Cell::get) - before)
-}
 
 #[test]
 fn uft_hits_allocate_nothing_in_either_direction() {

@@ -2,6 +2,8 @@
 //! (a stateful firewall, 1:1 NAT, Geneve encap) and packet makers for its traffic.
 #![allow(dead_code)]
 
+pub mod counting;
+
 use opte::build::samples;
 use opte::build::{Encap, Headers, L3Repr, UlpRepr};
 use opte::engine::action::{
