@@ -386,3 +386,25 @@ fn random_traffic_keeps_tables_bounded_and_every_packet_counted() {
     assert_eq!(s.out.results(), n_out);
     assert_eq!(s.r#in.results(), n_in);
 }
+
+#[test]
+fn a_stale_entry_takes_its_pair_with_it() {
+    let mut p = port(64, 64, 64);
+    let t = Moment::ZERO;
+    out(&mut p, tcp4_out(10010, flags::SYN, 100, 0), t);
+    inb(&mut p, tcp4_in(10010, flags::SYN | flags::ACK, 500, 101), t);
+    assert_eq!(p.num_flows("uft", Direction::Out), Some(1));
+    assert_eq!(p.num_flows("uft", Direction::In), Some(1));
+    // A rule change makes both entries stale; the next outbound packet invalidates its entry
+    // and the inbound one paired with it, then installs a fresh outbound entry.
+    p.add_rule(
+        "firewall",
+        Direction::In,
+        Rule::match_any(100, Action::Deny),
+    )
+    .unwrap();
+    let (r, _) = out(&mut p, tcp4_out(10010, flags::ACK, 101, 501), t);
+    assert_eq!(r, ProcessResult::Modified);
+    assert_eq!(p.num_flows("uft", Direction::In), Some(0));
+    assert_eq!(p.num_flows("uft", Direction::Out), Some(1));
+}

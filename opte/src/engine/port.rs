@@ -23,7 +23,6 @@ use crate::wire::tcp::TcpHdr;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use smallvec::SmallVec;
 use core::fmt;
 use core::num::NonZeroU32;
 use core::str::FromStr;
@@ -32,6 +31,7 @@ use opte_api::{
     LayerDesc, MacAddr, OpteError, RuleId, TcpFlowEntryDump, TcpFlowStateDump, TcpState,
     UftEntryDump,
 };
+use smallvec::SmallVec;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortState {
@@ -738,10 +738,9 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         }
 
         if !tcp_closed {
-            let pair = match dir {
-                Direction::In => Some(after.mirror()),
-                Direction::Out => None,
-            };
+            // The other direction's packets of this flow arrive looking like the mirror of
+            // what this one leaves as; that is their UFT key, whether or not they came yet.
+            let pair = Some(after.mirror());
             let entry = UftEntry {
                 epoch: self.epoch,
                 xform: compiled,
@@ -763,7 +762,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 self.undo_lfts(&committed);
                 return ProcessResult::Drop(DropReason::UftFull);
             }
-            if let (Direction::In, Some(p)) = (dir, pair)
+            if let Some(p) = pair
                 && let Some(o) = other.get_mut(&p)
             {
                 o.state_mut().pair = Some(flow);
