@@ -27,4 +27,6 @@ extern crate std;
 
 pub mod api;
 pub mod engine;
+#[cfg(feature = "std")]
+pub mod print;
 pub mod tables;
