@@ -154,9 +154,10 @@ impl TcpFlowState {
         let ackf = has(flags, ACK);
         match self.tcp_state {
             // A remote opening a connection to the guest: assume it listens.
-            Closed if syn => Some(Listen),
+            Closed if syn && !ackf => Some(Listen),
             // Data on a connection we forgot (expired here, alive at both ends): revive it.
             // The guest answers at once with an ACK or a RST, which settles the question.
+            // A SYN+ACK is such a segment too: the answer to a SYN whose entry expired.
             Closed if ackf => Some(Established),
             // The remote retransmits its SYN.
             Listen if syn => Some(Listen),
@@ -191,8 +192,9 @@ impl TcpFlowState {
         let fin = has(flags, FIN);
         let ackf = has(flags, ACK);
         match state {
-            Closed if syn => Some(SynSent),
-            // The guest answers data of a connection we forgot: revive it.
+            Closed if syn && !ackf => Some(SynSent),
+            // The guest answers data (or, with a SYN+ACK, the SYN) of a connection we
+            // forgot: revive it.
             Closed if ackf => Some(Established),
             Listen if syn && ackf => Some(SynRcvd),
             SynSent if syn => Some(SynSent),
@@ -404,6 +406,7 @@ mod tests {
         let table: &[(Direction, TcpState, u8, u32, Outcome)] = &[
             (In, Closed, ACK, 1, To(Established)),
             (In, Closed, SYN, 0, To(Listen)),
+            (In, Closed, SYN | ACK, 1, To(Established)),
             (In, Closed, FIN, 0, Unexpected),
             (In, Closed, 0, 0, Unexpected),
             (In, Listen, SYN, 0, To(Listen)),
@@ -444,6 +447,7 @@ mod tests {
             (In, TimeWait, SYN, 0, NewFlow),
             (In, TimeWait, 0, 0, Unexpected),
             (Out, Closed, SYN, 0, To(SynSent)),
+            (Out, Closed, SYN | ACK, 1, To(Established)),
             (Out, Closed, ACK, 1, To(Established)),
             (Out, Closed, FIN, 0, Unexpected),
             (Out, Listen, SYN | ACK, 1, To(SynRcvd)),

@@ -151,6 +151,11 @@ pub fn default_fw_rules(v: Vni) -> Vec<FirewallRule> {
 /// boundary services, a system route for the VPC IPv4 subnet, the default firewall rules.
 /// Epoch ends at 3.
 pub fn setup(cfg: VpcCfg, tables: &Arc<VpcTables>) -> VpcPort {
+    setup_with_limits(cfg, tables, PortLimits::for_tests())
+}
+
+/// [`setup`] with other table limits.
+pub fn setup_with_limits(cfg: VpcCfg, tables: &Arc<VpcTables>, limits: PortLimits) -> VpcPort {
     register(tables, &cfg);
     let tep = TunnelEndpoint {
         ip: p(BOUNDARY_IP),
@@ -160,8 +165,7 @@ pub fn setup(cfg: VpcCfg, tables: &Arc<VpcTables>) -> VpcPort {
     tables.v2b.set(p("::/0"), &[tep]).unwrap();
     let sub = IpCidr::Ip4(cfg.ipv4().unwrap().vpc_subnet);
     let v = cfg.vni;
-    let mut port =
-        VpcPort::new("g", cfg, 1500, tables.clone(), PortLimits::for_tests(), 7).unwrap();
+    let mut port = VpcPort::new("g", cfg, 1500, tables.clone(), limits, 7).unwrap();
     assert_eq!(port.port().epoch(), 1);
     port.add_router_entry(sub, RouterTarget::VpcSubnet(sub), RouterClass::System)
         .unwrap();
@@ -426,4 +430,68 @@ pub fn assert_rules(port: &VpcPort, want: &[(&str, usize, usize)]) {
 
 pub fn flows(port: &VpcPort, layer: &str) -> u32 {
     port.port().num_flows(layer, Direction::Out).unwrap()
+}
+
+/// The frame of a hairpin reply; anything else fails the test.
+pub fn hairpin_frame(r: ProcessResult) -> Vec<u8> {
+    match r {
+        ProcessResult::Hairpin(f) => f,
+        other => panic!("expected a hairpin reply, got {other:?}"),
+    }
+}
+
+/// Parse a guest-side frame and assert its IPv4 header checksum and its L4 checksum (over
+/// the pseudo-header, as the receiver checks them) verify. A UDP checksum of zero over
+/// IPv4 means "none" and passes.
+pub fn assert_csums_valid(frame: &[u8]) -> InnerMeta {
+    use opte::packet::parse::{L3Info, UlpKind};
+    use opte::wire::csum::{Checksum, pseudo_v4, pseudo_v6};
+    let m = parse_guest(&mut Packet::copy_from(frame)).unwrap();
+    let ulp = m.ulp.expect("an L4 header");
+    let l4_off = ulp.loc.off as usize;
+    let mut c;
+    match m.l3.expect("an IP header") {
+        L3Info::Ipv4(i) => {
+            let off = i.loc.off as usize;
+            let hdr = &frame[off..off + i.hdr_len as usize];
+            assert_eq!(Checksum::of(hdr).fold(), 0xffff, "IPv4 header checksum");
+            let l4 = &frame[l4_off..off + i.total_len as usize];
+            c = Checksum::of(l4);
+            let p = match ulp.kind {
+                UlpKind::Icmpv4 => None,
+                UlpKind::Tcp => Some(6),
+                _ => Some(17),
+            };
+            if ulp.kind == UlpKind::Udp && l4[6..8] == [0, 0] {
+                return m;
+            }
+            if let Some(p) = p {
+                let src: [u8; 4] = hdr[12..16].try_into().unwrap();
+                let dst: [u8; 4] = hdr[16..20].try_into().unwrap();
+                c.add(pseudo_v4(src, dst, p, l4.len() as u16));
+            }
+        }
+        L3Info::Ipv6(i) => {
+            let off = i.loc.off as usize;
+            let l4 = &frame[l4_off..off + 40 + i.payload_len as usize];
+            let src: [u8; 16] = frame[off + 8..off + 24].try_into().unwrap();
+            let dst: [u8; 16] = frame[off + 24..off + 40].try_into().unwrap();
+            c = Checksum::of(l4);
+            c.add(pseudo_v6(src, dst, i.proto, l4.len() as u32));
+        }
+    }
+    assert_eq!(c.fold(), 0xffff, "L4 checksum of {:?}", ulp.kind);
+    m
+}
+
+/// The inner frame of an encapsulated packet (what the receiving guest will see).
+pub fn inner_frame(pkt: &mut Packet) -> Vec<u8> {
+    let n = parse_network(pkt).unwrap();
+    pkt.to_vec()[n.outer.encap_len()..].to_vec()
+}
+
+/// The bytes after a parsed frame's L4 header.
+pub fn l4_body<'a>(frame: &'a [u8], m: &InnerMeta) -> &'a [u8] {
+    let off = m.body.off as usize;
+    &frame[off..off + m.body_len as usize]
 }
