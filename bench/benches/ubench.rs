@@ -96,7 +96,8 @@ fn pre_handle(k: Kind, port: &mut VpcPort, twin: Option<&Sample>) {
 fn report_allocations() {
     for c in cases() {
         let side = c.sample.side;
-        let ((), n, bytes) = count_allocs(|| parse_and_free(side, c.sample.packet()));
+        let pkt = c.sample.packet();
+        let ((), n, bytes) = count_allocs(|| parse_and_free(side, pkt));
         println!("parse/{}/alloc_ct/{}: {n}", c.family, c.instance);
         println!("parse/{}/alloc_sz/{}: {bytes}", c.family, c.instance);
     }
