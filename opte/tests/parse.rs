@@ -735,3 +735,39 @@ fn fast_path_agrees_with_the_general_parser() {
         }
     }
 }
+
+#[test]
+fn zero_byte_and_empty_segment_packets() {
+    // A packet with no bytes is a truncated Ethernet header, not a panic.
+    let mut empty = Packet::copy_from(&[]);
+    assert!(empty.is_empty());
+    assert!(matches!(
+        parse_guest(&mut empty),
+        Err(ParseError::Truncated {
+            hdr: HeaderKind::Ethernet,
+            need: 14,
+            have: 0
+        })
+    ));
+    assert!(parse_network(&mut Packet::from_segments(&[])).is_err());
+    // Empty segments anywhere in a chain are stepped over.
+    let f = samples::ulp("V6-Tcp-OUT-0B").unwrap().frame();
+    let mut pkt = Packet::from_segments(&[&[], &f[..14], &[], &[], &f[14..54], &[], &f[54..]]);
+    let m = parse_guest(&mut pkt).unwrap();
+    assert_eq!(m.flow.proto_info, [10010, 80]);
+    assert_eq!(pkt.to_vec(), f);
+}
+
+#[test]
+fn long_chain_of_one_byte_segments() {
+    let f = samples::ulp("V4-Udp-OUT-1400B").unwrap().frame();
+    let segs: Vec<&[u8]> = f.chunks(1).collect();
+    let mut pkt = Packet::from_segments(&segs);
+    assert_eq!(pkt.seg_count(), f.len());
+    let m = parse_guest(&mut pkt).unwrap();
+    assert_eq!((m.flow.proto_info, m.body_len), ([10010, 80], 1400));
+    // Only the headers were joined; the body stays in its segments.
+    assert_eq!(pkt.len(), f.len());
+    assert!(pkt.seg_count() > 1000);
+    assert_eq!(pkt.to_vec(), f);
+}
