@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`api`] | configuration, firewall rule model, router targets, request/response types |
 //! | [`tables`] | the shared V2P, V2B and M2P tables every port of a host consults |
+//! | [`mcast`] | M2P and the host's multicast forwarding and subscription tables; source-filter aggregation |
 //! | [`engine`] | the five layers (gateway, firewall, router, nat, overlay), the port that holds them and the control operations on it |
 //!
 //! This crate never performs I/O or reads a clock: the host owns the ports and tables and
@@ -27,6 +28,7 @@ extern crate std;
 
 pub mod api;
 pub mod engine;
+pub mod mcast;
 #[cfg(feature = "std")]
 pub mod print;
 pub mod tables;

@@ -1,6 +1,7 @@
 //! The tables every port of a host shares: V2P (guest address → sled, per VPC), V2B
 //! (external prefix → boundary-services tunnel endpoints, longest-prefix match) and M2P
-//! (overlay multicast group → underlay group).
+//! (overlay multicast group → underlay group; it lives in [`crate::mcast`] with the host's
+//! multicast forwarding and subscription tables, which [`VpcTables`] also carries).
 //!
 //! Each table validates a request completely before changing anything, and a clear must
 //! name exactly what is there: clearing a V2P or M2P entry with a different value than the
@@ -8,15 +9,15 @@
 //! mapping (the reference ignores the value, SPEC §13 quirk 7).
 
 use crate::api::{
-    DumpMcast2PhysResp, DumpVirt2BoundaryResp, DumpVirt2PhysResp, GuestPhysAddr, PhysNet,
-    TunnelEndpoint, V2bMapResp, VpcMapResp,
+    DumpVirt2BoundaryResp, DumpVirt2PhysResp, GuestPhysAddr, PhysNet, TunnelEndpoint, V2bMapResp,
+    VpcMapResp,
 };
+pub use crate::mcast::Mcast2Phys;
+use crate::mcast::{McastForwarding, McastSubscriptions};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use opte::sync::Mutex;
-use opte_api::{
-    IpAddr, IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr, MulticastUnderlay, OpteError, Vni,
-};
+use opte_api::{IpAddr, IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr, OpteError, Vni};
 
 /// A longest-prefix-match table: one exact-match map per prefix length, searched from the
 /// longest length present to the shortest. A lookup costs one map probe per distinct length
@@ -324,71 +325,21 @@ impl Virt2Boundary {
     }
 }
 
-/// Overlay multicast group → underlay multicast group.
-#[derive(Debug, Default)]
-pub struct Mcast2Phys {
-    inner: Mutex<BTreeMap<IpAddr, MulticastUnderlay>>,
-}
-
-impl Mcast2Phys {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn set(&self, group: IpAddr, underlay: MulticastUnderlay) -> Result<(), OpteError> {
-        if !group.is_multicast() {
-            return Err(OpteError::BadState(format!(
-                "{group} is not a multicast group"
-            )));
-        }
-        self.inner.lock().insert(group, underlay);
-        Ok(())
-    }
-
-    /// Remove `group`, only if it maps to `underlay`.
-    pub fn clear(&self, group: IpAddr, underlay: MulticastUnderlay) -> Result<(), OpteError> {
-        let mut m = self.inner.lock();
-        match m.get(&group) {
-            Some(u) if *u == underlay => {
-                m.remove(&group);
-                Ok(())
-            }
-            Some(u) => Err(OpteError::BadState(format!(
-                "{group} maps to {u}, not {underlay}"
-            ))),
-            None => Err(OpteError::BadState(format!("no M2P mapping for {group}"))),
-        }
-    }
-
-    pub fn get(&self, group: IpAddr) -> Option<MulticastUnderlay> {
-        self.inner.lock().get(&group).copied()
-    }
-
-    pub fn dump(&self) -> DumpMcast2PhysResp {
-        let m = self.inner.lock();
-        let mut r = DumpMcast2PhysResp::default();
-        for (g, u) in m.iter() {
-            match g {
-                IpAddr::Ip4(a) => r.ip4.push((*a, *u)),
-                IpAddr::Ip6(a) => r.ip6.push((*a, *u)),
-            }
-        }
-        r
-    }
-}
-
 /// The shared tables, as one handle a port keeps.
 #[derive(Debug, Default)]
 pub struct VpcTables {
     pub v2p: VpcMappings,
     pub v2b: Virt2Boundary,
     pub m2p: Mcast2Phys,
+    /// Where the host replicates multicast sent by its ports (no port consults it).
+    pub mcast_fwd: McastForwarding,
+    /// Which of the host's ports receive each underlay group (no port consults it).
+    pub mcast_subs: McastSubscriptions,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
 
     fn tep(last: u16, vni: u32) -> TunnelEndpoint {
         TunnelEndpoint {
@@ -452,20 +403,5 @@ mod tests {
         m.del(ip, p2).unwrap();
         assert_eq!(m.get(vni, ip), None);
         assert!(m.dump().mappings.is_empty());
-    }
-
-    #[test]
-    fn m2p_clear_must_name_the_underlay() {
-        let m = Mcast2Phys::new();
-        let g: IpAddr = "ff04::1:3".parse().unwrap();
-        let u1 = MulticastUnderlay::new("ff04::99".parse().unwrap()).unwrap();
-        let u2 = MulticastUnderlay::new("ff04::98".parse().unwrap()).unwrap();
-        assert!(m.set("10.0.0.1".parse().unwrap(), u1).is_err());
-        m.set(g, u1).unwrap();
-        assert!(m.clear(g, u2).is_err());
-        assert_eq!(m.get(g), Some(u1));
-        m.clear(g, u1).unwrap();
-        assert_eq!(m.dump(), DumpMcast2PhysResp::default());
-        let _ = vec![0];
     }
 }
