@@ -323,6 +323,20 @@ pub struct CompiledTransform {
     embedded: Option<EmbeddedRewrite>,
 }
 
+/// The new source and destination addresses where they change, with the change added to
+/// `sum`.
+fn addr_rewrite<const N: usize>(
+    old: [[u8; N]; 2],
+    new: [[u8; N]; 2],
+    sum: &mut Checksum,
+) -> (Option<[u8; N]>, Option<[u8; N]>) {
+    let [s0, d0] = old;
+    let [s1, d1] = new;
+    delta(sum, &s0, &s1);
+    delta(sum, &d0, &d1);
+    ((s0 != s1).then_some(s1), (d0 != d1).then_some(d1))
+}
+
 /// The checksum change from replacing `old` with `new`.
 fn delta(sum: &mut Checksum, old: &[u8], new: &[u8]) {
     sum.add_bytes(new);
@@ -347,31 +361,36 @@ impl CompiledTransform {
         };
         let mut ip_sum = Checksum::new();
         let mut l4_sum = Checksum::new();
-        let (mut ip_changed, mut l4_changed) = (false, false);
+        let mut l4_changed = false;
         let ip = match (before.ip, after.ip) {
             (
                 Some((_, AddrPair::V4 { src: s0, dst: d0 })),
                 Some((_, AddrPair::V4 { src: s1, dst: d1 })),
             ) => {
-                let src = (s0 != s1).then(|| s1.bytes());
-                let dst = (d0 != d1).then(|| d1.bytes());
-                delta(&mut ip_sum, &s0.bytes(), &s1.bytes());
-                delta(&mut ip_sum, &d0.bytes(), &d1.bytes());
-                ip_changed = src.is_some() || dst.is_some();
+                let (src, dst) = addr_rewrite(
+                    [s0.bytes(), d0.bytes()],
+                    [s1.bytes(), d1.bytes()],
+                    &mut ip_sum,
+                );
                 IpRewrite::V4 { src, dst }
             }
             (
                 Some((_, AddrPair::V6 { src: s0, dst: d0 })),
                 Some((_, AddrPair::V6 { src: s1, dst: d1 })),
             ) => {
-                let src = (s0 != s1).then(|| s1.bytes());
-                let dst = (d0 != d1).then(|| d1.bytes());
-                delta(&mut ip_sum, &s0.bytes(), &s1.bytes());
-                delta(&mut ip_sum, &d0.bytes(), &d1.bytes());
-                ip_changed = src.is_some() || dst.is_some();
+                let (src, dst) = addr_rewrite(
+                    [s0.bytes(), d0.bytes()],
+                    [s1.bytes(), d1.bytes()],
+                    &mut ip_sum,
+                );
                 IpRewrite::V6 { src, dst }
             }
             _ => IpRewrite::None,
+        };
+        let ip_changed = match ip {
+            IpRewrite::V4 { src, dst } => src.is_some() || dst.is_some(),
+            IpRewrite::V6 { src, dst } => src.is_some() || dst.is_some(),
+            IpRewrite::None => false,
         };
         let (mut src_port, mut dst_port, mut icmp_id) = (None, None, None);
         if let (Some(u0), Some(u1)) = (before.ulp, after.ulp) {
@@ -380,33 +399,17 @@ impl CompiledTransform {
                 l4_sum.add(ip_sum);
                 l4_changed = true;
             }
-            if u0.src_port != u1.src_port {
-                src_port = Some(u1.src_port);
-                delta(
-                    &mut l4_sum,
-                    &u0.src_port.to_be_bytes(),
-                    &u1.src_port.to_be_bytes(),
-                );
-                l4_changed = true;
-            }
-            if u0.dst_port != u1.dst_port {
-                dst_port = Some(u1.dst_port);
-                delta(
-                    &mut l4_sum,
-                    &u0.dst_port.to_be_bytes(),
-                    &u1.dst_port.to_be_bytes(),
-                );
-                l4_changed = true;
-            }
-            if u0.icmp_id != u1.icmp_id {
-                icmp_id = Some(u1.icmp_id);
-                delta(
-                    &mut l4_sum,
-                    &u0.icmp_id.to_be_bytes(),
-                    &u1.icmp_id.to_be_bytes(),
-                );
-                l4_changed = true;
-            }
+            // A field that changes adds its own difference to the L4 checksum.
+            let mut field = |old: u16, new: u16| {
+                (old != new).then(|| {
+                    delta(&mut l4_sum, &old.to_be_bytes(), &new.to_be_bytes());
+                    l4_changed = true;
+                    new
+                })
+            };
+            src_port = field(u0.src_port, u1.src_port);
+            dst_port = field(u0.dst_port, u1.dst_port);
+            icmp_id = field(u0.icmp_id, u1.icmp_id);
         }
         let is_v4 = matches!(ip, IpRewrite::V4 { .. });
         let embedded = t.embedded.filter(|_| {
