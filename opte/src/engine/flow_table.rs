@@ -164,9 +164,7 @@ impl<S> FlowEntry<S> {
 
     /// Shields every parent from eviction until `until` (see [`Lifetime::protect_until`]).
     pub fn protect_parents_until(&self, until: Moment) {
-        for p in self.links.parents.iter() {
-            p.protect_until(until);
-        }
+        self.links.protect_parents_until(until);
     }
 
     /// Set by [`FlowTable::mark_dirty`]: the entry predates a rule change and must be

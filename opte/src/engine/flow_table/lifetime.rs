@@ -81,6 +81,7 @@ impl Lifetime {
     /// Marks every sharer, and every child of this cell, dead.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
+        KILLS.fetch_add(1, Ordering::Release);
     }
 
     /// How many entries currently hold this cell as a parent. Timer expiry keeps the
@@ -132,7 +133,16 @@ impl Lifetime {
 pub(super) struct Links {
     pub(super) lifetime: Arc<Lifetime>,
     pub(super) parents: Box<[Arc<Lifetime>]>,
+    /// The kill generation at which every parent was last seen alive.
+    checked: AtomicU64,
+    /// The last protection deadline pushed to the parents (ns; 0 for none).
+    pushed: AtomicU64,
 }
+
+/// Bumped by every kill, in any table: an entry whose parents were all alive at generation
+/// `g` need not look at them again while the generation is still `g`, so the per-packet
+/// liveness check is one load instead of one per parent (each in its own cache line).
+static KILLS: AtomicU64 = AtomicU64::new(0);
 
 impl Links {
     /// Links `lifetime` under `parents`. A parent listed twice (e.g. both halves of an LFT
@@ -149,12 +159,44 @@ impl Links {
         Self {
             lifetime,
             parents: unique.into_boxed_slice(),
+            checked: AtomicU64::new(u64::MAX),
+            pushed: AtomicU64::new(0),
         }
     }
 
     /// True if this entry's cell or any parent's cell has been killed.
     pub(super) fn is_dead(&self) -> bool {
-        self.lifetime.is_killed() || self.parents.iter().any(|p| p.is_killed())
+        if self.lifetime.is_killed() {
+            return true;
+        }
+        if self.parents.is_empty() {
+            return false;
+        }
+        // A kill that races with this check is as if it came just after it.
+        let generation = KILLS.load(Ordering::Acquire);
+        if self.checked.load(Ordering::Relaxed) == generation {
+            return false;
+        }
+        if self.parents.iter().any(|p| p.is_killed()) {
+            return true;
+        }
+        self.checked.store(generation, Ordering::Relaxed);
+        false
+    }
+
+    /// Extend the parents' protection to `until` (see [`Lifetime::protect_until`]),
+    /// skipping the walk over them when the last push already covers it to within the
+    /// granularity.
+    pub(super) fn protect_parents_until(&self, until: Moment) {
+        let u = until.as_nanos();
+        let pushed = self.pushed.load(Ordering::Relaxed);
+        if pushed != 0 && u <= pushed.saturating_add(PROTECT_GRANULARITY_NS) {
+            return;
+        }
+        self.pushed.store(u, Ordering::Relaxed);
+        for p in self.parents.iter() {
+            p.protect_until(until);
+        }
     }
 }
 
