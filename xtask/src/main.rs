@@ -59,11 +59,56 @@ fn test() -> Result<(), String> {
             "--no-default-features",
         ]),
     )?;
-    step(
-        "workspace tests (with tshark check and fuzz corpus replay)",
-        cargo(&["test", "--workspace"]),
-    )?;
+    eprintln!("xtask: == workspace tests (with tshark check and fuzz corpus replay)");
+    let (passed, failed) = run_tests(cargo(&["test", "--workspace"]))?;
+    // One closing line for the whole run: cargo prints a result per test binary, and the
+    // last of those is often a crate's empty doc-test run.
+    println!("tests: {passed} passed, {failed} failed");
+    if failed > 0 {
+        return Err(format!("{failed} tests failed"));
+    }
     Ok(())
+}
+
+/// Run `cmd` (a `cargo test`), passing its output through, and add up the passed and
+/// failed counts of its `test result:` lines.
+fn run_tests(mut cmd: Command) -> Result<(u64, u64), String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cargo test: cannot run: {e}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout().lock();
+        for line in BufReader::new(out).lines() {
+            let line = line.map_err(|e| format!("cargo test: reading its output: {e}"))?;
+            let _ = writeln!(stdout, "{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count_before(rest, " passed");
+                failed += count_before(rest, " failed");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
+    if !status.success() && failed == 0 {
+        return Err(format!("cargo test failed ({status})"));
+    }
+    Ok((passed, failed))
+}
+
+/// The number just before `word` in a `test result:` line ("ok. 12 passed; 0 failed; ...").
+fn count_before(line: &str, word: &str) -> u64 {
+    line.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(word.trim_start())
+                .map(str::trim)
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn cargo(args: &[&str]) -> Command {
@@ -123,4 +168,26 @@ fn ensure_apt_packages() -> Result<(), String> {
         c.env("DEBIAN_FRONTEND", "noninteractive");
         c
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn counts_come_from_cargo_test_result_lines() {
+        let ok =
+            "ok. 156 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 4.29s";
+        assert_eq!(
+            (count_before(ok, " passed"), count_before(ok, " failed")),
+            (156, 0)
+        );
+        let bad =
+            "FAILED. 12 passed; 3 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.1s";
+        assert_eq!(
+            (count_before(bad, " passed"), count_before(bad, " failed")),
+            (12, 3)
+        );
+        assert_eq!(count_before("garbage", " passed"), 0);
+    }
 }
