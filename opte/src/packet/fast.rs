@@ -10,9 +10,10 @@
 
 use super::Loc;
 use super::Packet;
+use super::general::walk_geneve_opts;
 use super::parse::{
     EtherInfo, GeneveInfo, InnerMeta, Ipv4Info, Ipv6Info, L3Info, NetworkMeta, OuterMeta, UlpInfo,
-    UlpKind, walk_geneve_opts,
+    UlpKind,
 };
 use crate::wire::ether::{ETHER_TYPE_ETHER, ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, EtherHdr};
 use crate::wire::geneve::{GENEVE_PORT, GeneveHdr};

@@ -8,6 +8,7 @@
 
 mod error;
 mod fast;
+mod general;
 pub mod parse;
 
 pub use error::{Expected, Mismatch, ParseError};
