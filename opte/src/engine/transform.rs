@@ -193,39 +193,10 @@ fn rewrite_addrs(
     src: Option<IpAddr>,
     dst: Option<IpAddr>,
 ) -> Result<AddrPair, HdrTransformError> {
-    match a {
-        AddrPair::V4 {
-            src: mut s,
-            dst: mut d,
-        } => {
-            match src {
-                Some(IpAddr::Ip4(n)) => s = n,
-                Some(IpAddr::Ip6(_)) => return Err(HdrTransformError::FamilyMismatch),
-                None => {}
-            }
-            match dst {
-                Some(IpAddr::Ip4(n)) => d = n,
-                Some(IpAddr::Ip6(_)) => return Err(HdrTransformError::FamilyMismatch),
-                None => {}
-            }
-            Ok(AddrPair::V4 { src: s, dst: d })
-        }
-        AddrPair::V6 {
-            src: mut s,
-            dst: mut d,
-        } => {
-            match src {
-                Some(IpAddr::Ip6(n)) => s = n,
-                Some(IpAddr::Ip4(_)) => return Err(HdrTransformError::FamilyMismatch),
-                None => {}
-            }
-            match dst {
-                Some(IpAddr::Ip6(n)) => d = n,
-                Some(IpAddr::Ip4(_)) => return Err(HdrTransformError::FamilyMismatch),
-                None => {}
-            }
-            Ok(AddrPair::V6 { src: s, dst: d })
-        }
+    match (a, src.unwrap_or(a.src()), dst.unwrap_or(a.dst())) {
+        (AddrPair::V4 { .. }, IpAddr::Ip4(src), IpAddr::Ip4(dst)) => Ok(AddrPair::V4 { src, dst }),
+        (AddrPair::V6 { .. }, IpAddr::Ip6(src), IpAddr::Ip6(dst)) => Ok(AddrPair::V6 { src, dst }),
+        _ => Err(HdrTransformError::FamilyMismatch),
     }
 }
 
