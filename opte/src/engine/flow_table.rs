@@ -324,6 +324,22 @@ where
             .filter(|e| !e.is_dead())
     }
 
+    /// The hash `key` is stored under: keep it beside a key looked up on every packet and
+    /// pass it to [`Self::get_mut_hashed`] to skip hashing the key again.
+    #[inline]
+    pub fn hash_key(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Like [`Self::get_mut`], with the key's hash from [`Self::hash_key`] of this table.
+    #[inline]
+    pub fn get_mut_hashed(&mut self, hash: u64, key: &K) -> Option<&mut FlowEntry<S>> {
+        self.table
+            .find_mut(hash, |(k, _)| k == key)
+            .map(|(_, e)| e)
+            .filter(|e| !e.is_dead())
+    }
+
     /// Removes the entry under `key`, dead or alive, returning its state. Its lifetime is not
     /// killed: children and sharers live on.
     pub fn remove(&mut self, key: &K) -> Option<S> {

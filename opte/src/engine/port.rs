@@ -113,8 +113,9 @@ pub struct UftEntry {
     xform: CompiledTransform,
     /// The other direction's UFT key of this flow, once known.
     pair: Option<InnerFlowId>,
-    /// The TCP table key, for TCP flows.
-    tcp_key: Option<InnerFlowId>,
+    /// The TCP table key, for TCP flows, with its hash in the TCP table (so the fast path
+    /// hashes one key per packet, not two).
+    tcp_key: Option<(InnerFlowId, u64)>,
     /// The names of the transforms merged into `xform`, for dumps.
     names: SmallVec<[&'static str; 6]>,
 }
@@ -336,8 +337,8 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             return Fast::Miss;
         }
         let mut closed = false;
-        if let Some(key) = entry.tcp_key {
-            let Some(te) = tcp.get_mut(&key) else {
+        if let Some((key, hash)) = entry.tcp_key {
+            let Some(te) = tcp.get_mut_hashed(hash, &key) else {
                 // The connection's state expired or was evicted: rebuild it on the slow path.
                 st.uft_miss += 1;
                 return Fast::Miss;
@@ -386,7 +387,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             if let Some(p) = pair {
                 other.remove(&p);
             }
-            if let Some(k) = key {
+            if let Some((k, _)) = key {
                 tcp.remove(&k);
             }
         }
@@ -493,7 +494,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             match self.tcp_track(dir, key, inbound, &u, view0.pkt_len, now, &parents) {
                 Ok(s) => {
                     tcp_closed = s == TcpState::Closed;
-                    tcp_key = (!tcp_closed).then_some(key);
+                    tcp_key = (!tcp_closed).then(|| (key, self.tcp.hash_key(&key)));
                 }
                 Err(reason) => {
                     self.undo_lfts(&committed);
@@ -521,7 +522,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 .add_linked(flow, entry, now, Lifetime::new(now), &parents)
                 .is_err()
             {
-                if let Some(k) = tcp_key {
+                if let Some((k, _)) = tcp_key {
                     self.tcp.remove(&k);
                 }
                 self.undo_lfts(&committed);

@@ -287,10 +287,10 @@ pub struct CompiledTransform {
     src_port: Option<u16>,
     dst_port: Option<u16>,
     icmp_id: Option<u16>,
-    /// Added to the IPv4 header checksum.
-    ip_delta: Option<Checksum>,
-    /// Added to the L4 checksum (pseudo-header, ports, echo id).
-    l4_delta: Option<Checksum>,
+    /// Added to the IPv4 header checksum (folded to 16 bits).
+    ip_delta: Option<u16>,
+    /// Added to the L4 checksum: pseudo-header, ports, echo id (folded to 16 bits).
+    l4_delta: Option<u16>,
     embedded: Option<EmbeddedRewrite>,
 }
 
@@ -314,10 +314,13 @@ fn delta(sum: &mut Checksum, old: &[u8], new: &[u8]) {
     sum.sub_bytes(old);
 }
 
-fn fix(csum: [u8; 2], d: Checksum) -> [u8; 2] {
-    let mut c = Checksum::from_header(u16::from_be_bytes(csum));
-    c.add(d);
-    c.finalize().to_be_bytes()
+/// `csum` updated by the folded difference `d` (RFC 1624 eqn. 3): one's-complement add
+/// to the complemented checksum, one end-around carry, complement.
+#[inline]
+fn fix(csum: [u8; 2], d: u16) -> [u8; 2] {
+    let s = u32::from(!u16::from_be_bytes(csum)) + u32::from(d);
+    let s = (s & 0xffff) + (s >> 16);
+    (!(s as u16)).to_be_bytes()
 }
 
 impl CompiledTransform {
@@ -400,8 +403,8 @@ impl CompiledTransform {
             src_port,
             dst_port,
             icmp_id,
-            ip_delta: (ip_changed && is_v4).then_some(ip_sum),
-            l4_delta: l4_changed.then_some(l4_sum),
+            ip_delta: (ip_changed && is_v4).then(|| ip_sum.fold()),
+            l4_delta: l4_changed.then(|| l4_sum.fold()),
         })
     }
 
@@ -451,7 +454,10 @@ impl CompiledTransform {
         }
         let mut l4_delta = self.l4_delta;
         if let (Some(e), Some(d)) = (self.embedded, &mut l4_delta) {
-            rewrite_embedded(pkt, m, e, d);
+            let mut sum = Checksum::new();
+            sum.add_u16(*d);
+            rewrite_embedded(pkt, m, e, &mut sum);
+            *d = sum.fold();
         }
         if let (Some(u), Some(d)) = (m.ulp, l4_delta) {
             match u.kind {
@@ -545,7 +551,7 @@ fn rewrite_embedded(
             let mut d = Checksum::new();
             delta(&mut d, &from.bytes(), &to.bytes());
             let old_csum = h.csum;
-            h.csum = fix(h.csum, d);
+            h.csum = fix(h.csum, d.fold());
             icmp_delta.add(d);
             delta(icmp_delta, &old_csum, &h.csum);
             fix_quoted_l4(
@@ -598,7 +604,7 @@ fn fix_quoted_l4(l4: &mut [u8], proto: u8, addr_delta: Checksum, icmp_delta: &mu
     if proto == proto::UDP && old == [0, 0] {
         return;
     }
-    let new = fix(old, addr_delta);
+    let new = fix(old, addr_delta.fold());
     c.copy_from_slice(&new);
     delta(icmp_delta, &old, &new);
 }

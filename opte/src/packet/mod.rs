@@ -243,14 +243,22 @@ impl Packet {
     /// Drop `n` bytes from the front of the packet (an encapsulation being popped), freeing
     /// the segments this empties. Fails, changing nothing, if the packet is shorter than `n`.
     pub fn trim_front(&mut self, n: usize) -> Result<(), usize> {
-        // The common pop takes exactly the first segment (outer headers in their own
-        // buffer) or part of it: no need to add up the chain.
+        // The common pops take part of the first segment, or exactly the first segment
+        // (outer headers in their own buffer) of a longer chain: no need to add up the chain.
         let first = self.segs.first().map_or(0, Segment::len);
-        if n >= first || self.segs.len() == 1 {
-            let len = self.len();
-            if n > len {
-                return Err(len);
+        if n < first {
+            if let Some(head) = self.segs.first_mut() {
+                head.start += n;
             }
+            return Ok(());
+        }
+        if n == first && self.segs.len() > 1 {
+            self.segs.remove(0);
+            return Ok(());
+        }
+        let len = self.len();
+        if n > len {
+            return Err(len);
         }
         let mut left = n;
         while let Some(head) = self.segs.first_mut() {
