@@ -168,3 +168,101 @@ fn api_types_round_trip_through_postcard_and_json() {
     );
     assert_eq!(cfg.required_nat_space(), 131_070);
 }
+
+/// An inbound rule added by ID admits a new flow, bumps the epoch and the inbound rule
+/// count; removed by the same ID, the count and the refusal of new flows come back.
+#[test]
+fn add_remove_fw_rule() {
+    let rec = Recorder::new("add_remove_fw_rule");
+    let tables = Arc::new(VpcTables::default());
+    let g1 = g1_cfg();
+    let mut port = setup(g1.clone(), &tables);
+    let http = |sport| {
+        from_internet(
+            &g1,
+            p(REMOTE4),
+            IpAddr::Ip4(ip4(&g1)),
+            tcp(sport, 80, flags::SYN),
+        )
+    };
+    assert_eq!(inb(&mut port, &rec, http(1000), T0).0, fw_drop());
+
+    let id = port
+        .add_fw_rule(&p("dir=in action=allow priority=10 protocol=TCP"))
+        .unwrap();
+    assert_eq!(port.port().epoch(), 4);
+    assert_rules(&port, &[("firewall", 4, 0)]);
+    let d = port.port().dump_layer("firewall").unwrap();
+    assert_eq!(d.rules_in[0].id, id, "the new rule sorts first");
+    assert_eq!(d.rules_in[0].rule.priority, 10);
+    assert_eq!(
+        inb(&mut port, &rec, http(1001), T0).0,
+        ProcessResult::Modified
+    );
+
+    port.rem_fw_rule(Direction::In, id).unwrap();
+    assert_eq!(port.port().epoch(), 5);
+    assert_rules(&port, &[("firewall", 3, 0)]);
+    assert!(
+        port.port()
+            .dump_layer("firewall")
+            .unwrap()
+            .rules_in
+            .iter()
+            .all(|r| r.id != id)
+    );
+    assert_eq!(inb(&mut port, &rec, http(1002), T0).0, fw_drop());
+    // An ID that is gone (or never was, or is in the other direction) changes nothing.
+    assert!(port.rem_fw_rule(Direction::In, id).is_err());
+    assert!(port.rem_fw_rule(Direction::Out, id).is_err());
+    assert_eq!(port.port().epoch(), 5);
+    assert_rules(&port, &[("firewall", 3, 0)]);
+}
+
+/// Traffic from outside the rack arrives in the guest's own VNI, but tagged External: the
+/// default rules (which admit the VPC by VNI) do not admit it on a flow miss, whether it is
+/// addressed to the private IP or arrives through the ephemeral IP.
+#[test]
+fn firewall_external_inbound() {
+    let rec = Recorder::new("firewall_external_inbound");
+    let tables = Arc::new(VpcTables::default());
+    let g1 = g1_cfg();
+    let mut port = setup(g1.clone(), &tables);
+    set_ephemeral(&mut port, Some("10.77.78.9"), None);
+    assert_rules(&port, &[("nat", 1, 4)]);
+    let before = port.port().stats().r#in;
+    for (i, dst) in [IpAddr::Ip4(ip4(&g1)), p("10.77.78.9")]
+        .into_iter()
+        .enumerate()
+    {
+        let syn = from_internet(&g1, p("1.1.1.1"), dst, tcp(4000 + i as u16, 80, flags::SYN));
+        assert!(net(&mut syn.clone()).outer.geneve.external);
+        assert_eq!(net(&mut syn.clone()).outer.geneve.vni, g1.vni);
+        let (r, _) = inb(&mut port, &rec, syn, T0);
+        assert_eq!(r, fw_drop(), "to {dst}");
+    }
+    let st = port.port().stats().r#in;
+    assert_eq!(st.drop - before.drop, 2);
+    assert_eq!(st.drop_layer - before.drop_layer, 2);
+    assert_eq!(st.uft_miss - before.uft_miss, 2);
+    assert_eq!(port.port().num_flows("firewall", Direction::In), Some(0));
+    assert_eq!(port.port().num_flows("nat", Direction::In), Some(0));
+    assert_eq!(port.port().num_flows("uft", Direction::In), Some(0));
+    // The same segment from inside the VPC (no External option) is admitted.
+    let g2 = g2_cfg();
+    let f = frame(
+        g2.guest_mac,
+        g1.guest_mac,
+        IpAddr::Ip4(ip4(&g2)),
+        IpAddr::Ip4(ip4(&g1)),
+        tcp(4000, 80, flags::SYN),
+        &[],
+    );
+    let (r, _) = inb(
+        &mut port,
+        &rec,
+        encap(g2.phys_ip, g1.phys_ip, g1.vni, false, &f),
+        T0,
+    );
+    assert_eq!(r, ProcessResult::Modified);
+}

@@ -18,10 +18,6 @@ use std::sync::Arc;
 
 const T0: Moment = Moment::from_secs(1000);
 
-fn layer_drop(layer: &'static str, reason: DenyReason) -> ProcessResult {
-    ProcessResult::Drop(DropReason::Layer { layer, reason })
-}
-
 /// The state of the port's one tracked TCP connection (None when there is none).
 fn tcp_state(port: &VpcPort) -> Option<TcpState> {
     let d = port.port().dump_tcp_flows().unwrap();
@@ -314,6 +310,96 @@ fn tcp_inbound_passive_open_and_close() {
         Some(TcpState::Listen),
         "new flow replaced it"
     );
+}
+
+/// A SYN on the 4-tuple of a connection in TIME_WAIT or ESTABLISHED is a new connection:
+/// the old TCP entry and both its UFT entries go, the SYN takes the slow path and is
+/// tracked afresh (from whichever side sent it); the layers' flows are reused.
+#[test]
+fn early_tcp_invalidation() {
+    let rec = Recorder::new("early_tcp_invalidation");
+    let tables = Arc::new(VpcTables::default());
+    let (g1, g2) = (g1_cfg(), g2_cfg());
+    let mut port = setup(g1.clone(), &tables);
+    register(&tables, &g2);
+    let (me, peer) = (IpAddr::Ip4(ip4(&g1)), IpAddr::Ip4(ip4(&g2)));
+    let to_peer = |fl, seq, ack| guest_pkt(&g1, me, peer, seg(6000, 80, fl, seq, ack));
+    let from_peer = |fl, seq, ack| {
+        let f = frame(
+            g2.guest_mac,
+            g1.guest_mac,
+            peer,
+            me,
+            seg(80, 6000, fl, seq, ack),
+            &[],
+        );
+        encap(g2.phys_ip, g1.phys_ip, g1.vni, false, &f)
+    };
+    let guest_seq = |port: &VpcPort| {
+        let d = port.port().dump_tcp_flows().unwrap();
+        d.flows[0].1.tcp_state.guest_seq
+    };
+    let send_out = |port: &mut VpcPort, fl, seq, ack| {
+        let r = out(port, &rec, to_peer(fl, seq, ack), T0).0;
+        assert_eq!(r, ProcessResult::Modified, "out {fl:#x} {seq}");
+    };
+    let send_in = |port: &mut VpcPort, fl, seq, ack| {
+        let r = inb(port, &rec, from_peer(fl, seq, ack), T0).0;
+        assert_eq!(r, ProcessResult::Modified, "in {fl:#x} {seq}");
+    };
+
+    // Active open and close down to TIME_WAIT.
+    send_out(&mut port, SYN, 1000, 0);
+    send_in(&mut port, SYN | ACK, 5000, 1001);
+    send_out(&mut port, ACK, 1001, 5001);
+    send_out(&mut port, FIN | ACK, 1001, 5001);
+    send_in(&mut port, FIN | ACK, 5001, 1002);
+    send_out(&mut port, ACK, 1002, 5002);
+    assert_eq!(tcp_state(&port), Some(TcpState::TimeWait));
+    assert_eq!(uft(&port), (1, 1));
+
+    // A SYN from the guest in TIME_WAIT: not a hit on the old entry but a new flow.
+    let (hit, miss) = (
+        port.port().stats().out.uft_hit,
+        port.port().stats().out.uft_miss,
+    );
+    send_out(&mut port, SYN, 9000, 0);
+    assert_eq!(tcp_state(&port), Some(TcpState::SynSent));
+    assert_eq!(guest_seq(&port), Some(9000));
+    assert_eq!(port.port().num_tcp_flows(), 1, "replaced, not added");
+    assert_eq!(
+        uft(&port),
+        (0, 1),
+        "the old pair went, the SYN made a new outbound entry"
+    );
+    let st = port.port().stats().out;
+    assert_eq!((st.uft_hit, st.uft_miss), (hit, miss + 1));
+    assert_eq!(flows(&port, "firewall"), 1, "the firewall flow is reused");
+    send_in(&mut port, SYN | ACK, 7000, 9001);
+    assert_eq!(tcp_state(&port), Some(TcpState::Established));
+    assert_eq!(uft(&port), (1, 1));
+
+    // A SYN from the guest in ESTABLISHED (its stack restarted on the same port).
+    send_out(&mut port, SYN, 20_000, 0);
+    assert_eq!(tcp_state(&port), Some(TcpState::SynSent));
+    assert_eq!(guest_seq(&port), Some(20_000));
+    assert_eq!(uft(&port), (0, 1));
+    send_in(&mut port, SYN | ACK, 30_000, 20_001);
+    assert_eq!(tcp_state(&port), Some(TcpState::Established));
+
+    // A SYN from the peer in ESTABLISHED: tracked anew as a connection the peer opens.
+    let miss_in = port.port().stats().r#in.uft_miss;
+    send_in(&mut port, SYN, 40_000, 0);
+    assert_eq!(tcp_state(&port), Some(TcpState::Listen));
+    assert_eq!(guest_seq(&port), None);
+    assert_eq!(port.port().num_tcp_flows(), 1);
+    assert_eq!(uft(&port), (1, 0));
+    assert_eq!(port.port().stats().r#in.uft_miss, miss_in + 1);
+    send_out(&mut port, SYN | ACK, 50_000, 40_001);
+    assert_eq!(tcp_state(&port), Some(TcpState::SynRcvd));
+    assert_eq!(flows(&port, "firewall"), 1);
+    let st = port.port().stats();
+    assert_eq!(st.r#in.drop + st.out.drop, 0);
 }
 
 /// A handshake slower than the incipient timeout still completes: the TCP entry expires,

@@ -1,6 +1,7 @@
-//! The gateway's own services through a VPC port (SPEC §11.1 "Gateway hairpins"): ICMPv6
-//! echo to the gateway, Router Solicitation → Router Advertisement, the Neighbor
-//! Solicitation cases, and the DHCPv6 and DHCPv4 servers. Every reply is checked field by
+//! The gateway's own services through a VPC port (SPEC §11.1 "Gateway hairpins"): ICMPv4
+//! and ICMPv6 echo to the gateway, ARP for it, Router Solicitation → Router Advertisement,
+//! the Neighbor Solicitation cases, NDP not aimed at the gateway dropped both ways, and the
+//! DHCPv6 and DHCPv4 servers. Every reply is checked field by
 //! field, checksums included, and counted as a hairpin; nothing leaves a flow behind.
 
 mod common;
@@ -492,4 +493,107 @@ fn packet_body_pullup() {
     );
     assert_eq!(l4_body(&reply, &m), &body[..]);
     assert_eq!(reply.len(), f.len());
+}
+
+#[test]
+fn gateway_icmp4_ping_and_arp() {
+    let rec = Recorder::new("gateway_icmp4_ping_and_arp");
+    let tables = Arc::new(VpcTables::default());
+    let g1 = g1_cfg();
+    let mut port = setup(g1.clone(), &tables);
+    let gw: IpAddr = p("172.30.0.1");
+    let ping = guest_pkt(
+        &g1,
+        IpAddr::Ip4(ip4(&g1)),
+        gw,
+        L4::Icmp4 {
+            ty: 8,
+            id: 7,
+            seq: 1,
+        },
+    );
+    let (r, _) = out(&mut port, &rec, ping, T0);
+    let m = assert_csums_valid(&hairpin_frame(r));
+    assert_eq!((m.eth.src, m.eth.dst), (g1.gateway_mac, g1.guest_mac));
+    assert_eq!(
+        (m.flow.src_ip(), m.flow.dst_ip()),
+        (gw, IpAddr::Ip4(ip4(&g1)))
+    );
+    assert_eq!((m.flow.icmp_type(), m.flow.icmp_id()), (0, 7));
+    assert_eq!(port.port().stats().out.hairpin, 1);
+    assert_eq!(port.port().num_flows("uft", Direction::Out), Some(0));
+
+    // ARP for the gateway is answered; ARP for anyone else is not.
+    let arp = |tpa: &str| {
+        let h = opte::build::Headers {
+            encap: None,
+            eth: opte::wire::ether::EtherRepr {
+                dst: MacAddr::BROADCAST,
+                src: g1.guest_mac,
+                ether_type: opte::wire::ether::ETHER_TYPE_ARP,
+                vlan: None,
+            },
+            arp: Some(opte::wire::arp::ArpRepr {
+                op: opte::wire::arp::ARP_OP_REQUEST,
+                sha: g1.guest_mac,
+                spa: ip4(&g1),
+                tha: MacAddr::ZERO,
+                tpa: p(tpa),
+            }),
+            l3: None,
+            ulp: None,
+        };
+        Packet::copy_from(&h.build(&[]).unwrap())
+    };
+    let (r, _) = out(&mut port, &rec, arp("172.30.0.1"), T0);
+    let ProcessResult::Hairpin(reply) = r else {
+        panic!("{r:?}")
+    };
+    let mut reply = Packet::copy_from(&reply);
+    let m = guest(&mut reply);
+    assert_eq!((m.eth.src, m.eth.dst), (g1.gateway_mac, g1.guest_mac));
+    let (r, _) = out(&mut port, &rec, arp("172.30.0.9"), T0);
+    assert_eq!(r, ProcessResult::Drop(DropReason::HandlePkt));
+}
+
+#[test]
+fn ndp_is_dropped_both_ways_except_to_the_gateway() {
+    let rec = Recorder::new("ndp");
+    let tables = Arc::new(VpcTables::default());
+    let g1 = g1_cfg();
+    let mut port = setup(g1.clone(), &tables);
+    // A guest Neighbor Advertisement (type 136) leaving the guest.
+    let na = guest_pkt(
+        &g1,
+        IpAddr::Ip6(ip6(&g1)),
+        p("fd00::6"),
+        L4::Icmp6 {
+            ty: 136,
+            id: 0,
+            seq: 0,
+        },
+    );
+    let (r, _) = out(&mut port, &rec, na, T0);
+    assert_eq!(r, layer_drop("gateway", DenyReason::Rule));
+    // An encapsulated Router Advertisement arriving from the network.
+    let g2 = g2_cfg();
+    let f = frame(
+        g2.guest_mac,
+        g1.guest_mac,
+        IpAddr::Ip6(ip6(&g2)),
+        IpAddr::Ip6(ip6(&g1)),
+        L4::Icmp6 {
+            ty: 134,
+            id: 0,
+            seq: 0,
+        },
+        &[],
+    );
+    let (r, _) = inb(
+        &mut port,
+        &rec,
+        encap(g2.phys_ip, g1.phys_ip, g1.vni, false, &f),
+        T0,
+    );
+    assert_eq!(r, layer_drop("gateway", DenyReason::Rule));
 }

@@ -721,7 +721,13 @@ pub(super) fn walk_geneve_opts(opts: &[u8], info: &mut GeneveInfo) -> Result<(),
         match known {
             Some(OxideOptType::External) => info.external = true,
             Some(OxideOptType::Multicast) => match body.first() {
-                Some(b) => info.replication = Some(Replication::from_bits(b >> 6)),
+                // The reserved mode asks for nothing: treated as no replication.
+                Some(b) => {
+                    info.replication = match Replication::from_bits(b >> 6) {
+                        Replication::Reserved => None,
+                        r => Some(r),
+                    }
+                }
                 None => {
                     return Err(bad_len(
                         HeaderKind::GeneveOpt,

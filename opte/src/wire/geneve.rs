@@ -73,8 +73,10 @@ pub enum OxideOptType {
 }
 
 impl OxideOptType {
+    /// The option of this type byte. The critical bit is part of the type (RFC 8926 §3.5):
+    /// 0x80 is not External but an unknown critical option.
     pub const fn from_type(ty: u8) -> Option<Self> {
-        match ty & !GENEVE_OPT_CRITICAL {
+        match ty {
             0 => Some(Self::External),
             1 => Some(Self::Multicast),
             2 => Some(Self::Mss),

@@ -223,3 +223,74 @@ pub struct BoundaryServices {
     pub vni: Vni,
     pub mac: MacAddr,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4() -> Ipv4Cfg {
+        Ipv4Cfg {
+            vpc_subnet: "172.30.0.0/22".parse().unwrap(),
+            private_ip: "172.30.0.5".parse().unwrap(),
+            gateway_ip: "172.30.0.1".parse().unwrap(),
+            external_ips: ExternalIpCfg::default(),
+            attached_subnets: BTreeMap::new(),
+            transit_ips: BTreeMap::new(),
+        }
+    }
+
+    fn v6() -> Ipv6Cfg {
+        Ipv6Cfg {
+            vpc_subnet: "fd00::/64".parse().unwrap(),
+            private_ip: "fd00::5".parse().unwrap(),
+            gateway_ip: "fd00::1".parse().unwrap(),
+            external_ips: ExternalIpCfg::default(),
+            attached_subnets: BTreeMap::new(),
+            transit_ips: BTreeMap::new(),
+        }
+    }
+
+    fn cfg(ip_cfg: IpCfg) -> VpcCfg {
+        VpcCfg {
+            ip_cfg,
+            guest_mac: MacAddr::from_const([0xa8, 0x40, 0x25, 0xfa, 0xfa, 0x37]),
+            gateway_mac: MacAddr::from_const([0xa8, 0x40, 0x25, 0xff, 0x77, 0x77]),
+            vni: Vni::new(1_287_581).unwrap(),
+            phys_ip: "fd00:0:f7:101::1".parse().unwrap(),
+            dhcp: DhcpCfg::default(),
+        }
+    }
+
+    #[test]
+    fn test_required_nat_space() {
+        let c = cfg(IpCfg::DualStack {
+            ipv4: v4(),
+            ipv6: v6(),
+        });
+        assert_eq!(c.required_nat_space(), 2 * 65_535);
+    }
+
+    #[test]
+    fn test_required_nat_space_only_ipv6() {
+        let c = cfg(IpCfg::Ipv6(v6()));
+        assert_eq!(c.required_nat_space(), 65_535);
+    }
+
+    #[test]
+    fn test_required_nat_space_only_ipv4() {
+        let c = cfg(IpCfg::Ipv4(v4()));
+        assert_eq!(c.required_nat_space(), 65_535);
+    }
+
+    /// The space is per family, whatever external addresses a family has.
+    #[test]
+    fn required_nat_space_ignores_the_external_ip_config() {
+        let mut a = v4();
+        a.external_ips.snat = Some(SNatCfg {
+            external_ip: "10.77.77.13".parse().unwrap(),
+            ports: 1025..=4096,
+        });
+        a.external_ips.floating_ips = alloc::vec!["10.60.1.99".parse().unwrap()];
+        assert_eq!(cfg(IpCfg::Ipv4(a)).required_nat_space(), 65_535);
+    }
+}

@@ -6,6 +6,7 @@
 
 use opte::build::{Encap, Headers, L3Repr, UlpRepr};
 use opte::engine::port::{PortState, ProcessResult};
+use opte::engine::stats::{DenyReason, DropReason};
 use opte::engine::time::Moment;
 use opte::engine::view::Parsed;
 use opte::packet::Packet;
@@ -430,6 +431,11 @@ pub fn assert_rules(port: &VpcPort, want: &[(&str, usize, usize)]) {
 
 pub fn flows(port: &VpcPort, layer: &str) -> u32 {
     port.port().num_flows(layer, Direction::Out).unwrap()
+}
+
+/// The result of a packet denied by `layer` for `reason`.
+pub fn layer_drop(layer: &'static str, reason: DenyReason) -> ProcessResult {
+    ProcessResult::Drop(DropReason::Layer { layer, reason })
 }
 
 /// The frame of a hairpin reply; anything else fails the test.
