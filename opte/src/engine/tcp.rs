@@ -114,6 +114,12 @@ impl TcpFlowState {
         ack: u32,
     ) -> Result<TcpState, TcpFlowStateError> {
         let state = self.tcp_state;
+        // The steady state, checked first: data and ACKs of an established connection
+        // change nothing but the recorded numbers.
+        if state == TcpState::Established && flags & (SYN | FIN | RST) == 0 {
+            self.record(dir, flags, seq, ack);
+            return Ok(state);
+        }
         let next = match dir {
             Direction::In => self.next_inbound(flags, ack),
             Direction::Out => Self::next_outbound(state, flags),
@@ -125,6 +131,15 @@ impl TcpFlowState {
                 TcpFlowStateError::UnexpectedSegment { dir, state, flags }
             });
         };
+        self.record(dir, flags, seq, ack);
+        self.tcp_state = next;
+        Ok(next)
+    }
+
+    /// Record the sender's sequence number, and its acknowledgement number if the segment
+    /// carries ACK.
+    #[inline]
+    fn record(&mut self, dir: Direction, flags: u8, seq: u32, ack: u32) {
         let acked = has(flags, ACK).then_some(ack);
         match dir {
             Direction::In => {
@@ -136,8 +151,6 @@ impl TcpFlowState {
                 self.guest_ack = acked.or(self.guest_ack);
             }
         }
-        self.tcp_state = next;
-        Ok(next)
     }
 
     /// Remote → guest. `None`: the segment is not valid in this state.

@@ -11,8 +11,8 @@
 
 use super::view::{PacketView, Parsed};
 use crate::build::Encap;
-use crate::packet::Packet;
-use crate::packet::parse::{L3Info, UlpKind};
+use crate::packet::parse::{InnerMeta, L3Info, UlpInfo, UlpKind};
+use crate::packet::{Loc, Packet};
 use crate::wire::csum::Checksum;
 use crate::wire::ether::{ETHER_TYPE_IPV6, EtherHdr, EtherRepr};
 use crate::wire::geneve::{GENEVE_PORT, GeneveOpt, GeneveRepr};
@@ -26,7 +26,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use opte_api::{AddrPair, IpAddr, Ipv6Addr, MacAddr, Vni};
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes, KnownLayout, Unaligned};
 
 /// The outer headers of a Geneve-over-IPv6 encapsulation to push.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -412,95 +412,16 @@ impl CompiledTransform {
     /// is popped (the read offset moves) or pushed (into the headroom).
     pub fn apply(&self, pkt: &mut Packet, parsed: &Parsed) -> Result<(), HdrTransformError> {
         let m = parsed.inner();
-        if self.eth_src.is_some() || self.eth_dst.is_some() {
-            let e = pkt
-                .view_mut::<EtherHdr>(m.eth.loc)
-                .ok_or(HdrTransformError::MissingHeader("inner Ethernet"))?;
-            if let Some(s) = self.eth_src {
-                e.src = s;
-            }
-            if let Some(d) = self.eth_dst {
-                e.dst = d;
-            }
+        // The usual packet has its inner headers in one segment: find it once and patch
+        // through plain slice offsets. Anything else goes header by header.
+        let one_seg = m.l3.is_none_or(|l| l.loc().seg == m.eth.loc.seg)
+            && m.ulp.is_none_or(|u| u.loc.seg == m.eth.loc.seg);
+        match pkt.segment_mut(usize::from(m.eth.loc.seg)) {
+            Some(seg) if one_seg => self.rewrite_inner(&mut OneSeg(seg.data_mut()), m)?,
+            _ => self.rewrite_inner(&mut AnySeg(pkt), m)?,
         }
-        match (self.ip, m.l3) {
-            (IpRewrite::None, _) => {}
-            (IpRewrite::V4 { src, dst }, Some(L3Info::Ipv4(i))) => {
-                let h = pkt
-                    .view_mut::<Ipv4Hdr>(i.loc)
-                    .ok_or(HdrTransformError::MissingHeader("inner IPv4"))?;
-                if let Some(s) = src {
-                    h.src = s;
-                }
-                if let Some(d) = dst {
-                    h.dst = d;
-                }
-                if let Some(d) = self.ip_delta {
-                    h.csum = fix(h.csum, d);
-                }
-            }
-            (IpRewrite::V6 { src, dst }, Some(L3Info::Ipv6(i))) => {
-                let h = pkt
-                    .view_mut::<Ipv6Hdr>(i.loc)
-                    .ok_or(HdrTransformError::MissingHeader("inner IPv6"))?;
-                if let Some(s) = src {
-                    h.src = s;
-                }
-                if let Some(d) = dst {
-                    h.dst = d;
-                }
-            }
-            _ => return Err(HdrTransformError::FamilyMismatch),
-        }
-        let mut l4_delta = self.l4_delta;
-        if let (Some(e), Some(d)) = (self.embedded, &mut l4_delta) {
-            let mut sum = Checksum::new();
-            sum.add_u16(*d);
-            rewrite_embedded(pkt, m, e, &mut sum);
-            *d = sum.fold();
-        }
-        if let (Some(u), Some(d)) = (m.ulp, l4_delta) {
-            match u.kind {
-                UlpKind::Tcp => {
-                    let h = pkt
-                        .view_mut::<TcpHdr>(u.loc)
-                        .ok_or(HdrTransformError::MissingHeader("TCP"))?;
-                    if let Some(p) = self.src_port {
-                        h.src_port.set(p);
-                    }
-                    if let Some(p) = self.dst_port {
-                        h.dst_port.set(p);
-                    }
-                    h.csum = fix(h.csum, d);
-                }
-                UlpKind::Udp => {
-                    let h = pkt
-                        .view_mut::<UdpHdr>(u.loc)
-                        .ok_or(HdrTransformError::MissingHeader("UDP"))?;
-                    if let Some(p) = self.src_port {
-                        h.src_port.set(p);
-                    }
-                    if let Some(p) = self.dst_port {
-                        h.dst_port.set(p);
-                    }
-                    // Zero means "no checksum" and stays so; a computed zero is sent as ffff.
-                    if h.csum != [0, 0] {
-                        let c = fix(h.csum, d);
-                        h.csum = if c == [0, 0] { [0xff, 0xff] } else { c };
-                    }
-                }
-                UlpKind::Icmpv4 | UlpKind::Icmpv6 => {
-                    let h = pkt
-                        .view_mut::<IcmpHdr>(u.loc)
-                        .ok_or(HdrTransformError::MissingHeader("ICMP"))?;
-                    if let Some(id) = self.icmp_id {
-                        let [a, b] = id.to_be_bytes();
-                        h.rest[0] = a;
-                        h.rest[1] = b;
-                    }
-                    h.csum = fix(h.csum, d);
-                }
-            }
+        if self.embedded.is_some() {
+            self.rewrite_embedded(pkt, m)?;
         }
         match &self.encap {
             CompiledEncap::None => {}
@@ -517,6 +438,155 @@ impl CompiledTransform {
         }
         Ok(())
     }
+
+    /// The inner Ethernet, IP and L4 rewrites, with the checksum deltas of address, port
+    /// and echo-id changes. (An ICMP error's quoted packet is [`Self::rewrite_embedded`]'s.)
+    #[inline]
+    fn rewrite_inner<H: Hdrs>(&self, hs: &mut H, m: &InnerMeta) -> Result<(), HdrTransformError> {
+        if self.eth_src.is_some() || self.eth_dst.is_some() {
+            let e = hs
+                .hdr::<EtherHdr>(m.eth.loc)
+                .ok_or(HdrTransformError::MissingHeader("inner Ethernet"))?;
+            if let Some(s) = self.eth_src {
+                e.src = s;
+            }
+            if let Some(d) = self.eth_dst {
+                e.dst = d;
+            }
+        }
+        match (self.ip, m.l3) {
+            (IpRewrite::None, _) => {}
+            (IpRewrite::V4 { src, dst }, Some(L3Info::Ipv4(i))) => {
+                let h = hs
+                    .hdr::<Ipv4Hdr>(i.loc)
+                    .ok_or(HdrTransformError::MissingHeader("inner IPv4"))?;
+                if let Some(s) = src {
+                    h.src = s;
+                }
+                if let Some(d) = dst {
+                    h.dst = d;
+                }
+                if let Some(d) = self.ip_delta {
+                    h.csum = fix(h.csum, d);
+                }
+            }
+            (IpRewrite::V6 { src, dst }, Some(L3Info::Ipv6(i))) => {
+                let h = hs
+                    .hdr::<Ipv6Hdr>(i.loc)
+                    .ok_or(HdrTransformError::MissingHeader("inner IPv6"))?;
+                if let Some(s) = src {
+                    h.src = s;
+                }
+                if let Some(d) = dst {
+                    h.dst = d;
+                }
+            }
+            _ => return Err(HdrTransformError::FamilyMismatch),
+        }
+        // An ICMP error's checksum is fixed with its quoted packet's changes.
+        if self.embedded.is_some() {
+            return Ok(());
+        }
+        if let (Some(u), Some(d)) = (m.ulp, self.l4_delta) {
+            self.rewrite_l4(hs, u, d)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn rewrite_l4<H: Hdrs>(&self, hs: &mut H, u: UlpInfo, d: u16) -> Result<(), HdrTransformError> {
+        match u.kind {
+            UlpKind::Tcp => {
+                let h = hs
+                    .hdr::<TcpHdr>(u.loc)
+                    .ok_or(HdrTransformError::MissingHeader("TCP"))?;
+                if let Some(p) = self.src_port {
+                    h.src_port.set(p);
+                }
+                if let Some(p) = self.dst_port {
+                    h.dst_port.set(p);
+                }
+                h.csum = fix(h.csum, d);
+            }
+            UlpKind::Udp => {
+                let h = hs
+                    .hdr::<UdpHdr>(u.loc)
+                    .ok_or(HdrTransformError::MissingHeader("UDP"))?;
+                if let Some(p) = self.src_port {
+                    h.src_port.set(p);
+                }
+                if let Some(p) = self.dst_port {
+                    h.dst_port.set(p);
+                }
+                // Zero means "no checksum" and stays so; a computed zero is sent as ffff.
+                if h.csum != [0, 0] {
+                    let c = fix(h.csum, d);
+                    h.csum = if c == [0, 0] { [0xff, 0xff] } else { c };
+                }
+            }
+            UlpKind::Icmpv4 | UlpKind::Icmpv6 => {
+                let h = hs
+                    .hdr::<IcmpHdr>(u.loc)
+                    .ok_or(HdrTransformError::MissingHeader("ICMP"))?;
+                if let Some(id) = self.icmp_id {
+                    let [a, b] = id.to_be_bytes();
+                    h.rest[0] = a;
+                    h.rest[1] = b;
+                }
+                h.csum = fix(h.csum, d);
+            }
+        }
+        Ok(())
+    }
+
+    /// An ICMP error: rewrite the packet it quotes, then its own header with the quote's
+    /// changes added to the checksum delta.
+    fn rewrite_embedded(&self, pkt: &mut Packet, m: &InnerMeta) -> Result<(), HdrTransformError> {
+        let (Some(e), Some(d)) = (self.embedded, self.l4_delta) else {
+            return Ok(());
+        };
+        let mut sum = Checksum::new();
+        sum.add_u16(d);
+        rewrite_embedded(pkt, m, e, &mut sum);
+        match m.ulp {
+            Some(u) => self.rewrite_l4(&mut AnySeg(pkt), u, sum.fold()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Typed access to the headers of a packet being rewritten.
+trait Hdrs {
+    fn hdr<T>(&mut self, loc: Loc) -> Option<&mut T>
+    where
+        T: FromBytes + IntoBytes + KnownLayout + Unaligned;
+}
+
+/// Every header in one segment's data (the segment index was checked by the caller).
+struct OneSeg<'a>(&'a mut [u8]);
+
+impl Hdrs for OneSeg<'_> {
+    #[inline]
+    fn hdr<T>(&mut self, loc: Loc) -> Option<&mut T>
+    where
+        T: FromBytes + IntoBytes + KnownLayout + Unaligned,
+    {
+        let bytes = self.0.get_mut(loc.off as usize..)?;
+        T::mut_from_prefix(bytes).ok().map(|(h, _)| h)
+    }
+}
+
+/// Headers anywhere in the chain.
+struct AnySeg<'a>(&'a mut Packet);
+
+impl Hdrs for AnySeg<'_> {
+    #[inline]
+    fn hdr<T>(&mut self, loc: Loc) -> Option<&mut T>
+    where
+        T: FromBytes + IntoBytes + KnownLayout + Unaligned,
+    {
+        self.0.view_mut(loc)
+    }
 }
 
 /// Rewrite the quoted header of an ICMP error in place and add the change of the quoted
@@ -524,7 +594,7 @@ impl CompiledTransform {
 /// truncated or of another family, or whose field does not hold `from`, is left alone.
 fn rewrite_embedded(
     pkt: &mut Packet,
-    m: &crate::packet::parse::InnerMeta,
+    m: &InnerMeta,
     e: EmbeddedRewrite,
     icmp_delta: &mut Checksum,
 ) {

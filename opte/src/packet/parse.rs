@@ -165,6 +165,7 @@ pub struct NetworkMeta {
 }
 
 /// Parse a frame from a guest (no encapsulation).
+#[inline]
 pub fn parse_guest(pkt: &mut Packet) -> Result<InnerMeta, ParseError> {
     if let Some(m) = super::fast::guest(pkt) {
         return Ok(m);
@@ -173,6 +174,7 @@ pub fn parse_guest(pkt: &mut Packet) -> Result<InnerMeta, ParseError> {
 }
 
 /// Parse a Geneve-over-IPv6 frame from the underlay.
+#[inline]
 pub fn parse_network(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
     if let Some(m) = super::fast::network(pkt) {
         return Ok(m);
