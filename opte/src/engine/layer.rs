@@ -17,6 +17,7 @@ use super::transform::HdrTransform;
 use super::view::PacketView;
 use crate::packet::Packet;
 use crate::packet::parse::InnerMeta;
+use smallvec::SmallVec;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -60,6 +61,13 @@ pub struct PendingLft {
     pub action: LftAction,
 }
 
+/// The lifetimes a new flow depends on, gathered during a walk: one per layer at most
+/// (plus the LFTs committed at its end), so they stay inline.
+pub type Parents = SmallVec<[Arc<Lifetime>; 8]>;
+
+/// LFT pairs a walk asks for, committed only once every layer allowed the packet.
+pub type Pending = SmallVec<[PendingLft; 6]>;
+
 /// The actions and default actions a layer is built with.
 pub struct LayerActions {
     pub actions: Vec<Action>,
@@ -90,8 +98,8 @@ pub struct WalkCtx<'a, P: Probes> {
     /// The names of the transforms merged, for dumps.
     pub names: &'a mut smallvec::SmallVec<[&'static str; 6]>,
     /// Lifetimes of the LFT entries this packet hit: the parents of its UFT entry.
-    pub parents: &'a mut Vec<Arc<Lifetime>>,
-    pub pending: &'a mut Vec<PendingLft>,
+    pub parents: &'a mut Parents,
+    pub pending: &'a mut Pending,
     pub now: Moment,
 }
 

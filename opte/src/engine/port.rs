@@ -13,7 +13,7 @@ mod control;
 
 use super::action::ActionMeta;
 use super::flow_table::{FlowTable, Lifetime, Ttl};
-use super::layer::{Layer, LayerResult, PendingLft, WalkCtx};
+use super::layer::{Layer, LayerResult, Parents, Pending, PendingLft, WalkCtx};
 use super::probe::{NoProbes, Probes};
 use super::stats::{DirStats, DropReason, PortStats};
 use super::tcp::{TcpExpiry, TcpFlowEntry, TcpFlowStateError};
@@ -407,8 +407,8 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         let mut view = view0;
         let mut ameta = ActionMeta::new();
         let mut xform = HdrTransform::identity("uft");
-        let mut parents: Vec<Arc<Lifetime>> = Vec::new();
-        let mut pending: Vec<PendingLft> = Vec::new();
+        let mut parents = Parents::new();
+        let mut pending = Pending::new();
         let mut names: SmallVec<[&'static str; 6]> = SmallVec::new();
         let n = self.layers.len();
         for step in 0..n {
@@ -466,23 +466,26 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         }
 
         // Commit the flow state the layers asked for; undo it all if any table is full.
-        let mut committed: Vec<&PendingLft> = Vec::new();
+        // The pairs are committed in order: `pending[..committed]` are in their tables.
+        let mut committed = 0;
         for p in &pending {
             let Some(layer) = self.layers.get_mut(p.layer) else {
+                committed += 1;
                 continue;
             };
             match layer.commit(p, now) {
                 Ok(lt) => {
                     parents.push(lt);
-                    committed.push(p);
+                    committed += 1;
                 }
                 Err(()) => {
                     let layer = layer.name();
-                    self.undo_lfts(&committed);
+                    self.undo_lfts(pending.get(..committed).unwrap_or(&[]));
                     return ProcessResult::Drop(DropReason::LftFull { layer });
                 }
             }
         }
+        let committed = pending.get(..committed).unwrap_or(&[]);
 
         let mut tcp_key = None;
         let mut tcp_closed = false;
@@ -497,7 +500,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                     tcp_key = (!tcp_closed).then(|| (key, self.tcp.hash_key(&key)));
                 }
                 Err(reason) => {
-                    self.undo_lfts(&committed);
+                    self.undo_lfts(committed);
                     return ProcessResult::Drop(reason);
                 }
             }
@@ -525,7 +528,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 if let Some((k, _)) = tcp_key {
                     self.tcp.remove(&k);
                 }
-                self.undo_lfts(&committed);
+                self.undo_lfts(committed);
                 return ProcessResult::Drop(DropReason::UftFull);
             }
             if let Some(p) = pair
@@ -537,7 +540,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         ProcessResult::Modified
     }
 
-    fn undo_lfts(&mut self, committed: &[&PendingLft]) {
+    fn undo_lfts(&mut self, committed: &[PendingLft]) {
         for p in committed {
             if let Some(l) = self.layers.get_mut(p.layer) {
                 l.ft_in.remove(&p.in_key);

@@ -108,10 +108,16 @@ pub enum Predicate {
 }
 
 impl Predicate {
+    /// Inlined into the rule scan: most predicates are a compare or two, cheaper than a
+    /// call. The nesting ones go through [`Self::is_match_nested`].
+    #[inline]
     pub fn is_match(&self, v: &PacketView, meta: &ActionMeta) -> bool {
-        let ulp = v.ulp;
-        let ports = ulp.filter(|u| matches!(u.kind, UlpKind::Tcp | UlpKind::Udp));
-        let icmp = |k: UlpKind| ulp.filter(|u| u.kind == k);
+        let ports = || {
+            v.ulp
+                .as_ref()
+                .filter(|u| matches!(u.kind, UlpKind::Tcp | UlpKind::Udp))
+        };
+        let icmp = |k: UlpKind| v.ulp.as_ref().filter(|u| u.kind == k);
         match self {
             Self::InnerEtherType(l) => l.contains(&v.ether_type),
             Self::InnerEtherDst(l) => l.iter().any(|m| mac_match(m, v.eth_dst)),
@@ -133,8 +139,12 @@ impl Predicate {
                 _ => false,
             },
             Self::InnerIpProto(l) => v.ip.is_some_and(|(p, _)| l.contains(&Protocol::from(p))),
-            Self::InnerSrcPort(l) => ports.is_some_and(|u| l.iter().any(|m| m.matches(u.src_port))),
-            Self::InnerDstPort(l) => ports.is_some_and(|u| l.iter().any(|m| m.matches(u.dst_port))),
+            Self::InnerSrcPort(l) => {
+                ports().is_some_and(|u| l.iter().any(|m| m.matches(u.src_port)))
+            }
+            Self::InnerDstPort(l) => {
+                ports().is_some_and(|u| l.iter().any(|m| m.matches(u.dst_port)))
+            }
             Self::IcmpMsgType(l) => {
                 icmp(UlpKind::Icmpv4).is_some_and(|u| l.iter().any(|m| m.matches(u.icmp_type)))
             }
@@ -147,10 +157,18 @@ impl Predicate {
             Self::Icmpv6MsgCode(l) => {
                 icmp(UlpKind::Icmpv6).is_some_and(|u| l.iter().any(|m| m.matches(u.icmp_code)))
             }
+            Self::Not(_) | Self::Any(_) | Self::All(_) => self.is_match_nested(v, meta),
+            Self::Meta(k, val) => meta.get(k) == Some(val.as_str()),
+        }
+    }
+
+    #[inline(never)]
+    fn is_match_nested(&self, v: &PacketView, meta: &ActionMeta) -> bool {
+        match self {
             Self::Not(p) => !p.is_match(v, meta),
             Self::Any(l) => l.iter().any(|p| p.is_match(v, meta)),
             Self::All(l) => l.iter().all(|p| p.is_match(v, meta)),
-            Self::Meta(k, val) => meta.get(k) == Some(val.as_str()),
+            p => p.is_match(v, meta),
         }
     }
 }

@@ -60,6 +60,7 @@ impl Rule {
         self.data_preds.clear();
     }
 
+    #[inline]
     pub fn is_match(&self, v: &PacketView, meta: &ActionMeta, pkt: &Packet, m: &InnerMeta) -> bool {
         self.preds.iter().all(|p| p.is_match(v, meta))
             && self.data_preds.iter().all(|p| p.is_match(pkt, m))

@@ -59,7 +59,22 @@ impl MetaAction for VpcMeta {
 
 /// Records the router's target for the later layers.
 pub struct RouterAction {
-    pub target: RouterTarget,
+    target: RouterTarget,
+    /// The target's text form, made once with the rule rather than for every new flow.
+    text: String,
+}
+
+impl RouterAction {
+    pub fn new(target: RouterTarget) -> Self {
+        Self {
+            text: target.to_string(),
+            target,
+        }
+    }
+
+    pub fn target(&self) -> RouterTarget {
+        self.target
+    }
 }
 
 impl fmt::Display for RouterAction {
@@ -74,7 +89,7 @@ impl MetaAction for RouterAction {
         _flow: &InnerFlowId,
         meta: &mut ActionMeta,
     ) -> Result<AllowOrDeny<()>, String> {
-        meta.insert(meta_keys::ROUTER_TARGET, self.target.to_string());
+        meta.insert(meta_keys::ROUTER_TARGET, self.text.clone());
         meta.insert(meta_keys::ROUTER_TARGET_CLASS, self.target.class_meta());
         Ok(AllowOrDeny::Allow(()))
     }

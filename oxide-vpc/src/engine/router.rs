@@ -66,7 +66,7 @@ pub fn make_rule(
     }
     let action = match target {
         RouterTarget::Drop => Action::Deny,
-        t => Action::Meta(Arc::new(RouterAction { target: t })),
+        t => Action::Meta(Arc::new(RouterAction::new(t))),
     };
     let mut r = Rule::new(priority(dest, class), action);
     r.add_predicate(match dest {
