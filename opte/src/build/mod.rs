@@ -312,29 +312,7 @@ impl Headers {
         if let (Some(l3), Some(ulp)) = (&self.l3, &self.ulp) {
             let l4_off = l3_off + l3.emitted_len();
             let l4 = out.get(l4_off..l4_off + ulp_len).unwrap_or(&[]);
-            let mut c = Checksum::of(l4);
-            match (l3, ulp) {
-                (_, UlpRepr::Icmpv4(_)) => {}
-                (L3Repr::Ipv4(r), u) => {
-                    let p = match u {
-                        UlpRepr::Tcp(_) => proto::TCP,
-                        _ => proto::UDP,
-                    };
-                    c.add(pseudo_v4(r.src.bytes(), r.dst.bytes(), p, ulp_len as u16));
-                }
-                (L3Repr::Ipv6(r), u) => {
-                    let p = match u {
-                        UlpRepr::Tcp(_) => proto::TCP,
-                        UlpRepr::Udp(_) => proto::UDP,
-                        _ => proto::ICMPV6,
-                    };
-                    c.add(pseudo_v6(r.src.bytes(), r.dst.bytes(), p, ulp_len as u32));
-                }
-            }
-            let v = match ulp {
-                UlpRepr::Udp(_) => c.finalize_udp(),
-                _ => c.finalize(),
-            };
+            let v = l4_checksum(l3, ulp, l4);
             let at = l4_off + ulp.csum_offset();
             if let Some(f) = out.get_mut(at..at + 2) {
                 f.copy_from_slice(&v.to_be_bytes());
@@ -346,6 +324,28 @@ impl Headers {
             fill_header_csum(h);
         }
         Ok(out)
+    }
+}
+
+/// The checksum to write into the L4 header `ulp` of the emitted L4 bytes `l4` (its own
+/// checksum field zero), carried in `l3`: the pseudo-header counts for every protocol but
+/// ICMPv4, and UDP sends a computed zero as 0xffff.
+pub fn l4_checksum(l3: &L3Repr, ulp: &UlpRepr, l4: &[u8]) -> u16 {
+    let mut c = Checksum::of(l4);
+    let p = match ulp {
+        UlpRepr::Tcp(_) => proto::TCP,
+        UlpRepr::Udp(_) => proto::UDP,
+        UlpRepr::Icmpv4(_) => proto::ICMP,
+        UlpRepr::Icmpv6(_) => proto::ICMPV6,
+    };
+    match (l3, ulp) {
+        (_, UlpRepr::Icmpv4(_)) => {}
+        (L3Repr::Ipv4(r), _) => c.add(pseudo_v4(r.src.bytes(), r.dst.bytes(), p, l4.len() as u16)),
+        (L3Repr::Ipv6(r), _) => c.add(pseudo_v6(r.src.bytes(), r.dst.bytes(), p, l4.len() as u32)),
+    }
+    match ulp {
+        UlpRepr::Udp(_) => c.finalize_udp(),
+        _ => c.finalize(),
     }
 }
 

@@ -1,6 +1,10 @@
 //! The hairpin generators as rule actions: each carries its configuration and the implicit
 //! predicates (SPEC §2.18) that keep every other packet away from it, so a rule made with
 //! `Rule::new(prio, Action::Hairpin(..))` matches exactly the requests it answers.
+//!
+//! A rule's predicates are checked in order until one fails, and most packets a gateway sees
+//! are not requests at all, so each list starts with the test that rejects the most: the
+//! message type or the UDP ports, before addresses.
 
 use super::action::{AllowOrDeny, GenPacketError, HairpinAction, ImplicitPreds};
 use super::hairpin::{
@@ -98,13 +102,13 @@ impl HairpinAction for DhcpAction {
         };
         (
             vec![
+                Predicate::InnerDstPort(vec![Match::Exact(67)]),
+                Predicate::InnerSrcPort(vec![Match::Exact(68)]),
+                Predicate::InnerIpProto(vec![Protocol::UDP]),
                 eth_dst(MacAddr::BROADCAST),
                 eth_src(self.cfg.client_mac),
                 Predicate::InnerSrcIp4(vec![Ipv4AddrMatch::Exact(Ipv4Addr::ANY_ADDR)]),
                 Predicate::InnerDstIp4(vec![Ipv4AddrMatch::Exact(Ipv4Addr::from_const([255; 4]))]),
-                Predicate::InnerIpProto(vec![Protocol::UDP]),
-                Predicate::InnerDstPort(vec![Match::Exact(67)]),
-                Predicate::InnerSrcPort(vec![Match::Exact(68)]),
             ],
             vec![DataPredicate::DhcpMsgType(Match::Exact(msg))],
         )
@@ -138,15 +142,15 @@ impl HairpinAction for Dhcpv6Action {
     fn implicit_preds(&self) -> ImplicitPreds {
         (
             vec![
+                Predicate::InnerDstPort(vec![Match::Exact(547)]),
+                Predicate::InnerSrcPort(vec![Match::Exact(546)]),
+                Predicate::InnerIpProto(vec![Protocol::UDP]),
                 eth_src(self.cfg.client_mac),
                 Predicate::InnerSrcIp6(vec![Ipv6AddrMatch::Prefix(Ipv6Cidr::LINK_LOCAL)]),
                 Predicate::InnerDstIp6(vec![
                     Ipv6AddrMatch::Exact(DHCP6_AGENTS),
                     Ipv6AddrMatch::Exact(DHCP6_SERVERS),
                 ]),
-                Predicate::InnerIpProto(vec![Protocol::UDP]),
-                Predicate::InnerDstPort(vec![Match::Exact(547)]),
-                Predicate::InnerSrcPort(vec![Match::Exact(546)]),
             ],
             vec![],
         )
@@ -179,12 +183,12 @@ impl HairpinAction for IcmpEchoAction {
         let c = &self.0;
         (
             vec![
+                Predicate::IcmpMsgType(vec![Match::Exact(v4_type::ECHO_REQUEST)]),
+                Predicate::InnerIpProto(vec![Protocol::ICMP]),
+                Predicate::InnerDstIp4(vec![Ipv4AddrMatch::Exact(c.echo_dst_ip)]),
+                Predicate::InnerSrcIp4(vec![Ipv4AddrMatch::Exact(c.echo_src_ip)]),
                 eth_src(c.echo_src_mac),
                 eth_dst(c.echo_dst_mac),
-                Predicate::InnerSrcIp4(vec![Ipv4AddrMatch::Exact(c.echo_src_ip)]),
-                Predicate::InnerDstIp4(vec![Ipv4AddrMatch::Exact(c.echo_dst_ip)]),
-                Predicate::InnerIpProto(vec![Protocol::ICMP]),
-                Predicate::IcmpMsgType(vec![Match::Exact(v4_type::ECHO_REQUEST)]),
             ],
             vec![],
         )
@@ -217,12 +221,12 @@ impl HairpinAction for Icmpv6EchoAction {
         let c = &self.0;
         (
             vec![
-                eth_src(c.src_mac),
-                eth_dst(c.dst_mac),
+                Predicate::Icmpv6MsgType(vec![Match::Exact(v6_type::ECHO_REQUEST)]),
+                Predicate::InnerIpProto(vec![Protocol::ICMPv6]),
                 Predicate::InnerSrcIp6(vec![Ipv6AddrMatch::Exact(c.src_ip)]),
                 Predicate::InnerDstIp6(vec![Ipv6AddrMatch::Exact(c.dst_ip)]),
-                Predicate::InnerIpProto(vec![Protocol::ICMPv6]),
-                Predicate::Icmpv6MsgType(vec![Match::Exact(v6_type::ECHO_REQUEST)]),
+                eth_src(c.src_mac),
+                eth_dst(c.dst_mac),
             ],
             vec![],
         )
@@ -250,12 +254,12 @@ impl HairpinAction for RouterAdvertAction {
     fn implicit_preds(&self) -> ImplicitPreds {
         (
             vec![
+                Predicate::Icmpv6MsgType(vec![Match::Exact(v6_type::ROUTER_SOLICIT)]),
+                Predicate::InnerIpProto(vec![Protocol::ICMPv6]),
                 eth_src(self.0.src_mac()),
                 eth_dst(MacAddr::from_const([0x33, 0x33, 0, 0, 0, 2])),
                 Predicate::InnerSrcIp6(vec![Ipv6AddrMatch::Prefix(Ipv6Cidr::LINK_LOCAL)]),
                 Predicate::InnerDstIp6(vec![Ipv6AddrMatch::Exact(Ipv6Addr::ALL_ROUTERS)]),
-                Predicate::InnerIpProto(vec![Protocol::ICMPv6]),
-                Predicate::Icmpv6MsgType(vec![Match::Exact(v6_type::ROUTER_SOLICIT)]),
             ],
             vec![],
         )
@@ -293,6 +297,8 @@ impl HairpinAction for NeighborAdvertAction {
         }
         (
             vec![
+                Predicate::Icmpv6MsgType(vec![Match::Exact(v6_type::NEIGHBOR_SOLICIT)]),
+                Predicate::InnerIpProto(vec![Protocol::ICMPv6]),
                 eth_src(na.src_mac()),
                 Predicate::InnerEtherDst(dst_mac),
                 Predicate::InnerSrcIp6(src),
@@ -300,8 +306,6 @@ impl HairpinAction for NeighborAdvertAction {
                     Ipv6AddrMatch::Exact(na.ip()),
                     Ipv6AddrMatch::Exact(sn),
                 ]),
-                Predicate::InnerIpProto(vec![Protocol::ICMPv6]),
-                Predicate::Icmpv6MsgType(vec![Match::Exact(v6_type::NEIGHBOR_SOLICIT)]),
             ],
             vec![],
         )

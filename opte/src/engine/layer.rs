@@ -17,7 +17,6 @@ use super::transform::HdrTransform;
 use super::view::PacketView;
 use crate::packet::Packet;
 use crate::packet::parse::InnerMeta;
-use smallvec::SmallVec;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -26,6 +25,7 @@ use opte_api::{
     ActionDescEntryDump, Direction, DumpLayerResp, FLOW_ID_DEFAULT, InnerFlowId, LayerDesc, RuleId,
     RuleTableEntryDump,
 };
+use smallvec::SmallVec;
 
 /// What an LFT entry remembers about its flow.
 #[derive(Clone)]

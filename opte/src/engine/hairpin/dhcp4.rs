@@ -5,8 +5,8 @@
 //! function of the request and the [`Dhcp4Config`]. Not a general DHCP server: no relay
 //! agents, no address pools, no option overload (RFC 2131 option 52) on either side.
 
-use super::{GenErr, HairpinReply, ipv4_info, udp_request};
-use crate::build::{Headers, L3Repr, UlpRepr};
+use super::{GenErr, HairpinReply, ReplyFrame, ipv4_info, udp_request};
+use crate::build::{L3Repr, UlpRepr};
 use crate::packet::Packet;
 use crate::packet::parse::InnerMeta;
 use crate::wire::ether::{ETHER_TYPE_IPV4, EtherRepr};
@@ -268,7 +268,6 @@ pub fn gen_dhcp4_reply(
         _ => return Ok(HairpinReply::NoReply),
     };
 
-    let message = reply_message(&req, kind, cfg);
     // RFC 2131 §4.1 (no relay agent): a Nak, or a reply to a client that asked for broadcast
     // and has no address yet, is broadcast; anything else goes to the client's address.
     let broadcast = kind == ReplyKind::Nak
@@ -280,7 +279,7 @@ pub fn gen_dhcp4_reply(
     };
     let mut ip = Ipv4Repr::new(cfg.gw_ip, ip_dst, proto::UDP);
     ip.ttl = REPLY_TTL;
-    let headers = Headers::new(
+    let mut frame = ReplyFrame::new(
         EtherRepr {
             dst: eth_dst,
             src: cfg.gw_mac,
@@ -289,12 +288,46 @@ pub fn gen_dhcp4_reply(
         },
         L3Repr::Ipv4(ip),
         UlpRepr::Udp(UdpRepr::new(SERVER_PORT, CLIENT_PORT)),
+        reply_capacity(kind, cfg),
     );
-    Ok(HairpinReply::Reply(headers.build(&message)?))
+    let start = frame.body_start();
+    put_reply_message(frame.body(), start, &req, kind, cfg);
+    Ok(HairpinReply::Reply(frame.finish()?))
 }
 
-/// The BOOTREPLY message: the fixed header per RFC 2131 table 3, then the options.
-fn reply_message(req: &Dhcp4Message<'_>, kind: ReplyKind, cfg: &Dhcp4Config) -> Vec<u8> {
+/// Room for the reply message: the fixed header and every option it may carry (a value
+/// longer than 255 bytes needs 2 more bytes per split, which only costs a reallocation).
+fn reply_capacity(kind: ReplyKind, cfg: &Dhcp4Config) -> usize {
+    // Message type, server id, lease time, subnet mask, router, End.
+    let mut opts = 3 + 6 + 6 + 6 + 6 + 1;
+    if kind != ReplyKind::Nak {
+        let c = &cfg.cfg;
+        opts += 2 + 4 * c.dns4_servers.len().min(MAX_DNS_SERVERS);
+        opts += 2 + cfg
+            .routes
+            .iter()
+            .map(SubnetRouterPair::encoded_len)
+            .sum::<usize>();
+        opts += 2 + c.hostname.as_ref().map_or(0, |n| n.name().len());
+        opts += 2 + c.host_domain.as_ref().map_or(0, |n| n.name().len());
+        opts += 2 + c
+            .domain_search_list
+            .iter()
+            .map(|d| d.encode().len())
+            .sum::<usize>();
+    }
+    MIN_MESSAGE_LEN.max(BootpHdr::LEN + opts)
+}
+
+/// Append the BOOTREPLY message to `out`, where it starts at `start`: the fixed header per
+/// RFC 2131 table 3, then the options, padded to the minimum length.
+fn put_reply_message(
+    out: &mut Vec<u8>,
+    start: usize,
+    req: &Dhcp4Message<'_>,
+    kind: ReplyKind,
+    cfg: &Dhcp4Config,
+) {
     let nak = kind == ReplyKind::Nak;
     let mut chaddr = [0u8; 16];
     if let Some(c) = chaddr.get_mut(..6) {
@@ -323,13 +356,11 @@ fn reply_message(req: &Dhcp4Message<'_>, kind: ReplyKind, cfg: &Dhcp4Config) -> 
         file: [0; 128],
         magic: MAGIC_COOKIE,
     };
-    let mut out = Vec::with_capacity(BootpHdr::LEN + 128);
     out.extend_from_slice(hdr.as_bytes());
-    put_reply_options(&mut out, kind, cfg);
-    if out.len() < MIN_MESSAGE_LEN {
-        out.resize(MIN_MESSAGE_LEN, opt::PAD);
+    put_reply_options(out, kind, cfg);
+    if out.len() < start + MIN_MESSAGE_LEN {
+        out.resize(start + MIN_MESSAGE_LEN, opt::PAD);
     }
-    out
 }
 
 /// The reply's options, ending with End. Offer and Ack carry the whole configuration; a Nak
@@ -347,21 +378,19 @@ fn put_reply_options(out: &mut Vec<u8>, kind: ReplyKind, cfg: &Dhcp4Config) {
 }
 
 /// DNS servers, then the "additional" options: classless routes, hostname, domain name and
-/// domain search list, each left out when the configuration has nothing for it.
+/// domain search list, each left out when the configuration has nothing for it. Values are
+/// written straight into the reply.
 fn put_config_options(out: &mut Vec<u8>, cfg: &Dhcp4Config) {
-    let dns: Vec<u8> = cfg
-        .cfg
-        .dns4_servers
-        .iter()
-        .take(MAX_DNS_SERVERS)
-        .flat_map(|a| a.bytes())
-        .collect();
-    put_option(out, opt::DNS_SERVERS, &dns);
-    let mut routes = Vec::new();
-    for r in &cfg.routes {
-        r.encode_into(&mut routes);
-    }
-    put_option(out, opt::CLASSLESS_ROUTES, &routes);
+    put_option_with(out, opt::DNS_SERVERS, |out| {
+        for a in cfg.cfg.dns4_servers.iter().take(MAX_DNS_SERVERS) {
+            out.extend_from_slice(&a.bytes());
+        }
+    });
+    put_option_with(out, opt::CLASSLESS_ROUTES, |out| {
+        for r in &cfg.routes {
+            r.encode_into(out);
+        }
+    });
     // Options 12 and 15 are NVT ASCII text (RFC 2132 §3.14, §3.17), without a root dot.
     if let Some(h) = &cfg.cfg.hostname {
         put_option(out, opt::HOSTNAME, text_name(h.name()));
@@ -370,13 +399,11 @@ fn put_config_options(out: &mut Vec<u8>, cfg: &Dhcp4Config) {
         put_option(out, opt::DOMAIN_NAME, text_name(d.name()));
     }
     // Option 119 is RFC 1035 wire form, names concatenated (RFC 3397 §2, no compression).
-    let search: Vec<u8> = cfg
-        .cfg
-        .domain_search_list
-        .iter()
-        .flat_map(|d| d.encode().iter().copied())
-        .collect();
-    put_option(out, opt::DOMAIN_SEARCH, &search);
+    put_option_with(out, opt::DOMAIN_SEARCH, |out| {
+        for d in &cfg.cfg.domain_search_list {
+            out.extend_from_slice(d.encode());
+        }
+    });
 }
 
 fn text_name(name: &str) -> &[u8] {
@@ -390,6 +417,28 @@ fn put_option(out: &mut Vec<u8>, code: u8, data: &[u8]) {
         out.push(code);
         out.push(chunk.len() as u8);
         out.extend_from_slice(chunk);
+    }
+}
+
+/// As [`put_option`], for a value that `write` appends to `out`.
+fn put_option_with(out: &mut Vec<u8>, code: u8, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[code, 0]);
+    write(out);
+    let len = out.len() - start - 2;
+    match u8::try_from(len) {
+        Ok(0) => out.truncate(start),
+        Ok(l) => {
+            if let Some(f) = out.get_mut(start + 1) {
+                *f = l;
+            }
+        }
+        Err(_) => {
+            // Rare: split the value (the one place a reply allocates twice).
+            let value = out.split_off(start + 2);
+            out.truncate(start);
+            put_option(out, code, &value);
+        }
     }
 }
 

@@ -5,14 +5,14 @@
 //! not change the ICMPv6 pseudo-header sum, so the checksum is updated incrementally from
 //! the request's (RFC 1624) instead of being summed over the data again.
 
-use super::{GenErr, HairpinReply, body, ipv4_info, ipv6_info};
-use crate::build::{Headers, L3Repr, UlpRepr};
+use super::{GenErr, HairpinReply, ReplyFrame, body, ipv4_info, ipv6_info};
+use crate::build::{L3Repr, UlpRepr};
 use crate::packet::Packet;
 use crate::packet::parse::{InnerMeta, UlpKind};
 use crate::wire::csum::{Checksum, pseudo_v6, update_u16};
 use crate::wire::ether::{ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, EtherRepr};
 use crate::wire::icmp::{IcmpHdr, IcmpRepr, v4_type, v6_type};
-use crate::wire::ip4::{Ipv4Hdr, Ipv4Repr, fill_header_csum};
+use crate::wire::ip4::{Ipv4Hdr, Ipv4Repr};
 use crate::wire::ip6::{Ipv6Hdr, Ipv6Repr};
 use crate::wire::{HeaderKind, proto};
 use opte_api::{IcmpEchoReply, Icmpv6EchoReply, Ipv4Addr, Ipv6Addr, MacAddr};
@@ -108,19 +108,16 @@ pub fn gen_icmp4_echo_reply(
     icmp.csum = reply_csum(&req, &icmp, &data, Checksum::new());
     let mut l3 = Ipv4Repr::new(dst, src, proto::ICMP);
     l3.ttl = ECHO_REPLY_TTL;
-    l3.total_len = u16::try_from(Ipv4Hdr::MIN_LEN + IcmpHdr::LEN + data.len())
+    u16::try_from(Ipv4Hdr::MIN_LEN + IcmpHdr::LEN + data.len())
         .map_err(|_| GenErr::Unexpected("echo reply longer than an IPv4 packet"))?;
-    let h = Headers::new(
+    let mut frame = ReplyFrame::new(
         ether(meta, cfg.echo_dst_mac, cfg.echo_src_mac, ETHER_TYPE_IPV4),
         L3Repr::Ipv4(l3),
         UlpRepr::Icmpv4(icmp),
+        data.len(),
     );
-    let ip_off = h.eth.emitted_len();
-    let mut frame = h.to_bytes(&data)?;
-    if let Some(iph) = frame.get_mut(ip_off..ip_off + Ipv4Hdr::MIN_LEN) {
-        fill_header_csum(iph);
-    }
-    Ok(HairpinReply::Reply(frame))
+    frame.body().extend_from_slice(&data);
+    Ok(HairpinReply::Reply(frame.finish_with_l4_csum()?))
 }
 
 /// Answer an ICMPv6 echo request from `cfg.src_*` to `cfg.dst_*`; a request between other
@@ -159,18 +156,20 @@ pub fn gen_icmp6_echo_reply(
     icmp.csum = reply_csum(&req, &icmp, &data, pseudo);
     let mut l3 = Ipv6Repr::new(dst, src, proto::ICMPV6);
     l3.hop_limit = ECHO_REPLY_HOP_LIMIT;
-    l3.payload_len = payload_len;
-    let h = Headers::new(
+    let mut frame = ReplyFrame::new(
         ether(meta, cfg.dst_mac, cfg.src_mac, ETHER_TYPE_IPV6),
         L3Repr::Ipv6(l3),
         UlpRepr::Icmpv6(icmp),
+        data.len(),
     );
-    Ok(HairpinReply::Reply(h.to_bytes(&data)?))
+    frame.body().extend_from_slice(&data);
+    Ok(HairpinReply::Reply(frame.finish_with_l4_csum()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::Headers;
     use crate::build::samples::{self, GUEST_IP4, GUEST_IP6, GUEST_MAC, GW_IP4, GW_LL, GW_MAC};
     use crate::engine::hairpin::test_util::{assert_checksums_valid, parse, reply, sample};
     use crate::packet::parse::L3Info;

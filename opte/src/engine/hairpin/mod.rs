@@ -23,9 +23,12 @@ pub use dhcp6::{Dhcp6Config, dhcp6_message_type, gen_dhcp6_reply};
 pub use icmp::{gen_icmp4_echo_reply, gen_icmp6_echo_reply};
 pub use ndp::{gen_neighbor_advert, gen_router_advert};
 
+use crate::build::{L3Repr, UlpRepr, l4_checksum};
 use crate::packet::parse::{InnerMeta, L3Info, UlpKind};
 use crate::packet::{Loc, Packet};
 use crate::wire::EmitError;
+use crate::wire::ether::EtherRepr;
+use crate::wire::ip4::fill_header_csum;
 use crate::wire::udp::UdpHdr;
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
@@ -89,6 +92,107 @@ impl From<EmitError> for GenErr {
     fn from(_: EmitError) -> Self {
         // `Headers::build` sizes its own buffer; only an unencodable header gets here.
         Self::Unexpected("reply headers could not be emitted")
+    }
+}
+
+/// A reply frame built in the one buffer that is returned: room for the headers is kept
+/// at the front, the generator appends the L4 body behind it, and [`ReplyFrame::finish`]
+/// writes the headers with their final lengths and checksums over the final bytes. The
+/// result is what [`crate::build::Headers::build`] makes of the same headers and body, with
+/// one allocation and no copy of the body.
+pub(crate) struct ReplyFrame {
+    buf: Vec<u8>,
+    eth: EtherRepr,
+    l3: L3Repr,
+    ulp: UlpRepr,
+    l4_off: usize,
+}
+
+impl ReplyFrame {
+    /// Start a frame whose L4 body will be about `body_cap` bytes (only the allocation's
+    /// size depends on it).
+    pub fn new(eth: EtherRepr, l3: L3Repr, ulp: UlpRepr, body_cap: usize) -> Self {
+        let l4_off = eth.emitted_len() + l3.emitted_len();
+        let body_off = l4_off + ulp.emitted_len();
+        let mut buf = Vec::with_capacity(body_off + body_cap);
+        buf.resize(body_off, 0);
+        Self {
+            buf,
+            eth,
+            l3,
+            ulp,
+            l4_off,
+        }
+    }
+
+    /// The frame so far, for appending the body; what lies before the body's start is
+    /// overwritten by `finish`.
+    pub fn body(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Where the body starts in [`Self::body`]'s buffer.
+    pub fn body_start(&self) -> usize {
+        self.l4_off + self.ulp.emitted_len()
+    }
+
+    /// Set every length for the body appended, compute the L4 and IPv4 header checksums,
+    /// and return the frame.
+    pub fn finish(self) -> Result<Vec<u8>, GenErr> {
+        self.finish_inner(true)
+    }
+
+    /// As [`Self::finish`], but the L4 checksum is the one already in the L4 header
+    /// summary (an echo reply's, updated from its request's).
+    pub fn finish_with_l4_csum(self) -> Result<Vec<u8>, GenErr> {
+        self.finish_inner(false)
+    }
+
+    fn finish_inner(mut self, l4_csum: bool) -> Result<Vec<u8>, GenErr> {
+        const TOO_LONG: GenErr = GenErr::Unexpected("reply longer than an IP packet");
+        let ulp_len = self.buf.len() - self.l4_off;
+        let l4_len = u16::try_from(ulp_len).map_err(|_| TOO_LONG)?;
+        let csum_at = match &mut self.ulp {
+            UlpRepr::Udp(u) => {
+                u.len = l4_len;
+                u.csum = 0;
+                6
+            }
+            UlpRepr::Tcp(t) => {
+                t.csum = 0;
+                16
+            }
+            UlpRepr::Icmpv4(i) | UlpRepr::Icmpv6(i) => {
+                if l4_csum {
+                    i.csum = 0;
+                }
+                2
+            }
+        };
+        match &mut self.l3 {
+            L3Repr::Ipv4(r) => {
+                r.total_len = u16::try_from(r.emitted_len() + ulp_len).map_err(|_| TOO_LONG)?;
+                r.csum = 0;
+            }
+            L3Repr::Ipv6(r) => {
+                r.payload_len = u16::try_from(r.ext.len() + ulp_len).map_err(|_| TOO_LONG)?;
+            }
+        }
+        let (head, l4) = self.buf.split_at_mut(self.l4_off);
+        let n = self.eth.emit(head)?;
+        let ip = head.get_mut(n..).unwrap_or(&mut []);
+        self.l3.emit(ip)?;
+        self.ulp.emit(l4)?;
+        if l4_csum {
+            let v = l4_checksum(&self.l3, &self.ulp, l4);
+            if let Some(f) = l4.get_mut(csum_at..csum_at + 2) {
+                f.copy_from_slice(&v.to_be_bytes());
+            }
+        }
+        if let L3Repr::Ipv4(_) = self.l3 {
+            fill_header_csum(ip);
+        }
+        Ok(self.buf)
     }
 }
 

@@ -6,8 +6,8 @@
 //! invalid one is a [`GenErr::Malformed`] naming the rule it broke. The advertisements
 //! carry no prefix information: guests get their addresses from DHCPv6 (the M flag).
 
-use super::{GenErr, HairpinReply, body, ipv6_info};
-use crate::build::{Headers, L3Repr, UlpRepr};
+use super::{GenErr, HairpinReply, ReplyFrame, body, ipv6_info};
+use crate::build::{L3Repr, UlpRepr};
 use crate::packet::Packet;
 use crate::packet::parse::{InnerMeta, UlpKind};
 use crate::wire::csum::pseudo_v6;
@@ -120,7 +120,7 @@ fn ndp_reply(
 ) -> Result<HairpinReply, GenErr> {
     let mut ip = Ipv6Repr::new(from.1, to.0, proto::ICMPV6);
     ip.hop_limit = NDP_HOP_LIMIT;
-    let h = Headers::new(
+    let mut frame = ReplyFrame::new(
         EtherRepr {
             dst: to.1,
             src: from.0,
@@ -129,8 +129,10 @@ fn ndp_reply(
         },
         L3Repr::Ipv6(ip),
         UlpRepr::Icmpv6(icmp),
+        body.len(),
     );
-    Ok(HairpinReply::Reply(h.build(body)?))
+    frame.body().extend_from_slice(body);
+    Ok(HairpinReply::Reply(frame.finish()?))
 }
 
 /// Answer a Router Solicitation from `cfg.src_mac()` with the gateway's Router

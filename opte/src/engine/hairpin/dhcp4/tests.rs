@@ -1,4 +1,5 @@
 use super::*;
+use crate::build::Headers;
 use crate::build::samples::{GUEST_IP4, GUEST_MAC, GW_IP4, GW_MAC};
 use crate::engine::hairpin::test_util::{Garbage, assert_checksums_valid, parse, reply, sample};
 use crate::packet::parse::L3Info;

@@ -11,11 +11,11 @@
 pub mod options;
 
 use self::options::{
-    Dhcp6Error, Dhcp6Option, Duid, IaNa, Options, code, duid_ll, put_ia_addr_body, put_option,
-    put_raw, put_status, status,
+    Dhcp6Error, Dhcp6Option, Duid, IaNa, OPTION_HDR_LEN, OptionRequest, Options, code, duid_ll,
+    put_ia_addr_body, put_option, put_raw, put_status, status,
 };
-use super::{GenErr, HairpinReply, ipv6_info, udp_request};
-use crate::build::{Headers, L3Repr, UlpRepr};
+use super::{GenErr, HairpinReply, ReplyFrame, ipv6_info, udp_request};
+use crate::build::{L3Repr, UlpRepr};
 use crate::packet::Packet;
 use crate::packet::parse::InnerMeta;
 use crate::wire::ether::{ETHER_TYPE_IPV6, EtherRepr};
@@ -55,6 +55,13 @@ pub struct Message<'a> {
     pub msg_type: u8,
     pub xid: [u8; 3],
     pub options: Options<'a>,
+    /// What answering asks of the top-level options, found in one walk when parsed so
+    /// that no option is looked for twice.
+    client_id: Option<Duid<'a>>,
+    server_id: Option<Duid<'a>>,
+    oro: Option<OptionRequest<'a>>,
+    /// Bit `c` is set when an option with code `c` (below 64) is present.
+    present: u64,
 }
 
 impl<'a> Message<'a> {
@@ -62,39 +69,67 @@ impl<'a> Message<'a> {
         let short = Dhcp6Error::ShortMessage { len: bytes.len() };
         let (head, opts) = bytes.split_at_checked(4).ok_or(short)?;
         let [msg_type, x0, x1, x2] = <[u8; 4]>::try_from(head).map_err(|_| short)?;
-        Ok(Self {
+        let mut msg = Self {
             msg_type,
             xid: [x0, x1, x2],
             options: Options::parse(opts)?,
-        })
+            client_id: None,
+            server_id: None,
+            oro: None,
+            present: 0,
+        };
+        for (c, data) in msg.options.raw() {
+            if c < 64 {
+                msg.present |= 1 << c;
+            }
+            // The first of each counts, as `Options::find` would have it.
+            match c {
+                code::CLIENT_ID if msg.client_id.is_none() => {
+                    msg.client_id = Duid::new(data, c).ok();
+                }
+                code::SERVER_ID if msg.server_id.is_none() => {
+                    msg.server_id = Duid::new(data, c).ok();
+                }
+                code::ORO if msg.oro.is_none() => {
+                    if let Ok(Dhcp6Option::OptionRequest(r)) = Dhcp6Option::decode(c, data, 0) {
+                        msg.oro = Some(r);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(msg)
     }
 
     pub fn client_id(&self) -> Option<Duid<'a>> {
-        match self.options.find(code::CLIENT_ID)? {
-            Dhcp6Option::ClientId(d) => Some(d),
-            _ => None,
-        }
+        self.client_id
     }
 
     pub fn server_id(&self) -> Option<Duid<'a>> {
-        match self.options.find(code::SERVER_ID)? {
-            Dhcp6Option::ServerId(d) => Some(d),
-            _ => None,
+        self.server_id
+    }
+
+    /// Whether the message carries an option with this code.
+    pub fn has(&self, code: u16) -> bool {
+        if code < 64 {
+            self.present & (1 << code) != 0
+        } else {
+            self.options.contains(code)
         }
     }
 
     /// Whether the client's Option Request option lists `code`.
     pub fn requests(&self, code: u16) -> bool {
-        matches!(self.options.find(code::ORO), Some(Dhcp6Option::OptionRequest(r)) if r.contains(code))
+        self.oro.is_some_and(|r| r.contains(code))
     }
 
     /// Whether the client sent option `code` or asked for it.
     pub fn wants(&self, code: u16) -> bool {
-        self.options.contains(code) || self.requests(code)
+        self.has(code) || self.requests(code)
     }
 
     pub fn ia_nas(&self) -> impl Iterator<Item = IaNa<'a>> + 'a {
-        self.options.iter().filter_map(|o| match o {
+        self.options.decoded(code::IA_NA).filter_map(|o| match o {
             Dhcp6Option::IaNa(ia) => Some(ia),
             _ => None,
         })
@@ -111,7 +146,7 @@ impl<'a> Message<'a> {
                 _ => None,
             })
             .flat_map(|opts| {
-                opts.iter().filter_map(|o| match o {
+                opts.decoded(code::IA_ADDR).filter_map(|o| match o {
                     Dhcp6Option::IaAddr(a) => Some(a.addr),
                     _ => None,
                 })
@@ -172,21 +207,9 @@ pub fn gen_dhcp6_reply(
     let Some(answer) = classify(&msg, &server_duid)? else {
         return Ok(HairpinReply::NoReply);
     };
-    let body = match answer {
-        Answer::Lease {
-            reply_type,
-            rapid_commit,
-            renewing,
-        } => lease_reply(&msg, cfg, &server_duid, reply_type, rapid_commit, renewing)?,
-        Answer::Information => info_reply(&msg, cfg, &server_duid)?,
-        Answer::Confirm => match confirm_reply(&msg, cfg, &server_duid)? {
-            Some(b) => b,
-            None => return Ok(HairpinReply::NoReply),
-        },
-    };
     let mut ip6 = Ipv6Repr::new(Ipv6Addr::from_eui64(&cfg.server_mac), client_ip, proto::UDP);
     ip6.hop_limit = REPLY_HOP_LIMIT;
-    let headers = Headers::new(
+    let headers = (
         EtherRepr {
             dst: cfg.client_mac,
             src: cfg.server_mac,
@@ -196,7 +219,60 @@ pub fn gen_dhcp6_reply(
         L3Repr::Ipv6(ip6),
         UlpRepr::Udp(UdpRepr::new(SERVER_PORT, CLIENT_PORT)),
     );
-    Ok(HairpinReply::Reply(headers.build(&body)?))
+    let new_frame = |cap| ReplyFrame::new(headers.0, headers.1, headers.2, cap);
+    let frame = match answer {
+        Answer::Lease {
+            reply_type,
+            rapid_commit,
+            renewing,
+        } => {
+            let mut f = new_frame(reply_capacity(udp.payload.len(), cfg));
+            lease_reply(
+                f.body(),
+                &msg,
+                cfg,
+                &server_duid,
+                reply_type,
+                rapid_commit,
+                renewing,
+            )?;
+            f
+        }
+        Answer::Information => {
+            let mut f = new_frame(reply_capacity(udp.payload.len(), cfg));
+            info_reply(f.body(), &msg, cfg, &server_duid)?;
+            f
+        }
+        Answer::Confirm => {
+            let Some(on_link) = confirm_on_link(&msg, cfg) else {
+                return Ok(HairpinReply::NoReply);
+            };
+            let mut f = new_frame(udp.payload.len() + CONFIRM_STATUS_ROOM);
+            confirm_reply(f.body(), &msg, &server_duid, on_link)?;
+            f
+        }
+    };
+    Ok(HairpinReply::Reply(frame.finish()?))
+}
+
+/// Room for a Confirm reply's status option beyond the echoed client identifier.
+const CONFIRM_STATUS_ROOM: usize = 64;
+
+/// Room for a lease or information reply: what it may echo of the request (the client
+/// identifier, the IAs and the addresses they list), the server identifier and what the
+/// configuration adds. Only the allocation's size depends on it.
+fn reply_capacity(request_len: usize, cfg: &Dhcp6Config) -> usize {
+    const OPT: usize = OPTION_HDR_LEN;
+    let c = &cfg.cfg;
+    let names: usize = c.domain_search_list.iter().map(|d| d.encode().len()).sum();
+    let fqdn = c.hostname.as_ref().map_or(0, |h| h.encode().len())
+        + c.host_domain.as_ref().map_or(0, |d| d.encode().len());
+    request_len
+        + (OPT + 10)
+        + (OPT + 16 * c.dns6_servers.len())
+        + (OPT + 24) * cfg.addrs.addrs.len()
+        + (OPT + names)
+        + (OPT + 1 + fqdn)
 }
 
 /// Check a message against the rules for its type (RFC 8415 §16) and decide the answer:
@@ -248,7 +324,7 @@ fn classify(msg: &Message<'_>, server_duid: &[u8]) -> Result<Option<Answer>, Gen
             if ours == Some(false) {
                 return Ok(None);
             }
-            if msg.options.contains(code::IA_NA) || msg.options.contains(code::IA_TA) {
+            if msg.has(code::IA_NA) || msg.has(code::IA_TA) {
                 return Err(GenErr::Malformed(
                     "DHCPv6 Information-request carries an IA option",
                 ));
@@ -276,7 +352,7 @@ fn require_client(msg: &Message<'_>) -> Result<(), GenErr> {
             "DHCPv6 client message lacks a Client Identifier",
         ));
     }
-    if !msg.options.contains(code::ELAPSED_TIME) {
+    if !msg.has(code::ELAPSED_TIME) {
         return Err(GenErr::Malformed(
             "DHCPv6 client message lacks an Elapsed Time option",
         ));
@@ -286,19 +362,19 @@ fn require_client(msg: &Message<'_>) -> Result<(), GenErr> {
 
 /// Message type, transaction id, Server Identifier and (if the client sent one) its Client
 /// Identifier, echoed.
-fn reply_head(
+fn put_reply_head(
+    out: &mut Vec<u8>,
     msg: &Message<'_>,
     reply_type: u8,
     server_duid: &[u8],
-) -> Result<Vec<u8>, Dhcp6Error> {
-    let mut out = Vec::with_capacity(192);
+) -> Result<(), Dhcp6Error> {
     out.push(reply_type);
     out.extend_from_slice(&msg.xid);
-    put_raw(&mut out, code::SERVER_ID, server_duid)?;
+    put_raw(out, code::SERVER_ID, server_duid)?;
     if let Some(c) = msg.client_id() {
-        put_raw(&mut out, code::CLIENT_ID, c.as_bytes())?;
+        put_raw(out, code::CLIENT_ID, c.as_bytes())?;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn put_dns(out: &mut Vec<u8>, msg: &Message<'_>, cfg: &DhcpCfg) -> Result<(), Dhcp6Error> {
@@ -339,21 +415,22 @@ fn put_names(out: &mut Vec<u8>, msg: &Message<'_>, cfg: &DhcpCfg) -> Result<(), 
 /// NoBinding when renewing). Renewing, an address the client listed that is not leased to
 /// it is returned with zero lifetimes so that it stops using it (RFC 8415 §18.3.4).
 fn lease_reply(
+    out: &mut Vec<u8>,
     msg: &Message<'_>,
     cfg: &Dhcp6Config,
     server_duid: &[u8],
     reply_type: u8,
     rapid_commit: bool,
     renewing: bool,
-) -> Result<Vec<u8>, Dhcp6Error> {
-    let mut out = reply_head(msg, reply_type, server_duid)?;
+) -> Result<(), Dhcp6Error> {
+    put_reply_head(out, msg, reply_type, server_duid)?;
     if rapid_commit {
-        put_raw(&mut out, code::RAPID_COMMIT, &[])?;
+        put_raw(out, code::RAPID_COMMIT, &[])?;
     }
-    put_dns(&mut out, msg, &cfg.cfg)?;
+    put_dns(out, msg, &cfg.cfg)?;
     let leased = &cfg.addrs.addrs;
     for (i, ia) in msg.ia_nas().enumerate() {
-        put_option(&mut out, code::IA_NA, |out| {
+        put_option(out, code::IA_NA, |out| {
             out.extend_from_slice(&ia.iaid.to_be_bytes());
             out.extend_from_slice(&cfg.addrs.renew.to_be_bytes());
             out.extend_from_slice(&cfg.addrs.renew.to_be_bytes());
@@ -388,46 +465,44 @@ fn lease_reply(
             Ok(())
         })?;
     }
-    put_names(&mut out, msg, &cfg.cfg)?;
-    Ok(out)
+    put_names(out, msg, &cfg.cfg)
 }
 
 /// Reply to an Information-request: configuration, no addresses.
 fn info_reply(
+    out: &mut Vec<u8>,
     msg: &Message<'_>,
     cfg: &Dhcp6Config,
     server_duid: &[u8],
-) -> Result<Vec<u8>, Dhcp6Error> {
-    let mut out = reply_head(msg, msg_type::REPLY, server_duid)?;
-    put_dns(&mut out, msg, &cfg.cfg)?;
-    put_names(&mut out, msg, &cfg.cfg)?;
-    Ok(out)
+) -> Result<(), Dhcp6Error> {
+    put_reply_head(out, msg, msg_type::REPLY, server_duid)?;
+    put_dns(out, msg, &cfg.cfg)?;
+    put_names(out, msg, &cfg.cfg)
 }
 
-/// Reply to a Confirm (RFC 8415 §18.3.3): Success if every address the client lists in its
-/// IAs is one leased to it, NotOnLink otherwise; no reply at all if it lists none.
-fn confirm_reply(
-    msg: &Message<'_>,
-    cfg: &Dhcp6Config,
-    server_duid: &[u8],
-) -> Result<Option<Vec<u8>>, Dhcp6Error> {
+/// Whether every address the client lists in its IAs is one leased to it; `None` if it
+/// lists none (a Confirm that gets no reply at all, RFC 8415 §18.3.3).
+fn confirm_on_link(msg: &Message<'_>, cfg: &Dhcp6Config) -> Option<bool> {
     let mut listed = msg.ia_addrs().peekable();
-    if listed.peek().is_none() {
-        return Ok(None);
-    }
+    listed.peek()?;
     let leased = &cfg.addrs.addrs;
-    let on_link = listed.all(|a| leased.iter().any(|l| l.addr() == a));
-    let mut out = reply_head(msg, msg_type::REPLY, server_duid)?;
+    Some(listed.all(|a| leased.iter().any(|l| l.addr() == a)))
+}
+
+/// Reply to a Confirm (RFC 8415 §18.3.3): Success if the addresses are on link, NotOnLink
+/// otherwise.
+fn confirm_reply(
+    out: &mut Vec<u8>,
+    msg: &Message<'_>,
+    server_duid: &[u8],
+    on_link: bool,
+) -> Result<(), Dhcp6Error> {
+    put_reply_head(out, msg, msg_type::REPLY, server_duid)?;
     if on_link {
-        put_status(&mut out, status::SUCCESS, "all addresses still on link")?;
+        put_status(out, status::SUCCESS, "all addresses still on link")
     } else {
-        put_status(
-            &mut out,
-            status::NOT_ON_LINK,
-            "some addresses are not on link",
-        )?;
+        put_status(out, status::NOT_ON_LINK, "some addresses are not on link")
     }
-    Ok(Some(out))
 }
 
 #[cfg(test)]

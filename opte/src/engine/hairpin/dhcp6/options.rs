@@ -341,7 +341,7 @@ impl<'a> Dhcp6Option<'a> {
     }
 
     /// Interpret an option body found in a list at `depth`.
-    fn decode(code: u16, data: &'a [u8], depth: usize) -> Result<Self, Dhcp6Error> {
+    pub(super) fn decode(code: u16, data: &'a [u8], depth: usize) -> Result<Self, Dhcp6Error> {
         let len = data.len();
         let nested = |at: usize| Options::parse_at(data.get(at..).unwrap_or(&[]), depth + 1);
         let ip_list = || {
@@ -526,11 +526,32 @@ impl<'a> Options<'a> {
 
     /// The first option with this code.
     pub fn find(&self, code: u16) -> Option<Dhcp6Option<'a>> {
-        self.iter().find(|o| o.code() == code)
+        self.decoded(code).next()
     }
 
     pub fn contains(&self, code: u16) -> bool {
-        self.find(code).is_some()
+        self.raw().any(|(c, _)| c == code)
+    }
+
+    /// Every option with this code, in order. Only those are decoded: looking for an
+    /// option reads just the headers of the others.
+    pub fn decoded(self, code: u16) -> impl Iterator<Item = Dhcp6Option<'a>> + 'a {
+        let depth = self.depth;
+        self.raw()
+            .filter(move |(c, _)| *c == code)
+            .filter_map(move |(c, data)| Dhcp6Option::decode(c, data, depth).ok())
+    }
+
+    /// Each option's code and body, undecoded.
+    pub(super) fn raw(self) -> impl Iterator<Item = (u16, &'a [u8])> + 'a {
+        let mut rest = self.bytes;
+        // The list was checked when it was made, so splitting never fails; if it did, the
+        // walk would just end.
+        core::iter::from_fn(move || {
+            let (code, data, r) = split_option(rest).ok()?;
+            rest = r;
+            Some((code, data))
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 use super::options::tests::SNOOPED_SOLICIT;
 use super::*;
+use crate::build::Headers;
 use crate::build::samples::{GUEST_IP6, GUEST_LL, GUEST_MAC, GW_LL, GW_MAC};
 use crate::engine::hairpin::test_util::{Garbage, assert_checksums_valid, parse, reply, sample};
 use crate::packet::parse::L3Info;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::build::Headers;
 use crate::build::samples::{GUEST_LL, GUEST_MAC, GW_LL, GW_MAC};
 use crate::engine::hairpin::test_util::{assert_checksums_valid, parse, reply, sample};
 use crate::wire::icmp::NdpOption;
