@@ -68,7 +68,8 @@ impl StaticAction for Encap {
         let dst = view
             .dst_ip()
             .ok_or_else(|| GenHtError::Unexpected("encap of a non-IP packet".into()))?;
-        let flow = view.flow();
+        // The flow hash picks the boundary endpoint and is the underlay entropy.
+        let flow_hash = view.flow().crc32();
         let t = if dst.is_multicast() {
             if view.is_tcp() {
                 return Ok(AllowOrDeny::Deny);
@@ -99,7 +100,7 @@ impl StaticAction for Encap {
                     if !external {
                         return Ok(AllowOrDeny::Deny);
                     }
-                    let Some(tep) = self.tables.v2b.select(dst, flow.crc32()) else {
+                    let Some(tep) = self.tables.v2b.select(dst, flow_hash) else {
                         return Ok(AllowOrDeny::Deny);
                     };
                     Target {
@@ -151,7 +152,7 @@ impl StaticAction for Encap {
                 ip6_src: self.phys_ip,
                 ip6_dst: t.ip,
                 hop_limit: HOP_LIMIT,
-                entropy: (flow.crc32() & 0xffff) as u16,
+                entropy: (flow_hash & 0xffff) as u16,
                 vni: t.vni,
                 options: t.options,
             }),
