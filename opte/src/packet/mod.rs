@@ -254,6 +254,10 @@ impl Packet {
         }
         if n == first && self.segs.len() > 1 {
             self.segs.remove(0);
+            // Empty segments that followed go too: the data starts in the first segment.
+            while self.segs.len() > 1 && self.segs.first().is_some_and(Segment::is_empty) {
+                self.segs.remove(0);
+            }
             return Ok(());
         }
         let len = self.len();
@@ -372,6 +376,19 @@ mod tests {
         assert_eq!(v[0], 6);
         assert_eq!(v[DEFAULT_HEADROOM + 1], 5);
         assert_eq!(&v[v.len() - 2..], &[1, 2]);
+    }
+
+    #[test]
+    fn trim_front_of_a_whole_segment_drops_the_empty_ones_after_it() {
+        let mut p = Packet::from_segments(&[&[1; 74], &[], &[], &[2; 10]]);
+        p.trim_front(74).unwrap();
+        assert_eq!(p.seg_count(), 1);
+        assert_eq!(p.to_vec(), [2; 10]);
+        // All but one empty segment: the packet keeps one (empty) segment.
+        let mut p = Packet::from_segments(&[&[1; 4], &[]]);
+        p.trim_front(4).unwrap();
+        assert_eq!(p.seg_count(), 1);
+        assert!(p.is_empty());
     }
 
     #[test]
