@@ -4,6 +4,7 @@
 
 use crate::api::RouterTarget;
 use crate::tables::VpcTables;
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use core::fmt;
@@ -60,16 +61,19 @@ impl MetaAction for VpcMeta {
 /// Records the router's target for the later layers.
 pub struct RouterAction {
     target: RouterTarget,
-    /// The target's text form, made once with the rule rather than for every new flow.
-    text: String,
+    /// The target's text form, made once with the rule rather than for every new flow
+    /// (and borrowed, so not even copied, for the targets without an argument).
+    text: Cow<'static, str>,
 }
 
 impl RouterAction {
     pub fn new(target: RouterTarget) -> Self {
-        Self {
-            text: target.to_string(),
-            target,
-        }
+        let text = match target {
+            RouterTarget::Drop => Cow::Borrowed("drop"),
+            RouterTarget::InternetGateway(None) => Cow::Borrowed("ig"),
+            t => Cow::Owned(t.to_string()),
+        };
+        Self { target, text }
     }
 
     pub fn target(&self) -> RouterTarget {
@@ -92,5 +96,34 @@ impl MetaAction for RouterAction {
         meta.insert(meta_keys::ROUTER_TARGET, self.text.clone());
         meta.insert(meta_keys::ROUTER_TARGET_CLASS, self.target.class_meta());
         Ok(AllowOrDeny::Allow(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The router-target metadata is the target's text form, whichever way it is made, and
+    /// the overlay reads it back as the same target.
+    #[test]
+    fn router_target_text_is_its_display_form() {
+        for t in [
+            "drop",
+            "ig",
+            "ig=6e4b7c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b",
+            "ip4=10.0.0.1",
+            "ip6=fd00::1",
+            "sub4=10.0.0.0/24",
+            "sub6=fd00::/64",
+        ] {
+            let target: RouterTarget = t.parse().unwrap();
+            let a = RouterAction::new(target);
+            let mut meta = ActionMeta::new();
+            a.mod_meta(&FLOW_ID_DEFAULT, &mut meta).unwrap();
+            let text = meta.get(meta_keys::ROUTER_TARGET).unwrap();
+            assert_eq!(text, target.to_string());
+            assert_eq!(text, t);
+            assert_eq!(text.parse::<RouterTarget>().unwrap(), a.target());
+        }
     }
 }
