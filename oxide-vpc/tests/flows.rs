@@ -8,6 +8,7 @@ use common::*;
 use opte::engine::port::{PortState, ProcessResult};
 use opte::engine::stats::{DenyReason, DropReason};
 use opte::engine::time::Moment;
+use opte::packet::Packet;
 use opte::wire::tcp::flags::{ACK, FIN, SYN};
 use opte_api::{Direction, IpAddr, OpteError, TcpState};
 use oxide_vpc::api::{FirewallRule, RouterClass, RouterTarget};
@@ -33,6 +34,39 @@ fn seg(sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> L4 {
         seq,
         ack,
     }
+}
+
+/// g1's port, with g2 registered in the same VPC, and makers of the segments of one TCP
+/// connection between g1's port `mine` and g2's port `theirs`: `(to_peer, from_peer)`, the
+/// guest-side g1 → g2 and the network-side (encapsulated) g2 → g1 packets.
+#[allow(clippy::type_complexity)] // two closure types: no alias can name them
+fn tcp_pair(
+    mine: u16,
+    theirs: u16,
+) -> (
+    VpcPort,
+    impl Fn(u8, u32, u32) -> Packet,
+    impl Fn(u8, u32, u32) -> Packet,
+) {
+    let tables = Arc::new(VpcTables::default());
+    let (g1, g2) = (g1_cfg(), g2_cfg());
+    let port = setup(g1.clone(), &tables);
+    register(&tables, &g2);
+    let (me, peer) = (IpAddr::Ip4(ip4(&g1)), IpAddr::Ip4(ip4(&g2)));
+    let g1_out = g1.clone();
+    let to_peer = move |fl, seq, ack| guest_pkt(&g1_out, me, peer, seg(mine, theirs, fl, seq, ack));
+    let from_peer = move |fl, seq, ack| {
+        let f = frame(
+            g2.guest_mac,
+            g1.guest_mac,
+            peer,
+            me,
+            seg(theirs, mine, fl, seq, ack),
+            &[],
+        );
+        encap(g2.phys_ip, g1.phys_ip, g1.vni, false, &f)
+    };
+    (port, to_peer, from_peer)
 }
 
 fn uft(port: &VpcPort) -> (u32, u32) {
@@ -247,23 +281,7 @@ fn tcp_outbound_active_open_and_close() {
 #[test]
 fn tcp_inbound_passive_open_and_close() {
     let rec = Recorder::new("tcp_inbound");
-    let tables = Arc::new(VpcTables::default());
-    let (g1, g2) = (g1_cfg(), g2_cfg());
-    let mut port = setup(g1.clone(), &tables);
-    register(&tables, &g2);
-    let (me, peer) = (IpAddr::Ip4(ip4(&g1)), IpAddr::Ip4(ip4(&g2)));
-    let from_peer = |fl, seq, ack| {
-        let f = frame(
-            g2.guest_mac,
-            g1.guest_mac,
-            peer,
-            me,
-            seg(40000, 80, fl, seq, ack),
-            &[],
-        );
-        encap(g2.phys_ip, g1.phys_ip, g1.vni, false, &f)
-    };
-    let to_peer = |fl, seq, ack| guest_pkt(&g1, me, peer, seg(80, 40000, fl, seq, ack));
+    let (mut port, to_peer, from_peer) = tcp_pair(80, 40000);
     enum Step {
         In(u8, u32, u32),
         Out(u8, u32, u32),
@@ -318,23 +336,7 @@ fn tcp_inbound_passive_open_and_close() {
 #[test]
 fn early_tcp_invalidation() {
     let rec = Recorder::new("early_tcp_invalidation");
-    let tables = Arc::new(VpcTables::default());
-    let (g1, g2) = (g1_cfg(), g2_cfg());
-    let mut port = setup(g1.clone(), &tables);
-    register(&tables, &g2);
-    let (me, peer) = (IpAddr::Ip4(ip4(&g1)), IpAddr::Ip4(ip4(&g2)));
-    let to_peer = |fl, seq, ack| guest_pkt(&g1, me, peer, seg(6000, 80, fl, seq, ack));
-    let from_peer = |fl, seq, ack| {
-        let f = frame(
-            g2.guest_mac,
-            g1.guest_mac,
-            peer,
-            me,
-            seg(80, 6000, fl, seq, ack),
-            &[],
-        );
-        encap(g2.phys_ip, g1.phys_ip, g1.vni, false, &f)
-    };
+    let (mut port, to_peer, from_peer) = tcp_pair(6000, 80);
     let guest_seq = |port: &VpcPort| {
         let d = port.port().dump_tcp_flows().unwrap();
         d.flows[0].1.tcp_state.guest_seq
@@ -408,23 +410,7 @@ fn early_tcp_invalidation() {
 #[test]
 fn tcp_invalidation_does_not_block_connection() {
     let rec = Recorder::new("tcp_invalidation_does_not_block_connection");
-    let tables = Arc::new(VpcTables::default());
-    let (g1, g2) = (g1_cfg(), g2_cfg());
-    let mut port = setup(g1.clone(), &tables);
-    register(&tables, &g2);
-    let (me, peer) = (IpAddr::Ip4(ip4(&g1)), IpAddr::Ip4(ip4(&g2)));
-    let to_peer = |fl, seq, ack| guest_pkt(&g1, me, peer, seg(5000, 80, fl, seq, ack));
-    let from_peer = |fl, seq, ack| {
-        let f = frame(
-            g2.guest_mac,
-            g1.guest_mac,
-            peer,
-            me,
-            seg(80, 5000, fl, seq, ack),
-            &[],
-        );
-        encap(g2.phys_ip, g1.phys_ip, g1.vni, false, &f)
-    };
+    let (mut port, to_peer, from_peer) = tcp_pair(5000, 80);
     assert_eq!(
         out(&mut port, &rec, to_peer(SYN, 1, 0), T0).0,
         ProcessResult::Modified
