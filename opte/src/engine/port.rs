@@ -296,6 +296,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         r
     }
 
+    #[inline]
     fn fast_path(
         &mut self,
         dir: Direction,
@@ -394,6 +395,8 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         Fast::Done(r)
     }
 
+    /// Out of line: the fast path stays a small function.
+    #[inline(never)]
     fn slow_path(
         &mut self,
         dir: Direction,

@@ -268,6 +268,7 @@ impl TcpFlowEntry {
     /// Runs a segment of a `pkt_len`-byte packet through the state machine (see
     /// [`TcpFlowState::process`]) and counts it, unless it is [`TcpFlowStateError::NewFlow`]:
     /// that packet belongs to the connection that replaces this one.
+    #[inline]
     pub fn process(
         &mut self,
         dir: Direction,
