@@ -73,7 +73,8 @@ impl UlpRepr {
     }
 
     /// Offset of the checksum field within the header.
-    const fn csum_offset(&self) -> usize {
+    /// Where the checksum field lies in the emitted header.
+    pub(crate) const fn csum_offset(&self) -> usize {
         match self {
             Self::Tcp(_) => 16,
             Self::Udp(_) => 6,

@@ -152,23 +152,18 @@ impl ReplyFrame {
         const TOO_LONG: GenErr = GenErr::Unexpected("reply longer than an IP packet");
         let ulp_len = self.buf.len() - self.l4_off;
         let l4_len = u16::try_from(ulp_len).map_err(|_| TOO_LONG)?;
-        let csum_at = match &mut self.ulp {
+        match &mut self.ulp {
             UlpRepr::Udp(u) => {
                 u.len = l4_len;
                 u.csum = 0;
-                6
             }
-            UlpRepr::Tcp(t) => {
-                t.csum = 0;
-                16
-            }
+            UlpRepr::Tcp(t) => t.csum = 0,
             UlpRepr::Icmpv4(i) | UlpRepr::Icmpv6(i) => {
                 if l4_csum {
                     i.csum = 0;
                 }
-                2
             }
-        };
+        }
         match &mut self.l3 {
             L3Repr::Ipv4(r) => {
                 r.total_len = u16::try_from(r.emitted_len() + ulp_len).map_err(|_| TOO_LONG)?;
@@ -185,7 +180,8 @@ impl ReplyFrame {
         self.ulp.emit(l4)?;
         if l4_csum {
             let v = l4_checksum(&self.l3, &self.ulp, l4);
-            if let Some(f) = l4.get_mut(csum_at..csum_at + 2) {
+            let at = self.ulp.csum_offset();
+            if let Some(f) = l4.get_mut(at..at + 2) {
                 f.copy_from_slice(&v.to_be_bytes());
             }
         }
