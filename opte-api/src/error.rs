@@ -9,10 +9,38 @@ use crate::mac::MacAddr;
 use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
+/// The errno numbering of the operating system a host reports to. Most of the values
+/// [`OpteError`] uses agree between the two; `ENOMSG` and `ENOBUFS` do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Os {
+    /// Linux (the userland daemon; also every other non-illumos target).
+    Linux,
+    /// illumos (the kernel module).
+    Illumos,
+}
+
+impl Os {
+    /// The system this crate is compiled for (illumos or, for every other target, Linux's
+    /// numbering, which is what the userland daemon reports).
+    pub const HOST: Os = if cfg!(target_os = "illumos") {
+        Os::Illumos
+    } else {
+        Os::Linux
+    };
+}
+
+/// illumos errno values (`<sys/errno.h>`) where they differ from Linux's.
+pub mod illumos_errno {
+    /// No message of desired type.
+    pub const ENOMSG: i32 = 35;
+    /// No buffer space available.
+    pub const ENOBUFS: i32 = 132;
+}
+
 /// Linux errno values used by [`OpteError::to_errno`].
 ///
 /// Defined here rather than taken from a libc binding so the crate stays `no_std` without
-/// one; the illumos kernel glue maps these to its own numbering where they differ.
+/// one; [`OpteError::errno_for`] gives illumos's numbering where it differs.
 pub mod errno {
     /// No such file or directory.
     pub const ENOENT: i32 = 2;
@@ -147,8 +175,25 @@ pub enum OpteError {
 }
 
 impl OpteError {
-    /// The errno reported to the OS for this error.
+    /// The errno reported for this error on the system this crate is built for.
     pub fn to_errno(&self) -> i32 {
+        self.errno_for(Os::HOST)
+    }
+
+    /// The errno of this error in `os`'s numbering. A `System` error carries the number
+    /// its own system gave.
+    pub fn errno_for(&self, os: Os) -> i32 {
+        let linux = self.linux_errno();
+        match (os, linux) {
+            (Os::Illumos, ENOMSG) if !matches!(self, Self::System { .. }) => illumos_errno::ENOMSG,
+            (Os::Illumos, ENOBUFS) if !matches!(self, Self::System { .. }) => {
+                illumos_errno::ENOBUFS
+            }
+            _ => linux,
+        }
+    }
+
+    fn linux_errno(&self) -> i32 {
         match self {
             Self::BadApiVersion { .. } => EPROTO,
             Self::BadLayerPos { .. } => EINVAL,
@@ -248,6 +293,33 @@ mod tests {
         assert_eq!(enobufs, 1);
         assert_eq!((EPROTO, EINVAL, EFAULT, ENOMSG), (71, 22, 14, 42));
         assert_eq!((EEXIST, ENOENT, ENFILE, ENOBUFS), (17, 2, 23, 105));
+    }
+
+    #[test]
+    fn illumos_numbers_differ_where_its_errno_h_does() {
+        let linux: Vec<i32> = every_variant()
+            .iter()
+            .map(|e| e.errno_for(Os::Linux))
+            .collect();
+        let illumos: Vec<i32> = every_variant()
+            .iter()
+            .map(|e| e.errno_for(Os::Illumos))
+            .collect();
+        for (i, (l, s)) in linux.iter().zip(&illumos).enumerate() {
+            match *l {
+                ENOMSG => assert_eq!(*s, 35, "variant {i}"),
+                ENOBUFS => assert_eq!(*s, 132, "variant {i}"),
+                _ => assert_eq!(s, l, "variant {i}"),
+            }
+        }
+        // A system error keeps the number its own system gave, whatever it is.
+        let sys = OpteError::System {
+            errno: ENOBUFS,
+            msg: String::new(),
+        };
+        assert_eq!(sys.errno_for(Os::Illumos), ENOBUFS);
+        assert_eq!(Os::HOST, Os::Linux);
+        assert_eq!(OpteError::NoRequestBody.to_errno(), EINVAL);
     }
 
     #[test]

@@ -86,6 +86,22 @@ pub enum HdlPktAction {
 /// rule hands over with `Action::HandlePacket`.
 pub trait NetworkImpl: Send + Sync {
     fn handle_pkt(&self, dir: Direction, pkt: &Packet, meta: &InnerMeta) -> HdlPktAction;
+
+    /// Whether guest frames may carry an 802.1Q tag. A network without VLANs (the VPC's
+    /// NICs have none) has tagged frames dropped, counted, in both directions, rather than
+    /// carried inside the overlay tag and all.
+    fn allows_vlan_tags(&self) -> bool {
+        false
+    }
+
+    /// The generation of state outside the port that compiled flows depend on (a host's
+    /// shared V2P table, say). It only grows; when it moves, every UFT entry compiled
+    /// before is stale and its next packet takes the slow path again, so a flow to a guest
+    /// that moved follows it.
+    #[inline]
+    fn epoch(&self) -> u64 {
+        0
+    }
 }
 
 /// A network with nothing to handle: every handed-over packet is denied.
@@ -276,6 +292,8 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             .port_process_entry(&self.name, dir, &flow, self.epoch);
         let (r, path) = if self.state != PortState::Running {
             (ProcessResult::Drop(DropReason::PortNotRunning), 0)
+        } else if parsed.inner().eth.vlan.is_some() && !self.net.allows_vlan_tags() {
+            (ProcessResult::Drop(DropReason::VlanTagged), 0)
         } else {
             match self.fast_path(dir, pkt, parsed, flow, now) {
                 Fast::Done(r) => (r, 1),
@@ -316,8 +334,10 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             probes,
             name,
             epoch,
+            net,
             ..
         } = self;
+        let epoch = &epoch.wrapping_add(net.epoch());
         let (uft, other, st) = match dir {
             Direction::In => (uft_in, uft_out, &mut stats.r#in),
             Direction::Out => (uft_out, uft_in, &mut stats.out),
@@ -405,6 +425,8 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         flow: InnerFlowId,
         now: Moment,
     ) -> ProcessResult {
+        // Read before the walk: a table change during it leaves the entry stale.
+        let flow_epoch = self.epoch.wrapping_add(self.net.epoch());
         let meta = parsed.inner();
         let view0 = PacketView::new(pkt, parsed);
         let mut view = view0;
@@ -514,7 +536,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             // what this one leaves as; that is their UFT key, whether or not they came yet.
             let pair = Some(after.mirror());
             let entry = UftEntry {
-                epoch: self.epoch,
+                epoch: flow_epoch,
                 xform: compiled,
                 pair,
                 tcp_key,

@@ -28,6 +28,8 @@ pub enum DropReason {
     TransformFailed,
     /// The port is not running.
     PortNotRunning,
+    /// The guest frame carries an 802.1Q tag and the network has no VLANs.
+    VlanTagged,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +55,7 @@ impl fmt::Display for DropReason {
             Self::ActionFailed { layer } => write!(f, "layer {layer}: action failed"),
             Self::TransformFailed => f.write_str("transform failed"),
             Self::PortNotRunning => f.write_str("port not running"),
+            Self::VlanTagged => f.write_str("802.1Q-tagged guest frame"),
         }
     }
 }
@@ -72,6 +75,7 @@ pub struct DirStats {
     pub drop_action_failed: u64,
     pub drop_transform_failed: u64,
     pub drop_not_running: u64,
+    pub drop_vlan_tagged: u64,
     pub uft_hit: u64,
     pub uft_miss: u64,
     pub uft_evictions: u64,
@@ -90,6 +94,7 @@ impl DirStats {
             DropReason::ActionFailed { .. } => &mut self.drop_action_failed,
             DropReason::TransformFailed => &mut self.drop_transform_failed,
             DropReason::PortNotRunning => &mut self.drop_not_running,
+            DropReason::VlanTagged => &mut self.drop_vlan_tagged,
         };
         *c += 1;
     }

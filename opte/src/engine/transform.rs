@@ -12,10 +12,13 @@
 use super::view::{PacketView, Parsed};
 use crate::build::Encap;
 use crate::packet::parse::{InnerMeta, L3Info, UlpInfo, UlpKind};
-use crate::packet::{Loc, Packet};
+use crate::packet::{EncapInfo, Loc, Packet};
 use crate::wire::csum::Checksum;
 use crate::wire::ether::{ETHER_TYPE_IPV6, EtherHdr, EtherRepr};
-use crate::wire::geneve::{GENEVE_PORT, GeneveOpt, GeneveRepr};
+use crate::wire::geneve::{
+    GENEVE_OPT_CLASS_OXIDE, GENEVE_PORT, GeneveHdr, GeneveOpt, GeneveOptHdr, GeneveRepr,
+    OxideOptType,
+};
 use crate::wire::icmp::{IcmpHdr, v4_type, v6_type};
 use crate::wire::ip4::Ipv4Hdr;
 use crate::wire::ip6::{Ipv6Hdr, Ipv6Repr};
@@ -40,6 +43,8 @@ pub struct EncapPush {
     pub entropy: u16,
     pub vni: Vni,
     pub options: Vec<GeneveOpt>,
+    /// The destination is inside the rack (see [`crate::packet::EncapInfo::internal`]).
+    pub internal: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,6 +108,8 @@ pub enum HdrTransformError {
     NothingToPop,
     /// A header it writes could not be emitted (e.g. Geneve options too long).
     Emit,
+    /// The encapsulated packet would exceed the 65,535 bytes the outer length fields hold.
+    TooLong { len: usize },
 }
 
 impl fmt::Display for HdrTransformError {
@@ -112,6 +119,10 @@ impl fmt::Display for HdrTransformError {
             Self::FamilyMismatch => f.write_str("transform sets an address of the other IP family"),
             Self::NothingToPop => f.write_str("transform pops an encapsulation that is not there"),
             Self::Emit => f.write_str("transform's outer headers cannot be emitted"),
+            Self::TooLong { len } => write!(
+                f,
+                "encapsulated packet of {len} bytes exceeds the 65535 the outer lengths hold"
+            ),
         }
     }
 }
@@ -210,6 +221,8 @@ pub struct EncapBytes {
     ip6_payload_base: usize,
     /// Bytes of the encapsulation counted in the UDP length.
     udp_base: usize,
+    /// What the packet tells the host once this is pushed (`mss_at` relative to the front).
+    info: EncapInfo,
 }
 
 impl EncapBytes {
@@ -230,20 +243,40 @@ impl EncapBytes {
         let mut bytes = alloc::vec![0u8; e.emitted_len()];
         e.emit(&mut bytes).map_err(|_| HdrTransformError::Emit)?;
         let udp_base = UdpHdr::LEN + e.geneve.emitted_len();
+        let geneve_at = EtherHdr::LEN + Ipv6Hdr::LEN + UdpHdr::LEN;
+        let mut opt_at = geneve_at + GeneveHdr::LEN;
+        let mut mss_at = None;
+        for o in &p.options {
+            if o.class == GENEVE_OPT_CLASS_OXIDE && o.ty == OxideOptType::Mss as u8 {
+                mss_at = u16::try_from(opt_at + GeneveOptHdr::LEN).ok();
+            }
+            opt_at += o.emitted_len();
+        }
         Ok(Self {
             bytes: bytes.into_boxed_slice(),
             ip6_payload_len_at: EtherHdr::LEN + 4,
             udp_len_at: EtherHdr::LEN + Ipv6Hdr::LEN + 4,
             ip6_payload_base: udp_base,
             udp_base,
+            info: EncapInfo {
+                dst: p.ip6_dst,
+                vni: p.vni,
+                flow_hash: p.entropy,
+                internal: p.internal,
+                mss_at,
+            },
         })
     }
 
-    /// Write the encapsulation in front of an inner frame already in `pkt`.
-    fn push(&self, pkt: &mut Packet) {
+    /// Write the encapsulation in front of an inner frame already in `pkt`, refusing one
+    /// whose outer lengths would not fit their 16-bit fields (they would wrap silently).
+    fn push(&self, pkt: &mut Packet) -> Result<(), HdrTransformError> {
         let inner = pkt.len();
-        let udp_len = (self.udp_base + inner) as u16;
-        let plen = (self.ip6_payload_base + inner) as u16;
+        let too_long = || HdrTransformError::TooLong {
+            len: self.bytes.len() + inner,
+        };
+        let udp_len = u16::try_from(self.udp_base + inner).map_err(|_| too_long())?;
+        let plen = u16::try_from(self.ip6_payload_base + inner).map_err(|_| too_long())?;
         let front = pkt.prepend(self.bytes.len());
         front.copy_from_slice(&self.bytes);
         let (pa, ua) = (self.ip6_payload_len_at, self.udp_len_at);
@@ -253,6 +286,8 @@ impl EncapBytes {
         if let Some(f) = front.get_mut(ua..ua + 2) {
             f.copy_from_slice(&udp_len.to_be_bytes());
         }
+        pkt.set_encap(Some(self.info));
+        Ok(())
     }
 }
 
@@ -434,7 +469,7 @@ impl CompiledTransform {
                 pkt.trim_front(n)
                     .map_err(|_| HdrTransformError::NothingToPop)?;
             }
-            CompiledEncap::Push(e) => e.push(pkt),
+            CompiledEncap::Push(e) => e.push(pkt)?,
         }
         Ok(())
     }

@@ -31,7 +31,32 @@ pub struct Segment {
     end: usize,
 }
 
+/// A host buffer offered as a segment whose data range lies outside the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadRange {
+    pub start: usize,
+    pub end: usize,
+    pub len: usize,
+}
+
 impl Segment {
+    /// Adopt a host buffer without copying: `buf[start..end]` is the packet data and
+    /// `buf[..start]` the headroom an encapsulation may be written into. A daemon reads a
+    /// frame at `start` of a pooled buffer and hands the buffer back with [`Self::into_vec`].
+    pub fn from_vec(buf: Vec<u8>, start: usize, end: usize) -> Result<Self, (Vec<u8>, BadRange)> {
+        if start > end || end > buf.len() {
+            let len = buf.len();
+            return Err((buf, BadRange { start, end, len }));
+        }
+        Ok(Self { buf, start, end })
+    }
+
+    /// Give the buffer back, with the data range it now holds (an encapsulation pushed or
+    /// popped moves `start`).
+    pub fn into_vec(self) -> (Vec<u8>, usize, usize) {
+        (self.buf, self.start, self.end)
+    }
+
     /// A segment holding a copy of `data` with `headroom` free bytes in front of it.
     pub fn with_headroom(data: &[u8], headroom: usize) -> Self {
         let mut buf = vec![0u8; headroom + data.len()];
@@ -103,14 +128,70 @@ pub struct Loc {
 pub struct Packet {
     /// Never empty: an empty packet is one empty segment.
     segs: SmallVec<[Segment; 2]>,
+    offload: Offload,
+    encap: Option<EncapInfo>,
 }
 
 impl Default for Packet {
     fn default() -> Self {
         let mut segs = SmallVec::new();
         segs.push(Segment::default());
-        Self { segs }
+        Self::of(segs)
     }
+}
+
+/// The state of a packet's L4 checksum, as the host's device reported it or needs it done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CsumState {
+    /// Nothing is known: the checksum field is whatever the sender wrote (full software
+    /// checksums; header transforms update it incrementally, RFC 1624).
+    #[default]
+    None,
+    /// virtio-net `NEEDS_CSUM`: the field at `csum_start + csum_offset` holds only the
+    /// pseudo-header sum, and whoever sends the packet on must finish it over the bytes from
+    /// `csum_start`. Offsets count from the start of the frame as the guest sent it.
+    Partial { csum_start: u16, csum_offset: u16 },
+    /// The checksum was verified (on receive) or is known to be correct.
+    Complete,
+}
+
+/// The segmentation a packet asks for (virtio-net GSO types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GsoKind {
+    TcpV4,
+    TcpV6,
+    Udp,
+}
+
+/// Segmentation offload: split the payload into segments of `size` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gso {
+    pub kind: GsoKind,
+    pub size: u16,
+}
+
+/// Offload state carried with a packet between the host's device and the engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offload {
+    pub csum: CsumState,
+    pub gso: Option<Gso>,
+}
+
+/// What the host needs to send an encapsulated packet, left on the packet by the transform
+/// that pushed the encapsulation, so the host never parses the headers it was just given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncapInfo {
+    /// The outer IPv6 destination: a sled, a boundary endpoint, or an underlay group.
+    pub dst: opte_api::Ipv6Addr,
+    pub vni: opte_api::Vni,
+    /// The flow's hash (the outer UDP source port): picks the underlay link and next hop.
+    pub flow_hash: u16,
+    /// The destination is inside the rack (another guest), so the underlay MTU applies
+    /// rather than the internet path's.
+    pub internal: bool,
+    /// Where the Oxide MSS option's 4-byte body is, from the start of the frame, when the
+    /// encapsulation carries one for the host to fill.
+    pub mss_at: Option<u16>,
 }
 
 impl Packet {
@@ -118,7 +199,44 @@ impl Packet {
     pub fn copy_from(data: &[u8]) -> Self {
         let mut segs = SmallVec::new();
         segs.push(Segment::with_headroom(data, DEFAULT_HEADROOM));
-        Self { segs }
+        Self::of(segs)
+    }
+
+    fn of(segs: SmallVec<[Segment; 2]>) -> Self {
+        Self {
+            segs,
+            offload: Offload::default(),
+            encap: None,
+        }
+    }
+
+    /// A one-segment packet over a host buffer (see [`Segment::from_vec`]).
+    pub fn from_segment(seg: Segment) -> Self {
+        let mut segs = SmallVec::new();
+        segs.push(seg);
+        Self::of(segs)
+    }
+
+    /// The segments back, for the host to return their buffers to its pool.
+    pub fn into_segments(self) -> impl Iterator<Item = Segment> {
+        self.segs.into_iter()
+    }
+
+    pub fn offload(&self) -> Offload {
+        self.offload
+    }
+
+    pub fn set_offload(&mut self, o: Offload) {
+        self.offload = o;
+    }
+
+    /// The encapsulation the last transform pushed, if it pushed one.
+    pub fn encap(&self) -> Option<EncapInfo> {
+        self.encap
+    }
+
+    pub(crate) fn set_encap(&mut self, e: Option<EncapInfo>) {
+        self.encap = e;
     }
 
     /// A chain with one segment per slice. Every segment gets [`DEFAULT_HEADROOM`], like a
@@ -136,9 +254,7 @@ impl Packet {
         if segs.is_empty() {
             return Self::default();
         }
-        Self {
-            segs: segs.into_iter().collect(),
-        }
+        Self::of(segs.into_iter().collect())
     }
 
     /// Total bytes of packet data across all segments.

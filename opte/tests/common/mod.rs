@@ -58,6 +58,7 @@ impl StaticAction for Overlay {
                     entropy: (view.flow().crc32() & 0xffff) as u16,
                     vni: Vni::new(samples::BOUNDARY_VNI).unwrap(),
                     options: vec![],
+                    internal: false,
                 }),
                 eth_dst: Some(samples::BOUNDARY_MAC),
                 ..HdrTransform::identity("encap")

@@ -155,6 +155,7 @@ impl StaticAction for Encap {
                 entropy: (flow_hash & 0xffff) as u16,
                 vni: t.vni,
                 options: t.options,
+                internal: t.internal,
             }),
             eth_dst: Some(t.inner_dst_mac),
             ..HdrTransform::identity("encap")

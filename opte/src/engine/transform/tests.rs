@@ -135,16 +135,26 @@ fn push_then_pop_encapsulation() {
         hop_limit: 128,
         entropy: 0x1234,
         vni: Vni::new(99).unwrap(),
-        options: Vec::new(),
+        options: alloc::vec![GeneveOpt::oxide_mss(0)],
+        internal: true,
     };
     let t = HdrTransform {
         encap: EncapAction::Push(push),
         ..HdrTransform::identity("encap")
     };
     let c = CompiledTransform::compile(&t, &before).unwrap();
+    assert_eq!(pkt.encap(), None);
     c.apply(&mut pkt, &parsed).unwrap();
-    assert_eq!(pkt.len(), 54 + 70);
+    assert_eq!(pkt.len(), 54 + 78);
     assert_eq!(pkt.seg_count(), 1);
+    // The host learns where to send it without parsing it again, and where the MSS
+    // option's body is (Ethernet 14, IPv6 40, UDP 8, Geneve 8, option header 4).
+    let info = pkt.encap().unwrap();
+    assert_eq!(info.dst, samples::BOUNDARY_IP6);
+    assert_eq!((info.vni.as_u32(), info.flow_hash), (99, 0x1234));
+    assert!(info.internal);
+    assert_eq!(info.mss_at, Some(74));
+    assert_eq!(pkt.to_vec()[70..74], [0x01, 0x29, 0x02, 0x01]);
     let n = parse_network(&mut pkt).unwrap();
     assert_eq!(n.outer.udp_src_port, 0x1234);
     assert_eq!(n.inner.flow, parsed.flow());
@@ -159,6 +169,33 @@ fn push_then_pop_encapsulation() {
         .apply(&mut pkt, &parsed_in)
         .unwrap();
     assert_eq!(pkt.to_vec(), original);
+}
+
+#[test]
+fn an_encapsulation_past_65535_bytes_is_refused_not_wrapped() {
+    let (_, parsed) = guest("V4-Udp-OUT-0B");
+    let mut pkt = Packet::copy_from(&alloc::vec![0u8; 65_530]);
+    let push = EncapPush {
+        eth_src: MacAddr::ZERO,
+        eth_dst: MacAddr::ZERO,
+        ip6_src: samples::SLED_IP6,
+        ip6_dst: samples::BOUNDARY_IP6,
+        hop_limit: 64,
+        entropy: 1,
+        vni: Vni::new(99).unwrap(),
+        options: Vec::new(),
+        internal: false,
+    };
+    let t = HdrTransform {
+        encap: EncapAction::Push(push),
+        ..HdrTransform::identity("encap")
+    };
+    let (small, _) = guest("V4-Udp-OUT-0B");
+    let c = CompiledTransform::compile(&t, &PacketView::new(&small, &parsed)).unwrap();
+    let err = c.apply(&mut pkt, &parsed).unwrap_err();
+    assert_eq!(err, HdrTransformError::TooLong { len: 65_600 });
+    assert_eq!(pkt.len(), 65_530, "nothing was pushed");
+    assert_eq!(pkt.encap(), None);
 }
 
 #[test]
