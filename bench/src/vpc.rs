@@ -88,8 +88,8 @@ fn base_port() -> VpcPort {
         ip: cfg.phys_ip,
         vni: cfg.vni,
     };
-    tables.v2p.add(IpAddr::Ip4(samples::GUEST_IP4), me);
-    tables.v2p.add(IpAddr::Ip6(samples::GUEST_IP6), me);
+    tables.v2p.add(IpAddr::Ip4(samples::GUEST_IP4), me).unwrap();
+    tables.v2p.add(IpAddr::Ip6(samples::GUEST_IP6), me).unwrap();
     let tep = TunnelEndpoint {
         ip: samples::BOUNDARY_IP6,
         vni: Vni::new(samples::BOUNDARY_VNI).expect("a 24-bit VNI"),

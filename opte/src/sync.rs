@@ -1,7 +1,8 @@
 //! Locks, mapped to what the host has: std's mutex in userland, a spin lock without std.
 //! (The illumos kernel build maps these to kernel mutexes in its own glue.)
 //!
-//! The engine holds these only for short, non-blocking sections (a NAT pool's free list).
+//! The engine holds these only for short, non-blocking sections (a NAT pool's free list, a
+//! shared table read when a flow is created).
 
 use core::ops::{Deref, DerefMut};
 
@@ -57,5 +58,42 @@ impl<T> Deref for MutexGuard<'_, T> {
 impl<T> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.inner
+    }
+}
+
+/// A reader-writer lock for tables read on every new flow and changed by control commands:
+/// readers never wait for each other. Like [`Mutex`], `read` and `write` never fail.
+#[derive(Debug, Default)]
+pub struct RwLock<T> {
+    #[cfg(feature = "std")]
+    inner: std::sync::RwLock<T>,
+    #[cfg(not(feature = "std"))]
+    inner: spin::RwLock<T>,
+}
+
+impl<T> RwLock<T> {
+    pub const fn new(v: T) -> Self {
+        #[cfg(feature = "std")]
+        return Self {
+            inner: std::sync::RwLock::new(v),
+        };
+        #[cfg(not(feature = "std"))]
+        return Self {
+            inner: spin::RwLock::new(v),
+        };
+    }
+
+    pub fn read(&self) -> impl Deref<Target = T> + '_ {
+        #[cfg(feature = "std")]
+        return self.inner.read().unwrap_or_else(|e| e.into_inner());
+        #[cfg(not(feature = "std"))]
+        return self.inner.read();
+    }
+
+    pub fn write(&self) -> impl DerefMut<Target = T> + '_ {
+        #[cfg(feature = "std")]
+        return self.inner.write().unwrap_or_else(|e| e.into_inner());
+        #[cfg(not(feature = "std"))]
+        return self.inner.write();
     }
 }

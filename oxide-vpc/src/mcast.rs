@@ -22,14 +22,16 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use opte::sync::Mutex;
+use core::sync::atomic::{AtomicU64, Ordering};
+use opte::sync::RwLock;
 use opte_api::{IpAddr, MulticastUnderlay, OpteError};
 
 /// Overlay multicast group → underlay multicast group.
 #[derive(Debug, Default)]
 pub struct Mcast2Phys {
     limits: McastLimits,
-    inner: Mutex<BTreeMap<IpAddr, MulticastUnderlay>>,
+    inner: RwLock<BTreeMap<IpAddr, MulticastUnderlay>>,
+    generation: AtomicU64,
 }
 
 impl Mcast2Phys {
@@ -40,8 +42,14 @@ impl Mcast2Phys {
     pub fn with_limits(limits: McastLimits) -> Self {
         Self {
             limits,
-            inner: Mutex::default(),
+            inner: RwLock::default(),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Bumped by every change of a mapping.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Map `group` to `underlay`, replacing an older mapping of `group`.
@@ -51,20 +59,23 @@ impl Mcast2Phys {
                 "{group} is not a multicast group"
             )));
         }
-        let mut m = self.inner.lock();
+        let mut m = self.inner.write();
         if !m.contains_key(&group) && m.len() >= self.limits.mappings {
             return Err(OpteError::MaxCapacity(self.limits.mappings as u64));
         }
-        m.insert(group, underlay);
+        if m.insert(group, underlay) != Some(underlay) {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
         Ok(())
     }
 
     /// Remove `group`, only if it maps to `underlay`.
     pub fn clear(&self, group: IpAddr, underlay: MulticastUnderlay) -> Result<(), OpteError> {
-        let mut m = self.inner.lock();
+        let mut m = self.inner.write();
         match m.get(&group) {
             Some(u) if *u == underlay => {
                 m.remove(&group);
+                self.generation.fetch_add(1, Ordering::Release);
                 Ok(())
             }
             Some(u) => Err(OpteError::BadState(format!(
@@ -75,11 +86,11 @@ impl Mcast2Phys {
     }
 
     pub fn get(&self, group: IpAddr) -> Option<MulticastUnderlay> {
-        self.inner.lock().get(&group).copied()
+        self.inner.read().get(&group).copied()
     }
 
     pub fn dump(&self) -> DumpMcast2PhysResp {
-        let m = self.inner.lock();
+        let m = self.inner.read();
         let mut r = DumpMcast2PhysResp::default();
         for (g, u) in m.iter() {
             match g {
@@ -230,7 +241,7 @@ struct Forwarding {
 #[derive(Debug, Default)]
 pub struct McastForwarding {
     limits: McastLimits,
-    inner: Mutex<Forwarding>,
+    inner: RwLock<Forwarding>,
 }
 
 impl McastForwarding {
@@ -241,7 +252,7 @@ impl McastForwarding {
     pub fn with_limits(limits: McastLimits) -> Self {
         Self {
             limits,
-            inner: Mutex::default(),
+            inner: RwLock::default(),
         }
     }
 
@@ -287,7 +298,7 @@ impl McastForwarding {
             }
         }
 
-        let mut t = self.inner.lock();
+        let mut t = self.inner.write();
         let existing = t.groups.get(&underlay);
         if existing.is_none() && t.groups.len() >= self.limits.groups {
             return Err(OpteError::MaxCapacity(self.limits.groups as u64));
@@ -317,7 +328,7 @@ impl McastForwarding {
     /// Remove `underlay`'s entry with all its next hops. Clearing a group with no entry is
     /// a no-op (`false`): the control plane converges by repeating clears.
     pub fn clear(&self, underlay: MulticastUnderlay) -> bool {
-        let mut t = self.inner.lock();
+        let mut t = self.inner.write();
         match t.groups.remove(&underlay) {
             Some(e) => {
                 t.next_hops = t.next_hops.saturating_sub(e.len());
@@ -336,7 +347,7 @@ impl McastForwarding {
         src: IpAddr,
         mut f: impl FnMut(NextHopV6, Replication),
     ) -> Option<Fanout> {
-        let t = self.inner.lock();
+        let t = self.inner.read();
         let e = t.groups.get(&underlay)?;
         let mut out = Fanout::default();
         for (hop, (rep, filter)) in e {
@@ -352,13 +363,13 @@ impl McastForwarding {
 
     /// `underlay`'s next hops, in next-hop order.
     pub fn get(&self, underlay: MulticastUnderlay) -> Option<Vec<McastForwardingNextHop>> {
-        self.inner.lock().groups.get(&underlay).map(to_next_hops)
+        self.inner.read().groups.get(&underlay).map(to_next_hops)
     }
 
     /// Every entry, by underlay group, each with its next hops in next-hop order
     /// (address, then VNI).
     pub fn dump(&self) -> DumpMcastForwardingResp {
-        let t = self.inner.lock();
+        let t = self.inner.read();
         DumpMcastForwardingResp {
             entries: t
                 .groups
@@ -373,7 +384,7 @@ impl McastForwarding {
 
     /// Forget every entry (the underlay is being unbound).
     pub fn clear_all(&self) {
-        *self.inner.lock() = Forwarding::default();
+        *self.inner.write() = Forwarding::default();
     }
 }
 
@@ -412,7 +423,7 @@ impl Subscriptions {
 #[derive(Debug, Default)]
 pub struct McastSubscriptions {
     limits: McastLimits,
-    inner: Mutex<Subscriptions>,
+    inner: RwLock<Subscriptions>,
 }
 
 /// The underlay group of overlay `group`: its M2P mapping, else the group itself if it is
@@ -440,7 +451,7 @@ impl McastSubscriptions {
     pub fn with_limits(limits: McastLimits) -> Self {
         Self {
             limits,
-            inner: Mutex::default(),
+            inner: RwLock::default(),
         }
     }
 
@@ -463,7 +474,7 @@ impl McastSubscriptions {
         })?;
         validate_filter(&filter, Some(group), self.limits.filter_sources)?;
 
-        let mut t = self.inner.lock();
+        let mut t = self.inner.write();
         let members = t.groups.get(&underlay);
         let is_new = members.is_none_or(|m| !m.contains_key(port));
         if is_new {
@@ -499,7 +510,7 @@ impl McastSubscriptions {
         let Some(underlay) = resolve(m2p, group)? else {
             return Ok(false);
         };
-        let mut t = self.inner.lock();
+        let mut t = self.inner.write();
         let Some(members) = t.groups.get_mut(&underlay) else {
             return Ok(false);
         };
@@ -519,12 +530,12 @@ impl McastSubscriptions {
         let Some(underlay) = resolve(m2p, group)? else {
             return Ok(0);
         };
-        Ok(self.inner.lock().remove_group(underlay))
+        Ok(self.inner.write().remove_group(underlay))
     }
 
     /// Drop every subscription of `port` (it is being deleted); returns how many.
     pub fn unsubscribe_port(&self, port: &str) -> usize {
-        let mut t = self.inner.lock();
+        let mut t = self.inner.write();
         let mut n = 0;
         t.groups.retain(|_, members| {
             n += usize::from(members.remove(port).is_some());
@@ -545,7 +556,7 @@ impl McastSubscriptions {
         sender: Option<&str>,
         mut f: impl FnMut(&str),
     ) -> Fanout {
-        let t = self.inner.lock();
+        let t = self.inner.read();
         let mut out = Fanout::default();
         let Some(members) = t.groups.get(&underlay) else {
             return out;
@@ -567,13 +578,13 @@ impl McastSubscriptions {
     /// Whether any port subscribes to anything (the receive path drops underlay multicast
     /// at once when none does).
     pub fn is_empty(&self) -> bool {
-        self.inner.lock().groups.is_empty()
+        self.inner.read().groups.is_empty()
     }
 
     /// The sources some subscriber of `underlay` accepts (see [`aggregate_filter`]);
     /// `None` if nobody subscribes.
     pub fn aggregate(&self, underlay: MulticastUnderlay) -> Option<SourceFilter> {
-        let t = self.inner.lock();
+        let t = self.inner.read();
         t.groups
             .get(&underlay)
             .map(|m| aggregate_filter(m.values()))
@@ -581,7 +592,7 @@ impl McastSubscriptions {
 
     /// The groups `port` subscribes to, with its filter in each, by underlay group.
     pub fn groups_of(&self, port: &str) -> Vec<(MulticastUnderlay, SourceFilter)> {
-        let t = self.inner.lock();
+        let t = self.inner.read();
         t.groups
             .iter()
             .filter_map(|(u, m)| m.get(port).map(|f| (*u, f.clone())))
@@ -590,7 +601,7 @@ impl McastSubscriptions {
 
     /// Every subscription, by underlay group, each group's ports in name order.
     pub fn dump(&self) -> DumpMcastSubscriptionsResp {
-        let t = self.inner.lock();
+        let t = self.inner.read();
         DumpMcastSubscriptionsResp {
             entries: t
                 .groups

@@ -16,7 +16,8 @@ pub use crate::mcast::Mcast2Phys;
 use crate::mcast::{McastForwarding, McastSubscriptions};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
-use opte::sync::Mutex;
+use core::sync::atomic::{AtomicU64, Ordering};
+use opte::sync::RwLock;
 use opte_api::{IpAddr, IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr, OpteError, Vni};
 
 /// A longest-prefix-match table: one exact-match map per prefix length, searched from the
@@ -107,10 +108,32 @@ pub struct Virt2Phys {
     pub ip6: BTreeMap<Ipv6Addr, GuestPhysAddr>,
 }
 
+/// The most V2P mappings a host holds, over all VPCs.
+pub const V2P_LIMIT: usize = 1 << 20;
+
+/// The most V2B prefixes a host holds.
+pub const V2B_LIMIT: usize = 1 << 16;
+
+/// A table's generation: bumped by every change a compiled flow may depend on.
+#[derive(Debug, Default)]
+struct Generation(AtomicU64);
+
+impl Generation {
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// V2P for every VPC on the host.
 #[derive(Debug, Default)]
 pub struct VpcMappings {
-    inner: Mutex<BTreeMap<Vni, Virt2Phys>>,
+    inner: RwLock<BTreeMap<Vni, Virt2Phys>>,
+    len: AtomicU64,
+    generation: Generation,
 }
 
 impl VpcMappings {
@@ -118,13 +141,28 @@ impl VpcMappings {
         Self::default()
     }
 
-    /// Map `vip` in `phys.vni` to the guest at `phys` (replacing an older mapping).
-    pub fn add(&self, vip: IpAddr, phys: PhysNet) {
+    /// Map `vip` in `phys.vni` to the guest at `phys` (replacing an older mapping). A new
+    /// address past [`V2P_LIMIT`] is refused.
+    pub fn add(&self, vip: IpAddr, phys: PhysNet) -> Result<(), OpteError> {
         let gpa = GuestPhysAddr {
             ether: phys.ether,
             ip: phys.ip,
         };
-        let mut m = self.inner.lock();
+        let mut m = self.inner.write();
+        let known = m.get(&phys.vni).and_then(|t| match vip {
+            IpAddr::Ip4(a) => t.ip4.get(&a).copied(),
+            IpAddr::Ip6(a) => t.ip6.get(&a).copied(),
+        });
+        match known {
+            Some(g) if g == gpa => return Ok(()),
+            Some(_) => {}
+            None => {
+                if self.len.load(Ordering::Relaxed) >= V2P_LIMIT as u64 {
+                    return Err(OpteError::MaxCapacity(V2P_LIMIT as u64));
+                }
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let t = m.entry(phys.vni).or_default();
         match vip {
             IpAddr::Ip4(a) => {
@@ -134,6 +172,22 @@ impl VpcMappings {
                 t.ip6.insert(a, gpa);
             }
         }
+        self.generation.bump();
+        Ok(())
+    }
+
+    /// Bumped by every change of a mapping.
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    /// Mappings held, over all VPCs.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Remove `vip` from `phys.vni`, but only if it still maps to `phys`.
@@ -142,7 +196,7 @@ impl VpcMappings {
             ether: phys.ether,
             ip: phys.ip,
         };
-        let mut m = self.inner.lock();
+        let mut m = self.inner.write();
         let t = m.get_mut(&phys.vni).ok_or_else(|| {
             OpteError::BadState(format!("no V2P mappings in VNI {}", phys.vni.as_u32()))
         })?;
@@ -176,11 +230,13 @@ impl VpcMappings {
         if t.ip4.is_empty() && t.ip6.is_empty() {
             m.remove(&phys.vni);
         }
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.generation.bump();
         Ok(())
     }
 
     pub fn get(&self, vni: Vni, vip: IpAddr) -> Option<GuestPhysAddr> {
-        let m = self.inner.lock();
+        let m = self.inner.read();
         let t = m.get(&vni)?;
         match vip {
             IpAddr::Ip4(a) => t.ip4.get(&a).copied(),
@@ -190,7 +246,7 @@ impl VpcMappings {
 
     /// The first VNI (lowest) whose table holds `vip`.
     pub fn ip_to_vni(&self, vip: IpAddr) -> Option<Vni> {
-        let m = self.inner.lock();
+        let m = self.inner.read();
         m.iter()
             .find(|(_, t)| match vip {
                 IpAddr::Ip4(a) => t.ip4.contains_key(&a),
@@ -200,7 +256,7 @@ impl VpcMappings {
     }
 
     pub fn dump(&self) -> DumpVirt2PhysResp {
-        let m = self.inner.lock();
+        let m = self.inner.read();
         DumpVirt2PhysResp {
             mappings: m
                 .iter()
@@ -223,7 +279,8 @@ struct V2b {
 /// External prefixes → the boundary-services endpoints that reach them.
 #[derive(Debug, Default)]
 pub struct Virt2Boundary {
-    inner: Mutex<V2b>,
+    inner: RwLock<V2b>,
+    generation: Generation,
 }
 
 impl Virt2Boundary {
@@ -238,7 +295,14 @@ impl Virt2Boundary {
                 "no tunnel endpoints given for {vip}"
             )));
         }
-        let mut t = self.inner.lock();
+        let mut t = self.inner.write();
+        let known = match vip {
+            IpCidr::Ip4(c) => t.ip4.get(c.ip().to_bits(), c.prefix_len()).is_some(),
+            IpCidr::Ip6(c) => t.ip6.get(c.ip().to_bits(), c.prefix_len()).is_some(),
+        };
+        if !known && t.ip4.iter().count() + t.ip6.iter().count() >= V2B_LIMIT {
+            return Err(OpteError::MaxCapacity(V2B_LIMIT as u64));
+        }
         let set = match vip {
             IpCidr::Ip4(c) => {
                 t.ip4
@@ -250,13 +314,20 @@ impl Virt2Boundary {
             }
         };
         set.extend(teps.iter().copied());
+        drop(t);
+        self.generation.bump();
         Ok(())
+    }
+
+    /// Bumped by every change of an endpoint set.
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
     }
 
     /// Remove endpoints from a prefix; the prefix goes when none are left. Every endpoint
     /// named must be there, or nothing changes.
     pub fn remove(&self, vip: IpCidr, teps: &[TunnelEndpoint]) -> Result<(), OpteError> {
-        let mut t = self.inner.lock();
+        let mut t = self.inner.write();
         let missing = || OpteError::BadState(format!("no V2B entry for {vip}"));
         let set = match vip {
             IpCidr::Ip4(c) => t.ip4.get(c.ip().to_bits(), c.prefix_len()),
@@ -290,13 +361,15 @@ impl Virt2Boundary {
                 }
             }
         }
+        drop(t);
+        self.generation.bump();
         Ok(())
     }
 
     /// The endpoint for a flow to `ip`: the longest prefix's endpoints, one picked by
     /// `hash` (so one flow always takes the same endpoint).
     pub fn select(&self, ip: IpAddr, hash: u32) -> Option<TunnelEndpoint> {
-        let t = self.inner.lock();
+        let t = self.inner.read();
         let set = match ip {
             IpAddr::Ip4(a) => t.ip4.lookup(a.to_bits()),
             IpAddr::Ip6(a) => t.ip6.lookup(a.to_bits()),
@@ -309,7 +382,7 @@ impl Virt2Boundary {
     }
 
     pub fn dump(&self) -> DumpVirt2BoundaryResp {
-        let t = self.inner.lock();
+        let t = self.inner.read();
         let mut m = V2bMapResp::default();
         for (k, l, s) in t.ip4.iter() {
             if let Ok(c) = Ipv4Cidr::new_checked(Ipv4Addr::from_bits(k), l) {
@@ -335,6 +408,17 @@ pub struct VpcTables {
     pub mcast_fwd: McastForwarding,
     /// Which of the host's ports receive each underlay group (no port consults it).
     pub mcast_subs: McastSubscriptions,
+}
+
+impl VpcTables {
+    /// The generation of everything a compiled flow depends on (V2P, V2B, M2P): grows with
+    /// every change, so a port compares it against the one its flows were compiled at.
+    pub fn epoch(&self) -> u64 {
+        self.v2p
+            .generation()
+            .wrapping_add(self.v2b.generation())
+            .wrapping_add(self.m2p.generation())
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +463,35 @@ mod tests {
     }
 
     #[test]
+    fn tables_epoch_moves_with_every_table_and_v2b_is_bounded() {
+        let t = VpcTables::default();
+        let e0 = t.epoch();
+        t.v2b
+            .set("0.0.0.0/0".parse().unwrap(), &[tep(1, 99)])
+            .unwrap();
+        let e1 = t.epoch();
+        assert!(e1 > e0);
+        let g: IpAddr = "ff04::1:2".parse().unwrap();
+        let u = opte_api::MulticastUnderlay::new("ff04::9".parse().unwrap()).unwrap();
+        t.m2p.set(g, u).unwrap();
+        assert!(t.epoch() > e1);
+        let v2b = Virt2Boundary::new();
+        for i in 0..V2B_LIMIT as u32 {
+            let c = Ipv4Cidr::new_checked(Ipv4Addr::from_bits(i << 8), 24).unwrap();
+            v2b.set(IpCidr::Ip4(c), &[tep(1, 99)]).unwrap();
+        }
+        let one_more =
+            IpCidr::Ip4(Ipv4Cidr::new_checked(Ipv4Addr::from_bits(0xff00_0000), 8).unwrap());
+        assert_eq!(
+            v2b.set(one_more, &[tep(1, 99)]),
+            Err(OpteError::MaxCapacity(V2B_LIMIT as u64))
+        );
+        // An existing prefix may still gain endpoints.
+        let first = IpCidr::Ip4(Ipv4Cidr::new_checked(Ipv4Addr::from_bits(0), 24).unwrap());
+        v2b.set(first, &[tep(2, 99)]).unwrap();
+    }
+
+    #[test]
     fn v2p_clear_must_name_the_current_mapping() {
         let m = VpcMappings::new();
         let vni = Vni::new(7).unwrap();
@@ -392,16 +505,28 @@ mod tests {
             ip: "fd00::2".parse().unwrap(),
             ..p1
         };
-        m.add(ip, p1);
-        m.add(ip, p2);
+        m.add(ip, p1).unwrap();
+        let g0 = m.generation();
+        m.add(ip, p1).unwrap();
+        assert_eq!(
+            m.generation(),
+            g0,
+            "re-adding the same mapping changes nothing"
+        );
+        m.add(ip, p2).unwrap();
+        assert!(m.generation() > g0, "a moved guest bumps the generation");
+        assert_eq!(m.len(), 1);
         assert!(
             m.del(ip, p1).is_err(),
             "a stale clear must not remove the new mapping"
         );
         assert_eq!(m.get(vni, ip).unwrap().ip, p2.ip);
         assert_eq!(m.ip_to_vni(ip), Some(vni));
+        let g1 = m.generation();
         m.del(ip, p2).unwrap();
+        assert!(m.generation() > g1);
         assert_eq!(m.get(vni, ip), None);
+        assert!(m.is_empty());
         assert!(m.dump().mappings.is_empty());
     }
 }

@@ -242,8 +242,8 @@ fn isolation_between_vpcs() {
             ip: y.phys_ip,
             vni: x.vni,
         };
-        tables.v2p.add(IpAddr::Ip4(ip4(y)), ph);
-        tables.v2p.add(IpAddr::Ip6(ip6(y)), ph);
+        tables.v2p.add(IpAddr::Ip4(ip4(y)), ph).unwrap();
+        tables.v2p.add(IpAddr::Ip6(ip6(y)), ph).unwrap();
     }
     pb.set_fw_rules(&allow_all).unwrap();
     let mut seed = 0x2545_f491_4f6c_dd1du64;

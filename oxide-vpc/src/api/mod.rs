@@ -19,10 +19,15 @@ pub use req::*;
 pub use router::{InternetGatewayMap, RouterClass, RouterTarget, Uuid};
 
 use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
+use core::fmt;
 use core::ops::RangeInclusive;
-use opte_api::{DhcpCfg, IpAddr, IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr, MacAddr, Vni};
+use opte_api::{
+    DhcpCfg, IpAddr, IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr, MacAddr, OpteError, Vni,
+};
 use serde::{Deserialize, Serialize};
 
 /// The MAC every boundary-services tunnel endpoint answers to in the inner frame.
@@ -164,6 +169,67 @@ impl VpcCfg {
         65_535 * fams
     }
 
+    /// Check the configuration is one a port can be built from, saying what is wrong: each
+    /// family's private and gateway addresses inside its VPC subnet and different, usable
+    /// (not multicast, broadcast or unspecified), unicast MACs, a non-empty SNAT port
+    /// range without port 0, external addresses outside the VPC
+    /// subnet, and an underlay address a sled can have.
+    pub fn validate(&self) -> Result<(), OpteError> {
+        let bad = |m: String| Err(OpteError::PortCreate(m));
+        if self.guest_mac.is_group() || self.guest_mac == MacAddr::ZERO {
+            return bad(format!(
+                "guest MAC {} is not a unicast address",
+                self.guest_mac
+            ));
+        }
+        if self.gateway_mac.is_group() || self.gateway_mac == MacAddr::ZERO {
+            return bad(format!(
+                "gateway MAC {} is not a unicast address",
+                self.gateway_mac
+            ));
+        }
+        if self.guest_mac == self.gateway_mac {
+            return bad(format!("guest and gateway share MAC {}", self.guest_mac));
+        }
+        let p = self.phys_ip;
+        if p == Ipv6Addr::ANY_ADDR || p == Ipv6Addr::LOCALHOST || p.is_multicast() {
+            return bad(format!("underlay address {p} cannot be a sled's"));
+        }
+        if let Some(c) = self.ipv4() {
+            let sub = c.vpc_subnet;
+            let usable = |a: Ipv4Addr| {
+                sub.is_member(a)
+                    && a != sub.ip()
+                    && a != Ipv4Addr::LOCAL_BCAST
+                    && !a.is_multicast()
+                    && (sub.prefix_len() >= 31 || a != sub.broadcast())
+            };
+            check_family(
+                "IPv4",
+                c.private_ip,
+                c.gateway_ip,
+                &sub,
+                usable,
+                &c.external_ips,
+                |a| sub.is_member(a),
+            )?;
+        }
+        if let Some(c) = self.ipv6() {
+            let sub = c.vpc_subnet;
+            let usable = |a: Ipv6Addr| sub.is_member(a) && a != sub.ip() && !a.is_multicast();
+            check_family(
+                "IPv6",
+                c.private_ip,
+                c.gateway_ip,
+                &sub,
+                usable,
+                &c.external_ips,
+                |a| sub.is_member(a),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Whether `ip` is one of the guest's private addresses.
     pub fn is_private_ip(&self, ip: IpAddr) -> bool {
         match ip {
@@ -171,6 +237,55 @@ impl VpcCfg {
             IpAddr::Ip6(a) => self.ipv6().is_some_and(|c| c.private_ip == a),
         }
     }
+}
+
+fn check_family<A: Copy + PartialEq + fmt::Display, S: fmt::Display>(
+    fam: &str,
+    private: A,
+    gateway: A,
+    subnet: &S,
+    usable: impl Fn(A) -> bool,
+    ext: &ExternalIpCfg<A>,
+    in_subnet: impl Fn(A) -> bool,
+) -> Result<(), OpteError> {
+    let bad = |m: String| Err(OpteError::PortCreate(m));
+    if !usable(private) {
+        return bad(format!(
+            "{fam} private address {private} is not a usable host address of {subnet}"
+        ));
+    }
+    if !usable(gateway) {
+        return bad(format!(
+            "{fam} gateway address {gateway} is not a usable host address of {subnet}"
+        ));
+    }
+    if private == gateway {
+        return bad(format!(
+            "{fam} private and gateway address are both {private}"
+        ));
+    }
+    if let Some(sn) = &ext.snat {
+        let (lo, hi) = (*sn.ports.start(), *sn.ports.end());
+        if lo > hi || lo == 0 {
+            return bad(format!(
+                "{fam} SNAT port range {lo}-{hi} must be non-empty and exclude port 0"
+            ));
+        }
+    }
+    let externals = ext
+        .snat
+        .iter()
+        .map(|s| s.external_ip)
+        .chain(ext.ephemeral_ip)
+        .chain(ext.floating_ips.iter().copied());
+    for a in externals {
+        if in_subnet(a) {
+            return bad(format!(
+                "{fam} external address {a} lies inside the VPC subnet {subnet}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where a guest lives on the underlay.
@@ -259,6 +374,60 @@ mod tests {
             phys_ip: "fd00:0:f7:101::1".parse().unwrap(),
             dhcp: DhcpCfg::default(),
         }
+    }
+
+    #[test]
+    fn validate_accepts_a_sound_config_and_says_what_is_wrong_otherwise() {
+        let good = cfg(IpCfg::DualStack {
+            ipv4: v4(),
+            ipv6: v6(),
+        });
+        assert_eq!(good.validate(), Ok(()));
+        let msg = |c: VpcCfg| match c.validate() {
+            Err(OpteError::PortCreate(m)) => m,
+            other => panic!("expected PortCreate, got {other:?}"),
+        };
+        let with4 = |f: &dyn Fn(&mut Ipv4Cfg)| {
+            let mut a = v4();
+            f(&mut a);
+            cfg(IpCfg::Ipv4(a))
+        };
+        assert_eq!(
+            msg(with4(&|a| a.private_ip = "10.0.0.5".parse().unwrap())),
+            "IPv4 private address 10.0.0.5 is not a usable host address of 172.30.0.0/22"
+        );
+        assert!(msg(with4(&|a| a.private_ip = "172.30.3.255".parse().unwrap())).contains("usable"));
+        assert!(msg(with4(&|a| a.gateway_ip = "172.30.0.0".parse().unwrap())).contains("gateway"));
+        assert_eq!(
+            msg(with4(&|a| a.gateway_ip = a.private_ip)),
+            "IPv4 private and gateway address are both 172.30.0.5"
+        );
+        assert_eq!(
+            msg(with4(&|a| a.external_ips.snat = Some(SNatCfg {
+                external_ip: "10.77.77.13".parse().unwrap(),
+                #[allow(clippy::reversed_empty_ranges)]
+                ports: 4096..=1025,
+            }))),
+            "IPv4 SNAT port range 4096-1025 must be non-empty and exclude port 0"
+        );
+        assert!(
+            msg(with4(
+                &|a| a.external_ips.ephemeral_ip = Some("172.30.0.9".parse().unwrap())
+            ))
+            .contains("inside the VPC subnet")
+        );
+        let mut v6bad = v6();
+        v6bad.private_ip = "ff02::5".parse().unwrap();
+        assert!(msg(cfg(IpCfg::Ipv6(v6bad))).starts_with("IPv6 private address ff02::5"));
+        let mut c = good.clone();
+        c.guest_mac = MacAddr::BROADCAST;
+        assert!(msg(c).starts_with("guest MAC"));
+        let mut c = good.clone();
+        c.gateway_mac = c.guest_mac;
+        assert_eq!(msg(c), "guest and gateway share MAC A8:40:25:FA:FA:37");
+        let mut c = good;
+        c.phys_ip = Ipv6Addr::ANY_ADDR;
+        assert_eq!(msg(c), "underlay address :: cannot be a sled's");
     }
 
     #[test]

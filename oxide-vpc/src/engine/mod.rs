@@ -11,12 +11,13 @@ pub mod nat;
 pub mod overlay;
 pub mod router;
 
-use crate::api::{InternetGatewayMap, RouterClass, RouterTarget, VpcCfg};
+use crate::api::{InternetGatewayMap, PhysNet, RouterClass, RouterTarget, VpcCfg};
 use crate::tables::VpcTables;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
+use alloc::vec::Vec;
 use core::num::NonZeroU32;
 use opte::engine::action::DefaultAction;
 use opte::engine::hairpin::{self, HairpinReply};
@@ -27,12 +28,13 @@ use opte::engine::time::Moment;
 use opte::engine::view::Parsed;
 use opte::packet::Packet;
 use opte::packet::parse::InnerMeta;
-use opte_api::{Direction, IpCidr, Ipv4Addr, MacAddr, OpteError, RuleId};
+use opte_api::{Direction, IpAddr, IpCidr, Ipv4Addr, MacAddr, OpteError, RuleId};
 
 /// The packets the VPC handles outside the rule tables: ARP requests for the gateway.
 pub struct VpcNetwork {
     gateway_mac: MacAddr,
     gateway_ip4: Option<Ipv4Addr>,
+    tables: Arc<VpcTables>,
 }
 
 impl NetworkImpl for VpcNetwork {
@@ -44,6 +46,13 @@ impl NetworkImpl for VpcNetwork {
             Ok(HairpinReply::Reply(f)) => HdlPktAction::Hairpin(f),
             _ => HdlPktAction::Deny,
         }
+    }
+
+    /// Flows encapsulate to what V2P, V2B and M2P said when they were compiled: a change
+    /// of any of them recompiles them.
+    #[inline]
+    fn epoch(&self) -> u64 {
+        self.tables.epoch()
     }
 }
 
@@ -91,6 +100,38 @@ impl PortLimits {
             overlay: nz(1),
         }
     }
+}
+
+/// The guest's own addresses in V2P, as its sled's: so other ports of the host (and the
+/// host's loopback) find it. A mapping that cannot be added undoes the ones that were.
+fn register_v2p(tables: &VpcTables, cfg: &VpcCfg) -> Result<(), OpteError> {
+    let me = phys_of(cfg);
+    let ips = own_ips(cfg);
+    for (i, ip) in ips.iter().enumerate() {
+        if let Err(e) = tables.v2p.add(*ip, me) {
+            for done in ips.iter().take(i) {
+                let _ = tables.v2p.del(*done, me);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn phys_of(cfg: &VpcCfg) -> PhysNet {
+    PhysNet {
+        ether: cfg.guest_mac,
+        ip: cfg.phys_ip,
+        vni: cfg.vni,
+    }
+}
+
+fn own_ips(cfg: &VpcCfg) -> Vec<IpAddr> {
+    cfg.ipv4()
+        .map(|c| IpAddr::Ip4(c.private_ip))
+        .into_iter()
+        .chain(cfg.ipv6().map(|c| IpAddr::Ip6(c.private_ip)))
+        .collect()
 }
 
 /// A route as the control plane states it.
@@ -151,6 +192,8 @@ impl<P: Probes> VpcPort<P> {
         probes: P,
     ) -> Result<Self, OpteError> {
         use DefaultAction::{Allow, Deny, StatefulAllow};
+        cfg.validate()?;
+        register_v2p(&tables, &cfg)?;
         let ext_ips = Arc::new(nat::ExternalIps::default());
         ext_ips.set(
             cfg.ipv4()
@@ -185,6 +228,7 @@ impl<P: Probes> VpcPort<P> {
         let net = VpcNetwork {
             gateway_mac: cfg.gateway_mac,
             gateway_ip4: cfg.ipv4().map(|c| c.gateway_ip),
+            tables: tables.clone(),
         };
         let port = b.create_with_probes(net, limits.uft, limits.tcp, seed, probes);
         Ok(Self {
@@ -224,6 +268,15 @@ impl<P: Probes> VpcPort<P> {
         &self.igw_map
     }
 
+    /// Take the guest's own addresses out of V2P, unless they have since been mapped
+    /// elsewhere (the guest moved, and the control plane said so first).
+    fn unregister_v2p(&self) {
+        let me = phys_of(&self.cfg);
+        for ip in own_ips(&self.cfg) {
+            let _ = self.tables.v2p.del(ip, me);
+        }
+    }
+
     pub fn process(
         &mut self,
         dir: Direction,
@@ -232,5 +285,11 @@ impl<P: Probes> VpcPort<P> {
         now: Moment,
     ) -> ProcessResult {
         self.port.process(dir, pkt, parsed, now)
+    }
+}
+
+impl<P: Probes> Drop for VpcPort<P> {
+    fn drop(&mut self) {
+        self.unregister_v2p();
     }
 }

@@ -309,9 +309,9 @@ vnic    A8:40:25:FA:FA:09  172.30.0.9    None            None           None    
             ip: p("fd00:2::1"),
             vni: vni(1_287_581),
         };
-        t.v2p.add(p("172.30.0.5"), g1);
-        t.v2p.add(p("fd00::5"), g1);
-        t.v2p.add(p("172.30.0.6"), g2);
+        t.v2p.add(p("172.30.0.5"), g1).unwrap();
+        t.v2p.add(p("fd00::5"), g1).unwrap();
+        t.v2p.add(p("172.30.0.6"), g2).unwrap();
         let tep = |ip: &str| TunnelEndpoint {
             ip: p(ip),
             vni: vni(99),

@@ -126,10 +126,10 @@ pub fn phys(c: &VpcCfg) -> PhysNet {
 /// Register a guest's private IPs in V2P, as the host does when it creates the port.
 pub fn register(tables: &VpcTables, c: &VpcCfg) {
     if let Some(v4) = c.ipv4() {
-        tables.v2p.add(IpAddr::Ip4(v4.private_ip), phys(c));
+        tables.v2p.add(IpAddr::Ip4(v4.private_ip), phys(c)).unwrap();
     }
     if let Some(v6) = c.ipv6() {
-        tables.v2p.add(IpAddr::Ip6(v6.private_ip), phys(c));
+        tables.v2p.add(IpAddr::Ip6(v6.private_ip), phys(c)).unwrap();
     }
 }
 
