@@ -1,8 +1,11 @@
 //! Counters of a port and of its layers. Every packet handed to `Port::process` lands in
 //! exactly one result counter per direction (`modified`, `hairpin`, or one `drop_*`), and
 //! every drop has its own reason counter.
+//!
+//! The counter structs serialise (serde), so a host can hand them to `opteadm` as they are.
 
 use core::fmt;
+use serde::{Deserialize, Serialize};
 
 /// Why a packet was dropped. Each variant has a counter in [`DirStats`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +64,7 @@ impl fmt::Display for DropReason {
 }
 
 /// One direction's counters of a port.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirStats {
     pub modified: u64,
     pub hairpin: u64,
@@ -106,7 +109,7 @@ impl DirStats {
 }
 
 /// The counters of a port (the reference's port kstats, plus a counter per drop reason).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortStats {
     pub r#in: DirStats,
     pub out: DirStats,
@@ -114,7 +117,7 @@ pub struct PortStats {
 }
 
 /// One direction's counters of a layer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerDirStats {
     pub lft_hit: u64,
     pub lft_miss: u64,
@@ -125,7 +128,7 @@ pub struct LayerDirStats {
     pub default_hits: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerStats {
     pub r#in: LayerDirStats,
     pub out: LayerDirStats,
@@ -133,4 +136,74 @@ pub struct LayerStats {
     pub add_rule_called: u64,
     pub remove_rule_called: u64,
     pub set_rules_called: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_port() -> PortStats {
+        let mut s = PortStats::default();
+        s.r#in.modified = 7;
+        s.r#in.count_drop(&DropReason::UftFull);
+        s.out.hairpin = 3;
+        s.out.count_drop(&DropReason::Layer {
+            layer: "firewall",
+            reason: DenyReason::Default,
+        });
+        s.out.uft_hit = u64::MAX;
+        s.tcp_evictions = 11;
+        s
+    }
+
+    fn sample_layer() -> LayerStats {
+        LayerStats {
+            r#in: LayerDirStats {
+                lft_hit: 1,
+                lft_miss: 2,
+                lft_full: 3,
+                rule_match: 4,
+                rule_nomatch: 5,
+                deny: 6,
+                default_hits: 7,
+            },
+            out: LayerDirStats {
+                deny: 9,
+                ..LayerDirStats::default()
+            },
+            evictions: 10,
+            add_rule_called: 11,
+            remove_rule_called: 12,
+            set_rules_called: 13,
+        }
+    }
+
+    #[test]
+    fn counters_round_trip_through_postcard_and_json() {
+        let port = sample_port();
+        let bytes = postcard::to_allocvec(&port).unwrap();
+        assert_eq!(postcard::from_bytes::<PortStats>(&bytes).unwrap(), port);
+        let layer = sample_layer();
+        let bytes = postcard::to_allocvec(&layer).unwrap();
+        assert_eq!(postcard::from_bytes::<LayerStats>(&bytes).unwrap(), layer);
+
+        let json = serde_json::to_string(&port).unwrap();
+        assert_eq!(serde_json::from_str::<PortStats>(&json).unwrap(), port);
+        let json = serde_json::to_string(&layer).unwrap();
+        assert_eq!(serde_json::from_str::<LayerStats>(&json).unwrap(), layer);
+    }
+
+    #[test]
+    fn json_names_the_directions_in_and_out() {
+        let v: serde_json::Value = serde_json::to_value(sample_port()).unwrap();
+        assert_eq!(v["in"]["modified"], 7);
+        assert_eq!(v["in"]["drop_uft_full"], 1);
+        assert_eq!(v["out"]["drop_layer"], 1);
+        assert_eq!(v["out"]["uft_hit"], u64::MAX);
+        assert_eq!(v["tcp_evictions"], 11);
+        let v: serde_json::Value = serde_json::to_value(sample_layer()).unwrap();
+        assert_eq!(v["in"]["default_hits"], 7);
+        assert_eq!(v["out"]["deny"], 9);
+        assert_eq!(v["set_rules_called"], 13);
+    }
 }
