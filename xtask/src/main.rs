@@ -56,6 +56,8 @@ fn test() -> Result<(), String> {
             "opte",
             "-p",
             "opte-api",
+            "-p",
+            "oxide-vpc",
             "--no-default-features",
         ]),
     )?;

@@ -22,6 +22,7 @@ use crate::wire::{EmitError, HeaderKind, proto};
 use alloc::vec::Vec;
 use zerocopy::IntoBytes;
 
+#[cfg(any(test, feature = "samples"))]
 pub mod samples;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
