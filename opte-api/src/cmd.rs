@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// The control API version. Client and server must match exactly; any change to a type
 /// that crosses the control boundary bumps it.
-pub const API_VERSION: u64 = 41;
+pub const API_VERSION: u64 = 42;
 
 /// The major version of the OPTE package.
 pub const MAJOR_VERSION: u64 = 0;
@@ -112,6 +112,8 @@ pub enum OpteCmd {
     McastUnsubscribeAll = 108,
     /// Dump the overlay-to-underlay multicast mappings.
     DumpMcast2Phys = 109,
+    /// Dump the host's counters (ours; the reference reads them as kstats).
+    DumpXdeStats = 120,
 }
 
 /// A command code that names no command.
@@ -121,7 +123,7 @@ pub struct UnknownCmd(pub c_int);
 
 impl OpteCmd {
     /// Every command, in code order.
-    pub const ALL: [OpteCmd; 37] = [
+    pub const ALL: [OpteCmd; 38] = [
         Self::ListPorts,
         Self::AddFwRule,
         Self::RemFwRule,
@@ -159,6 +161,7 @@ impl OpteCmd {
         Self::DumpMcastSubscriptions,
         Self::McastUnsubscribeAll,
         Self::DumpMcast2Phys,
+        Self::DumpXdeStats,
     ];
 
     /// The command's code.
@@ -346,7 +349,7 @@ mod tests {
             codes,
             [
                 1, 20, 21, 22, 30, 31, 32, 33, 40, 41, 50, 51, 52, 53, 54, 55, 60, 61, 70, 71, 72,
-                73, 80, 90, 91, 92, 93, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109
+                73, 80, 90, 91, 92, 93, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 120
             ]
         );
         assert_eq!(OpteCmd::try_from(94), Err(UnknownCmd(94)));
@@ -385,7 +388,8 @@ mod tests {
 
     #[test]
     fn api_version_must_match_exactly() {
-        assert_eq!(API_VERSION, 41);
+        // 41 is the reference's; 42 adds DumpXdeStats.
+        assert_eq!(API_VERSION, 42);
         assert_eq!(check_api_version(API_VERSION), Ok(()));
         assert_eq!(
             check_api_version(40),

@@ -85,13 +85,7 @@ impl ControlRequest {
     /// The request body as `T`: `NoRequestBody` if there is none and `T` needs one,
     /// `DeserCmdReq` if it is malformed or has bytes left over.
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, OpteError> {
-        decode_exact(&self.req).map_err(|e| {
-            if self.req.is_empty() {
-                OpteError::NoRequestBody
-            } else {
-                OpteError::DeserCmdReq(format!("{} body: {e}", self.cmd))
-            }
-        })
+        decode_body(self.cmd, &self.req)
     }
 
     /// The whole frame: header and body.
@@ -111,6 +105,19 @@ impl ControlRequest {
         check_api_version(version)?;
         decode_exact(body).map_err(deser)
     }
+}
+
+/// A command's request body as `T`: `NoRequestBody` if there is none and `T` needs one,
+/// `DeserCmdReq` if it is malformed or has bytes left over. The ioctl path and the socket
+/// path both decode with this.
+pub fn decode_body<T: DeserializeOwned>(cmd: OpteCmd, req: &[u8]) -> Result<T, OpteError> {
+    decode_exact(req).map_err(|e| {
+        if req.is_empty() {
+            OpteError::NoRequestBody
+        } else {
+            OpteError::DeserCmdReq(format!("{cmd} body: {e}"))
+        }
+    })
 }
 
 /// The daemon's answer to a [`ControlRequest`].

@@ -42,6 +42,10 @@ pub mod illumos_errno {
 /// Defined here rather than taken from a libc binding so the crate stays `no_std` without
 /// one; [`OpteError::errno_for`] gives illumos's numbering where it differs.
 pub mod errno {
+    /// Operation not permitted.
+    pub const EPERM: i32 = 1;
+    /// Device or resource busy.
+    pub const EBUSY: i32 = 16;
     /// No such file or directory.
     pub const ENOENT: i32 = 2;
     /// Bad address.

@@ -245,10 +245,13 @@ impl EncapBytes {
         let udp_base = UdpHdr::LEN + e.geneve.emitted_len();
         let geneve_at = EtherHdr::LEN + Ipv6Hdr::LEN + UdpHdr::LEN;
         let mut opt_at = geneve_at + GeneveHdr::LEN;
-        let mut mss_at = None;
+        let (mut mss_at, mut repl_at) = (None, None);
         for o in &p.options {
+            let body = u16::try_from(opt_at + GeneveOptHdr::LEN).ok();
             if o.class == GENEVE_OPT_CLASS_OXIDE && o.ty == OxideOptType::Mss as u8 {
-                mss_at = u16::try_from(opt_at + GeneveOptHdr::LEN).ok();
+                mss_at = body;
+            } else if o.class == GENEVE_OPT_CLASS_OXIDE && o.ty == OxideOptType::Multicast as u8 {
+                repl_at = body;
             }
             opt_at += o.emitted_len();
         }
@@ -264,6 +267,7 @@ impl EncapBytes {
                 flow_hash: p.entropy,
                 internal: p.internal,
                 mss_at,
+                repl_at,
             },
         })
     }

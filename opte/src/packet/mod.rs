@@ -192,6 +192,9 @@ pub struct EncapInfo {
     /// Where the Oxide MSS option's 4-byte body is, from the start of the frame, when the
     /// encapsulation carries one for the host to fill.
     pub mss_at: Option<u16>,
+    /// Where the Oxide Multicast option's body is (its first byte holds the replication
+    /// mode in its top two bits), for a host replicating to next hops.
+    pub repl_at: Option<u16>,
 }
 
 impl Packet {

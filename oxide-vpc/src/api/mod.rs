@@ -16,6 +16,8 @@ pub use firewall::{
 };
 pub use mcast::{FilterMode, McastForwardingNextHop, NextHopV6, Replication, SourceFilter};
 pub use req::*;
+
+pub mod cmd;
 pub use router::{InternetGatewayMap, RouterClass, RouterTarget, Uuid};
 
 use alloc::collections::BTreeMap;

@@ -153,7 +153,7 @@ fn push_then_pop_encapsulation() {
     assert_eq!(info.dst, samples::BOUNDARY_IP6);
     assert_eq!((info.vni.as_u32(), info.flow_hash), (99, 0x1234));
     assert!(info.internal);
-    assert_eq!(info.mss_at, Some(74));
+    assert_eq!((info.mss_at, info.repl_at), (Some(74), None));
     assert_eq!(pkt.to_vec()[70..74], [0x01, 0x29, 0x02, 0x01]);
     let n = parse_network(&mut pkt).unwrap();
     assert_eq!(n.outer.udp_src_port, 0x1234);

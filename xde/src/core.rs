@@ -1,0 +1,108 @@
+//! [`Xde`]: the state of one host. Ports by name and by (VNI, guest MAC), the underlay
+//! pair, the VPC tables every port shares (V2P, V2B, M2P, multicast forwarding and
+//! subscriptions), the host's counters, and the once-a-second [`Xde::tick`].
+
+use crate::host::Host;
+use crate::port::{VniMac, XdePort};
+use crate::stats::XdeCounters;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use opte::engine::time::Moment;
+use opte::sync::{Mutex, RwLock};
+use oxide_vpc::tables::VpcTables;
+
+/// How many flow-table entries each port visits per tick, at most: a port with a million
+/// flows is swept over several seconds rather than stalling its datapath for one sweep.
+pub const EXPIRE_BUDGET: usize = 65_536;
+
+#[derive(Default)]
+pub(crate) struct PortMap {
+    pub(crate) by_name: BTreeMap<String, Arc<XdePort>>,
+    pub(crate) by_key: BTreeMap<VniMac, Arc<XdePort>>,
+}
+
+/// The names of the two underlay links in use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Underlay {
+    pub u1: String,
+    pub u2: String,
+}
+
+pub struct Xde<H: Host> {
+    pub(crate) host: H,
+    pub(crate) ports: RwLock<PortMap>,
+    pub(crate) underlay: RwLock<Option<Underlay>>,
+    pub(crate) tables: Arc<VpcTables>,
+    pub(crate) stats: XdeCounters,
+    /// Serialises control commands, so validate-then-apply sees no interleaved change.
+    pub(crate) mgmt: Mutex<()>,
+    /// Each port's flow tables get their own hash seed.
+    seed: AtomicU64,
+}
+
+impl<H: Host> Xde<H> {
+    /// A host with no ports and no underlay. `seed` seeds the ports' flow-table hashers
+    /// (give it randomness from the OS).
+    pub fn new(host: H, seed: u64) -> Self {
+        Self {
+            host,
+            ports: RwLock::new(PortMap::default()),
+            underlay: RwLock::new(None),
+            tables: Arc::new(VpcTables::default()),
+            stats: XdeCounters::default(),
+            mgmt: Mutex::new(()),
+            seed: AtomicU64::new(seed),
+        }
+    }
+
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    pub fn tables(&self) -> &Arc<VpcTables> {
+        &self.tables
+    }
+
+    pub fn stats(&self) -> &XdeCounters {
+        &self.stats
+    }
+
+    pub fn underlay(&self) -> Option<Underlay> {
+        self.underlay.read().clone()
+    }
+
+    pub(crate) fn next_seed(&self) -> u64 {
+        self.seed
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .rotate_left(17)
+    }
+
+    /// The port named `name`.
+    pub fn port(&self, name: &str) -> Option<Arc<XdePort>> {
+        self.ports.read().by_name.get(name).cloned()
+    }
+
+    /// The port of guest `mac` on VPC `vni`.
+    pub fn port_by_key(&self, key: VniMac) -> Option<Arc<XdePort>> {
+        self.ports.read().by_key.get(&key).cloned()
+    }
+
+    /// Every port, by name.
+    pub fn ports(&self) -> Vec<Arc<XdePort>> {
+        self.ports.read().by_name.values().cloned().collect()
+    }
+
+    /// Once a second: expire idle flows on every port (a bounded step each) and forget
+    /// unused next hops.
+    pub fn tick(&self, now: Moment) {
+        for p in self.ports() {
+            p.with_vpc(|v| {
+                let _ = v.port_mut().expire_flows(now);
+            });
+            p.routes.lock().purge(now);
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The datapath: [`Xde::tx`] for a frame a guest sent, [`Xde::rx`] for a frame from an
+//! underlay link. Each pushes what the OS must do onto `out` ([`Emit`]); a packet that is
+//! dropped is counted (by the host here, or by the port that dropped it) and emits nothing.
+//!
+//! - Tx (SPEC §7.5): parse, process outbound, then by the encapsulation the port pushed:
+//!   to an underlay group → multicast (local subscribers, then forwarding next hops);
+//!   to this sled → guest loopback (the destination port's inbound path, never the wire);
+//!   else → the underlay link and Ethernet addresses the route cache gives.
+//!   A hairpin reply goes back to the sending guest.
+//! - Rx (SPEC §7.8): parse as Geneve; a frame that does not parse, or whose (VNI, inner
+//!   MAC) names no port, goes back to the OS; underlay multicast goes to each subscriber
+//!   whose source filter allows it (never forwarded again); otherwise the port's inbound
+//!   path.
+
+use crate::core::Xde;
+use crate::host::{Host, Link};
+use crate::port::{VniMac, XdePort};
+use crate::stats::{add, bump};
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use opte::engine::port::ProcessResult;
+use opte::engine::time::Moment;
+use opte::engine::view::Parsed;
+use opte::packet::parse::{parse_guest, parse_network};
+use opte::packet::{EncapInfo, Packet};
+use opte_api::{Direction, IpAddr, MulticastUnderlay};
+use oxide_vpc::api::Replication;
+
+/// Offset of the outer Ethernet addresses (destination, then source) in an encapsulated
+/// frame, and of the Geneve VNI.
+const OUTER_DST_MAC: usize = 0;
+const OUTER_SRC_MAC: usize = 6;
+const GENEVE_VNI_AT: usize = 14 + 40 + 8 + 4;
+
+/// What the OS must do with a packet.
+pub enum Emit {
+    /// Send it on underlay `link`; its outer Ethernet addresses are filled in.
+    Underlay { link: Link, pkt: Packet },
+    /// Hand it to the guest of local port `port`.
+    Guest { port: Arc<XdePort>, pkt: Packet },
+    /// Not ours: give it back to the OS's own network stack.
+    NotOurs(Packet),
+}
+
+fn set_macs(pkt: &mut Packet, dst: opte_api::MacAddr, src: opte_api::MacAddr) -> bool {
+    let Some(seg) = pkt.segment_mut(0) else {
+        return false;
+    };
+    match seg.data_mut().get_mut(OUTER_DST_MAC..OUTER_SRC_MAC + 6) {
+        Some(macs) => {
+            let (d, s) = macs.split_at_mut(6);
+            d.copy_from_slice(&dst.bytes());
+            s.copy_from_slice(&src.bytes());
+            true
+        }
+        None => false,
+    }
+}
+
+impl<H: Host> Xde<H> {
+    /// A frame from `port`'s guest.
+    pub fn tx(&self, port: &Arc<XdePort>, pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
+        let mut vpc = port.vpc.lock();
+        self.tx_locked(port, &mut vpc, pkt, now, out);
+    }
+
+    /// Several frames from `port`'s guest, under one acquisition of the port's lock.
+    pub fn tx_batch(
+        &self,
+        port: &Arc<XdePort>,
+        pkts: impl IntoIterator<Item = Packet>,
+        now: Moment,
+        out: &mut Vec<Emit>,
+    ) {
+        let mut vpc = port.vpc.lock();
+        for pkt in pkts {
+            self.tx_locked(port, &mut vpc, pkt, now, out);
+        }
+    }
+
+    fn tx_locked(
+        &self,
+        port: &Arc<XdePort>,
+        vpc: &mut oxide_vpc::engine::VpcPort,
+        mut pkt: Packet,
+        now: Moment,
+        out: &mut Vec<Emit>,
+    ) {
+        let meta = match parse_guest(&mut pkt) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.out_parse_error(&e);
+                return;
+            }
+        };
+        let src = meta.flow.addrs.src();
+        let parsed = Parsed::Guest(meta);
+        match vpc.process(Direction::Out, &mut pkt, &parsed, now) {
+            ProcessResult::Modified => {}
+            ProcessResult::Hairpin(frame) => {
+                bump(&self.stats.tx_hairpin);
+                out.push(Emit::Guest {
+                    port: port.clone(),
+                    pkt: Packet::copy_from(&frame),
+                });
+                return;
+            }
+            ProcessResult::Drop(_) => {
+                bump(&self.stats.tx_port_drop);
+                return;
+            }
+        }
+        let Some(enc) = pkt.encap() else {
+            bump(&self.stats.tx_no_encap);
+            return;
+        };
+        if let Ok(group) = MulticastUnderlay::new(enc.dst) {
+            self.mcast_tx(port, group, src, &enc, &pkt, now, out);
+        } else if enc.dst == port.phys_ip() {
+            self.loopback(pkt, now, out);
+        } else {
+            self.to_underlay(port, enc.dst, enc.flow_hash, None, pkt, now, out);
+        }
+    }
+
+    /// Route `pkt` to underlay address `dst` and emit it; with `dst_mac`, that is the
+    /// outer destination MAC rather than the next hop's (multicast).
+    #[allow(clippy::too_many_arguments)]
+    fn to_underlay(
+        &self,
+        port: &XdePort,
+        dst: opte_api::Ipv6Addr,
+        hash: u16,
+        dst_mac: Option<opte_api::MacAddr>,
+        mut pkt: Packet,
+        now: Moment,
+        out: &mut Vec<Emit>,
+    ) {
+        let route = port.routes.lock().lookup(&self.host, dst, hash, now);
+        match route {
+            Ok(r) if set_macs(&mut pkt, dst_mac.unwrap_or(r.dst_mac), r.src_mac) => {
+                bump(&self.stats.tx_underlay);
+                out.push(Emit::Underlay { link: r.link, pkt });
+            }
+            _ => bump(&self.stats.tx_no_route),
+        }
+    }
+
+    /// An encapsulated packet for a port of this host: its inbound path, no wire.
+    fn loopback(&self, mut pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
+        let Ok(n) = parse_network(&mut pkt) else {
+            self.stats
+                .in_drop_misc
+                .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            return;
+        };
+        let key = VniMac {
+            vni: n.outer.geneve.vni,
+            mac: n.inner.eth.dst,
+        };
+        let Some(dst) = self.port_by_key(key) else {
+            bump(&self.stats.tx_loopback_no_port);
+            return;
+        };
+        if self.deliver(&dst, pkt, Parsed::Network(n), now, out) {
+            bump(&self.stats.tx_loopback);
+        }
+    }
+
+    /// Run `pkt` through `port`'s inbound path and hand it to its guest.
+    fn deliver(
+        &self,
+        port: &Arc<XdePort>,
+        mut pkt: Packet,
+        parsed: Parsed,
+        now: Moment,
+        out: &mut Vec<Emit>,
+    ) -> bool {
+        let r = port
+            .vpc
+            .lock()
+            .process(Direction::In, &mut pkt, &parsed, now);
+        match r {
+            ProcessResult::Modified => {
+                out.push(Emit::Guest {
+                    port: port.clone(),
+                    pkt,
+                });
+                true
+            }
+            ProcessResult::Hairpin(_) | ProcessResult::Drop(_) => {
+                bump(&self.stats.rx_port_drop);
+                false
+            }
+        }
+    }
+
+    /// Multicast a guest sent (SPEC §7.7): a copy to each local subscriber but the sender
+    /// whose filter allows the inner source, then a copy to each forwarding next hop whose
+    /// filter allows it, with its VNI and replication mode.
+    #[allow(clippy::too_many_arguments)]
+    fn mcast_tx(
+        &self,
+        sender: &Arc<XdePort>,
+        group: MulticastUnderlay,
+        src: IpAddr,
+        enc: &EncapInfo,
+        pkt: &Packet,
+        now: Moment,
+        out: &mut Vec<Emit>,
+    ) {
+        let t = &self.tables;
+        let bytes = pkt.to_vec();
+        let mut names: Vec<String> = Vec::new();
+        let fan = t
+            .mcast_subs
+            .for_each_receiver(group, src, Some(sender.name()), |p| {
+                names.push(p.to_string())
+            });
+        add(&self.stats.mcast_tx_source_filtered, fan.filtered);
+        for name in names {
+            let Some(dst) = self.port(&name) else {
+                bump(&self.stats.mcast_tx_stale_local);
+                continue;
+            };
+            let mut copy = Packet::copy_from(&bytes);
+            let Ok(n) = parse_network(&mut copy) else {
+                bump(&self.stats.mcast_tx_pullup_fail);
+                continue;
+            };
+            if self.deliver(&dst, copy, Parsed::Network(n), now, out) {
+                bump(&self.stats.mcast_tx_local);
+            }
+        }
+        let mut hops = Vec::new();
+        let Some(fan) = t
+            .mcast_fwd
+            .for_each_next_hop(group, src, |hop, rep| hops.push((hop, rep)))
+        else {
+            bump(&self.stats.mcast_tx_no_fwd_entry);
+            return;
+        };
+        add(&self.stats.mcast_tx_fwd_source_filtered, fan.filtered);
+        let Some(mac) = group.addr().multicast_mac() else {
+            return;
+        };
+        for (hop, rep) in hops {
+            if rep == Replication::Reserved {
+                continue;
+            }
+            let mut b = bytes.clone();
+            let repl_ok = enc.repl_at.is_some_and(|at| {
+                b.get_mut(usize::from(at))
+                    .map(|x| *x = (*x & 0x3f) | ((rep as u8) << 6))
+                    .is_some()
+            });
+            let vni_ok = b
+                .get_mut(GENEVE_VNI_AT..GENEVE_VNI_AT + 3)
+                .map(|v| v.copy_from_slice(&hop.vni.bytes()))
+                .is_some();
+            if !(repl_ok && vni_ok) {
+                bump(&self.stats.mcast_tx_pullup_fail);
+                continue;
+            }
+            match rep {
+                Replication::External => bump(&self.stats.mcast_tx_external),
+                Replication::Underlay => bump(&self.stats.mcast_tx_underlay),
+                Replication::Both => {
+                    bump(&self.stats.mcast_tx_external);
+                    bump(&self.stats.mcast_tx_underlay);
+                }
+                Replication::Reserved => {}
+            }
+            let copy = Packet::copy_from(&b);
+            self.to_underlay(sender, hop.addr, enc.flow_hash, Some(mac), copy, now, out);
+        }
+    }
+
+    /// A frame from underlay `link`.
+    pub fn rx(&self, link: Link, mut pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
+        let n = match parse_network(&mut pkt) {
+            Ok(n) => n,
+            Err(e) => {
+                self.stats.in_parse_error(&e);
+                out.push(Emit::NotOurs(pkt));
+                return;
+            }
+        };
+        if let Ok(group) = MulticastUnderlay::new(n.outer.dst) {
+            self.mcast_rx(group, pkt, n, now, out);
+            return;
+        }
+        let key = VniMac {
+            vni: n.outer.geneve.vni,
+            mac: n.inner.eth.dst,
+        };
+        let Some(port) = self.port_by_key(key) else {
+            bump(&self.stats.rx_no_port);
+            out.push(Emit::NotOurs(pkt));
+            return;
+        };
+        let parsed = Parsed::Network(n);
+        let r = port
+            .vpc
+            .lock()
+            .process(Direction::In, &mut pkt, &parsed, now);
+        match r {
+            ProcessResult::Modified => {
+                bump(&self.stats.rx_delivered);
+                out.push(Emit::Guest { port, pkt });
+            }
+            ProcessResult::Hairpin(frame) => {
+                bump(&self.stats.rx_hairpin);
+                out.push(Emit::Underlay {
+                    link,
+                    pkt: Packet::copy_from(&frame),
+                });
+            }
+            ProcessResult::Drop(_) => bump(&self.stats.rx_port_drop),
+        }
+    }
+
+    fn mcast_rx(
+        &self,
+        group: MulticastUnderlay,
+        pkt: Packet,
+        n: opte::packet::parse::NetworkMeta,
+        now: Moment,
+        out: &mut Vec<Emit>,
+    ) {
+        let t = &self.tables;
+        if t.mcast_subs.is_empty() {
+            bump(&self.stats.mcast_rx_no_subscribers);
+            return;
+        }
+        let inner_dst = n.inner.flow.addrs.dst();
+        if !inner_dst.is_multicast() {
+            bump(&self.stats.mcast_rx_bad_inner_dst);
+            return;
+        }
+        let src = n.inner.flow.addrs.src();
+        let mut names: Vec<String> = Vec::new();
+        let fan = t
+            .mcast_subs
+            .for_each_receiver(group, src, None, |p| names.push(p.to_string()));
+        add(&self.stats.mcast_rx_source_filtered, fan.filtered);
+        if names.is_empty() && fan.filtered == 0 {
+            bump(&self.stats.mcast_rx_no_subscribers);
+            return;
+        }
+        let bytes = pkt.to_vec();
+        for name in names {
+            let Some(dst) = self.port(&name) else {
+                bump(&self.stats.mcast_rx_stale_local);
+                continue;
+            };
+            let mut copy = Packet::copy_from(&bytes);
+            let Ok(m) = parse_network(&mut copy) else {
+                bump(&self.stats.mcast_rx_pullup_fail);
+                continue;
+            };
+            if self.deliver(&dst, copy, Parsed::Network(m), now, out) {
+                bump(&self.stats.mcast_rx_local);
+            }
+        }
+    }
+}

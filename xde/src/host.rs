@@ -1,0 +1,43 @@
+//! What the core asks of the operating system. The illumos module answers with mac
+//! clients, DLS devnets and the IP route table; the Linux daemon with AF_PACKET sockets,
+//! TAP devices and netlink; the simulated rack with an in-process switch.
+//!
+//! Each call either does what it says or fails, changing nothing, with an `OpteError`
+//! (usually `System` with the OS's errno) that the control command then returns.
+
+use crate::route::{Route, RouteError};
+use opte_api::{Ipv6Addr, MacAddr, OpteError};
+
+/// One of the host's two underlay links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Link {
+    U1,
+    U2,
+}
+
+impl Link {
+    pub const fn index(self) -> usize {
+        match self {
+            Self::U1 => 0,
+            Self::U2 => 1,
+        }
+    }
+}
+
+pub trait Host: Send + Sync {
+    /// Open the two named links for underlay traffic (Geneve in and out).
+    fn attach_underlay(&self, u1: &str, u2: &str) -> Result<(), OpteError>;
+
+    /// Close them again.
+    fn detach_underlay(&self);
+
+    /// Create the guest-side device of a port (a TAP, a mac provider) named `name`.
+    fn create_port(&self, name: &str, mac: MacAddr, mtu: u32) -> Result<(), OpteError>;
+
+    /// Remove it.
+    fn delete_port(&self, name: &str);
+
+    /// The next hop towards underlay address `dst` for a flow of hash `hash` (ECMP picks
+    /// among equal routes by it): which link, and the Ethernet addresses of the hop.
+    fn next_hop(&self, dst: Ipv6Addr, hash: u16) -> Result<Route, RouteError>;
+}

@@ -1,0 +1,53 @@
+//! `xde`: the host of OPTE, without the operating system.
+//!
+//! Everything a host does that does not depend on an OS lives here, so that the illumos
+//! kernel module and the Linux daemon are thin glue around one core:
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | [`host`] | the [`host::Host`] trait: what the core asks of the OS (underlay links, a guest-side device per port, next hops) |
+//! | [`route`] | the underlay route cache in front of the OS's next-hop lookup (SPEC §7.6) |
+//! | [`stats`] | the host-wide counters (SPEC §7.9 and the datapath's own) |
+//! | [`port`] | one guest port: its VPC port, identity and route cache |
+//! | [`core`] | [`core::Xde`]: the port registry, the underlay, the shared tables, the tick |
+//! | [`control`] | `dispatch`: one entry point for every control command |
+//! | [`datapath`] | `tx` and `rx`: what the OS must do with each packet |
+//!
+//! Not for: system calls, devices, sockets or clocks; the glue passes time in and carries
+//! out what the datapath returns.
+//!
+//! # Concurrency
+//!
+//! Each port has its own lock, taken once per packet (or once per batch with
+//! [`core::Xde::tx_batch`]), so packets of different ports never contend. The port map is
+//! behind a reader-writer lock that only port creation and deletion write; the shared VPC
+//! tables are behind their own reader-writer locks, read on the slow path only. The
+//! engine's fast path mutates per-flow state (hit counters, TCP state, expiry stamps), so a
+//! port's packets are serialised under its lock rather than shared across threads; a host
+//! spreads load by spreading ports over threads, and amortises the lock over a batch.
+#![no_std]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod control;
+pub mod core;
+pub mod datapath;
+pub mod host;
+pub mod port;
+pub mod route;
+pub mod stats;
+
+pub use crate::core::Xde;
+pub use datapath::Emit;
+pub use host::{Host, Link};

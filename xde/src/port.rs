@@ -1,0 +1,100 @@
+//! One guest port of the host: the VPC port that processes its packets, the identity the
+//! datapath finds it by (name; VNI and guest MAC), and its underlay route cache.
+
+use crate::route::RouteCache;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use opte::sync::Mutex;
+use opte_api::{Ipv6Addr, MacAddr, Vni};
+use oxide_vpc::api::{PortInfo, VpcCfg};
+use oxide_vpc::engine::VpcPort;
+
+/// The key the receive path finds a port by: the Geneve VNI and the inner destination MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VniMac {
+    pub vni: Vni,
+    pub mac: MacAddr,
+}
+
+pub struct XdePort {
+    name: String,
+    key: VniMac,
+    /// The sled's underlay address, as the port was configured: an encapsulation to it is
+    /// guest loopback.
+    phys_ip: Ipv6Addr,
+    mtu: u32,
+    linkid: u32,
+    pub(crate) vpc: Mutex<VpcPort>,
+    pub(crate) routes: Mutex<RouteCache>,
+}
+
+impl XdePort {
+    pub(crate) fn new(vpc: VpcPort, linkid: u32) -> Self {
+        let cfg = vpc.cfg();
+        Self {
+            name: vpc.port().name().to_string(),
+            key: VniMac {
+                vni: cfg.vni,
+                mac: cfg.guest_mac,
+            },
+            phys_ip: cfg.phys_ip,
+            mtu: vpc.mtu(),
+            linkid,
+            vpc: Mutex::new(vpc),
+            routes: Mutex::new(RouteCache::new()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn key(&self) -> VniMac {
+        self.key
+    }
+
+    pub fn phys_ip(&self) -> Ipv6Addr {
+        self.phys_ip
+    }
+
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    pub fn linkid(&self) -> u32 {
+        self.linkid
+    }
+
+    /// Run `f` on the VPC port, under the port's lock.
+    pub fn with_vpc<R>(&self, f: impl FnOnce(&mut VpcPort) -> R) -> R {
+        f(&mut self.vpc.lock())
+    }
+
+    /// The port's configuration as it is now (external IPs change at run time).
+    pub fn cfg(&self) -> VpcCfg {
+        self.vpc.lock().cfg().clone()
+    }
+
+    /// What `list-ports` shows of it.
+    pub fn info(&self) -> PortInfo {
+        let vpc = self.vpc.lock();
+        let cfg = vpc.cfg();
+        let v4 = cfg.ipv4();
+        let v6 = cfg.ipv6();
+        PortInfo {
+            name: self.name.clone(),
+            mac_addr: cfg.guest_mac,
+            ip4_addr: v4.map(|c| c.private_ip),
+            ephemeral_ip4_addr: v4.and_then(|c| c.external_ips.ephemeral_ip),
+            floating_ip4_addrs: v4.and_then(|c| non_empty(&c.external_ips.floating_ips)),
+            ip6_addr: v6.map(|c| c.private_ip),
+            ephemeral_ip6_addr: v6.and_then(|c| c.external_ips.ephemeral_ip),
+            floating_ip6_addrs: v6.and_then(|c| non_empty(&c.external_ips.floating_ips)),
+            state: vpc.port().state().to_string(),
+        }
+    }
+}
+
+fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    (!v.is_empty()).then(|| v.to_vec())
+}
