@@ -201,6 +201,25 @@ pub struct TcpFlowEntryDump<Flow = InnerFlowId> {
     pub bytes_out: u64,
 }
 
+/// One page of a flow table dump, for tables too big for one response (a port can hold a
+/// million flows). A dump starts at cursor 0 and passes each page's `next` to get the
+/// following one until `next` is `None`. Entries come in table order, not sorted; an entry
+/// present for the whole dump is listed exactly once unless the table grows (is rehashed)
+/// meanwhile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowDumpPage<E, Flow = InnerFlowId> {
+    /// Capacity of the table.
+    pub limit: u32,
+    /// Entries in the table.
+    pub num_flows: u32,
+    /// This page's entries.
+    pub flows: Vec<(Flow, E)>,
+    /// The cursor of the next page; `None` once the end of the table was reached.
+    pub next: Option<u64>,
+}
+
+impl<E: Debug + Serialize, Flow: Debug + Serialize> CmdOk for FlowDumpPage<E, Flow> {}
+
 /// The state of a tracked TCP connection and the last sequence numbers seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpFlowStateDump {

@@ -79,8 +79,9 @@ pub use direction::Direction;
 pub use dns::DomainName;
 pub use dump::{
     ActionDescEntryDump, ClearLftReq, ClearUftReq, DumpLayerReq, DumpLayerResp, DumpTcpFlowsReq,
-    DumpTcpFlowsResp, DumpUftReq, DumpUftResp, LayerDesc, ListLayersReq, ListLayersResp, RuleDump,
-    RuleId, RuleTableEntryDump, TcpFlowEntryDump, TcpFlowStateDump, UftEntryDump,
+    DumpTcpFlowsResp, DumpUftReq, DumpUftResp, FlowDumpPage, LayerDesc, ListLayersReq,
+    ListLayersResp, RuleDump, RuleId, RuleTableEntryDump, TcpFlowEntryDump, TcpFlowStateDump,
+    UftEntryDump,
 };
 pub use encap::Vni;
 pub use error::OpteError;

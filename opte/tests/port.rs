@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{Echo, inb, out, port, tcp4_in, tcp4_out};
+use common::{Echo, inb, out, port, tcp4_in, tcp4_out, udp4_out};
 use opte::build::samples::{self, Side};
-use opte::build::{Headers, L3Repr, UlpRepr};
 use opte::engine::action::Action;
 use opte::engine::port::{PortState, ProcessResult};
 use opte::engine::predicate::{Match, Predicate};
@@ -14,12 +13,8 @@ use opte::engine::rule::Rule;
 use opte::engine::stats::{DenyReason, DropReason};
 use opte::engine::time::Moment;
 use opte::engine::view::Parsed;
-use opte::packet::Packet;
 use opte::packet::parse::{parse_guest, parse_network};
-use opte::wire::ether::{ETHER_TYPE_IPV4, EtherRepr};
-use opte::wire::ip4::Ipv4Repr;
 use opte::wire::tcp::flags;
-use opte::wire::udp::UdpRepr;
 use opte_api::{Direction, IpAddr, OpteError, Protocol};
 use std::sync::Arc;
 
@@ -221,21 +216,8 @@ fn a_segment_that_cannot_open_a_connection_is_dropped() {
 fn full_tables_drop_new_flows_with_a_reason_never_panic() {
     // UDP flows are protected under the default TTL policy, so a full UFT cannot evict.
     let mut p = port(2, 64, 64);
-    let udp = |sport: u16| {
-        let h = Headers::new(
-            EtherRepr {
-                dst: samples::GW_MAC,
-                src: samples::GUEST_MAC,
-                ether_type: ETHER_TYPE_IPV4,
-                vlan: None,
-            },
-            L3Repr::Ipv4(Ipv4Repr::new(samples::GUEST_IP4, samples::REMOTE_IP4, 17)),
-            UlpRepr::Udp(UdpRepr::new(sport, 53)),
-        );
-        Packet::copy_from(&h.build(b"q").unwrap())
-    };
     for s in 0..5u16 {
-        out(&mut p, udp(2000 + s), Moment::ZERO);
+        out(&mut p, udp4_out(2000 + s), Moment::ZERO);
     }
     let st = p.stats();
     assert_eq!(st.out.modified, 2);

@@ -37,6 +37,15 @@
 //! entries' lifetimes as parents. Timer expiry keeps an entry whose lifetime has live
 //! children; eviction kills the victim's lifetime, which makes every sharer and child dead:
 //! [`FlowTable::get`] no longer returns them and they are the first reaped.
+//!
+//! # Sweeps
+//!
+//! Timer expiry and dumps can walk a table a slice at a time: [`FlowTable::expire_some`]
+//! and [`FlowTable::iter_from`] start at a bucket index and report where to resume, so a
+//! host with a million flows never holds a port for a whole-table walk. Bucket order is
+//! stable while the table is not resized or rehashed (only an insert does either): a sweep
+//! resumed across such inserts may miss or repeat entries for that round, and the next
+//! round covers them.
 
 pub mod lifetime;
 pub mod policy;
@@ -69,6 +78,24 @@ pub const EVICTION_SCAN_MAX: usize = 128;
 /// Buckets one eviction may walk. A full table uses over a fifth of its buckets (see Memory
 /// in the module docs), so this covers the extended scan.
 pub const EVICTION_SCAN_BUCKETS: usize = 1024;
+
+/// Buckets a sweep may walk per entry of its budget. A full table uses over a fifth of its
+/// buckets (see Memory in the module docs), so a table down to an eighth full is swept at
+/// the full entry rate; a sparser one takes more calls, each still bounded.
+pub const SWEEP_BUCKETS_PER_ENTRY: usize = 8;
+
+/// How far one bounded sweep ([`FlowTable::expire_some`]) got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Entries examined, dead or alive.
+    pub visited: usize,
+    /// Buckets walked, occupied or not.
+    pub buckets: usize,
+    /// Entries removed.
+    pub removed: usize,
+    /// The bucket to resume at, or `None` once the sweep reached the end of the table.
+    pub next: Option<usize>,
+}
 
 /// An insert was refused: the table is at its limit and nothing could be evicted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -406,22 +433,55 @@ where
     ///
     /// Expire child tables before their parents' tables, so the parents see their children
     /// gone (and inherit their last hits) in the same pass.
-    pub fn expire_flows<F: FnMut(K, S)>(&mut self, now: Moment, mut on_removed: F) -> usize {
-        let policy = &self.policy;
-        let mut removed = 0usize;
-        for (key, entry) in self.table.extract_if(|(key, entry)| {
-            entry.is_dead()
+    pub fn expire_flows<F: FnMut(K, S)>(&mut self, now: Moment, on_removed: F) -> usize {
+        self.expire_some(now, 0, usize::MAX, usize::MAX, on_removed)
+            .removed
+    }
+
+    /// [`Self::expire_flows`] over a slice of the table: starting at bucket `from`, examines
+    /// at most `max_entries` entries and walks at most `max_buckets` buckets, and says where
+    /// to resume (see Sweeps in the module docs). A `from` past the end is the end.
+    pub fn expire_some<F: FnMut(K, S)>(
+        &mut self,
+        now: Moment,
+        from: usize,
+        max_entries: usize,
+        max_buckets: usize,
+        mut on_removed: F,
+    ) -> Sweep {
+        let buckets = self.table.num_buckets();
+        let mut sweep = Sweep::default();
+        let mut at = from;
+        while at < buckets {
+            if sweep.visited >= max_entries || sweep.buckets >= max_buckets {
+                sweep.next = Some(at);
+                break;
+            }
+            let i = at;
+            at += 1;
+            sweep.buckets += 1;
+            let Ok(slot) = self.table.get_bucket_entry(i) else {
+                continue;
+            };
+            sweep.visited += 1;
+            let (key, entry) = slot.get();
+            let expired = entry.is_dead()
                 || (entry.links.lifetime.live_children() == 0
-                    && policy.is_expired(key, &entry.state, entry.last_hit(), now))
-        }) {
-            removed += 1;
-            on_removed(key, entry.state);
+                    && self
+                        .policy
+                        .is_expired(key, &entry.state, entry.last_hit(), now));
+            if expired {
+                // Removal empties the bucket and moves no other entry.
+                let ((key, entry), _) = slot.remove();
+                sweep.removed += 1;
+                on_removed(key, entry.state);
+            }
         }
         self.stats.expired = self
             .stats
             .expired
-            .saturating_add(u64::try_from(removed).unwrap_or(u64::MAX));
-        removed
+            .saturating_add(u64::try_from(sweep.removed).unwrap_or(u64::MAX));
+        sweep
     }
 
     /// Removes every entry.
@@ -444,6 +504,23 @@ where
             .iter()
             .filter(|(_, e)| !e.is_dead())
             .map(|(k, e)| (k, e))
+    }
+
+    /// Live entries in bucket order from bucket `from`, each with its bucket index: a paged
+    /// dump resumes at the index after the last entry it took (see Sweeps in the module
+    /// docs).
+    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = (usize, &K, &FlowEntry<S>)> {
+        (from..self.table.num_buckets()).filter_map(|i| {
+            self.table
+                .get_bucket(i)
+                .filter(|(_, e)| !e.is_dead())
+                .map(|(k, e)| (i, k, e))
+        })
+    }
+
+    /// Buckets of the underlying hash table: the end of a sweep's index range.
+    pub fn num_buckets(&self) -> usize {
+        self.table.num_buckets()
     }
 
     fn take(&mut self, key: &K) -> Option<FlowEntry<S>> {

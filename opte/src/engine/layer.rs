@@ -197,16 +197,6 @@ impl Layer {
         self.ft_out.num_flows().max(self.ft_in.num_flows())
     }
 
-    pub fn expire_flows(
-        &mut self,
-        now: Moment,
-        mut on_expired: impl FnMut(&'static str, InnerFlowId),
-    ) {
-        let name = self.name;
-        self.ft_in.expire_flows(now, |k, _| on_expired(name, k));
-        self.ft_out.expire_flows(now, |k, _| on_expired(name, k));
-    }
-
     fn dir_stats(&mut self, dir: Direction) -> &mut LayerDirStats {
         match dir {
             Direction::In => &mut self.stats.r#in,

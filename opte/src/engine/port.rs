@@ -11,6 +11,8 @@
 
 mod control;
 
+pub use control::ExpireProgress;
+
 use super::action::ActionMeta;
 use super::flow_table::{FlowTable, Lifetime, Ttl};
 use super::layer::{Layer, LayerResult, Parents, Pending, PendingLft, WalkCtx};
@@ -213,6 +215,7 @@ impl PortBuilder {
             net,
             probes,
             stats: PortStats::default(),
+            expiry_cursor: control::ExpiryCursor::default(),
         }
     }
 }
@@ -229,6 +232,8 @@ pub struct Port<N, P = NoProbes> {
     net: N,
     probes: P,
     stats: PortStats,
+    /// Where [`Port::expire_some`] resumes.
+    expiry_cursor: control::ExpiryCursor,
 }
 
 enum Fast {

@@ -197,6 +197,21 @@ pub fn tcp4_out(sport: u16, fl: u8, seq: u32, ack: u32) -> Packet {
     Packet::copy_from(&h.build(&[]).unwrap())
 }
 
+/// A guest's UDP datagram from `sport` to the remote's DNS port.
+pub fn udp4_out(sport: u16) -> Packet {
+    let h = Headers::new(
+        EtherRepr {
+            dst: samples::GW_MAC,
+            src: samples::GUEST_MAC,
+            ether_type: ETHER_TYPE_IPV4,
+            vlan: None,
+        },
+        L3Repr::Ipv4(Ipv4Repr::new(samples::GUEST_IP4, samples::REMOTE_IP4, 17)),
+        UlpRepr::Udp(UdpRepr::new(sport, 53)),
+    );
+    Packet::copy_from(&h.build(b"q").unwrap())
+}
+
 /// The remote's reply to the NATed guest, from boundary services, as two segments.
 pub fn tcp4_in(dport: u16, fl: u8, seq: u32, ack: u32) -> Packet {
     let mut ip = Ipv4Repr::new(samples::REMOTE_IP4, samples::EPHEMERAL_IP4, 6);

@@ -550,3 +550,97 @@ fn eviction_scan_examines_a_bounded_number_of_entries() {
     );
     assert_eq!(ft.policy().0.get(), EVICTION_SCAN);
 }
+
+#[test]
+fn bounded_sweeps_expire_every_stale_entry_a_budget_at_a_time() {
+    let mut ft: FlowTable<InnerFlowId, ()> = FlowTable::new("ft", limit(4096), FLOW_DEF_TTL, 9);
+    for n in 0..2000 {
+        // Odd flows are hit again later and stay.
+        ft.add(key(UDP, n), (), t(0)).unwrap();
+    }
+    for n in (1..2000).step_by(2) {
+        ft.get(&key(UDP, n)).unwrap().hit(t(50));
+    }
+    let now = t(FLOW_DEF_EXPIRE_SECS + 1);
+    let (budget, bucket_cap) = (64, 64 * SWEEP_BUCKETS_PER_ENTRY);
+    let mut gone = Vec::new();
+    let (mut from, mut calls, mut visited) = (0, 0, 0);
+    loop {
+        let s = ft.expire_some(now, from, budget, bucket_cap, |k, ()| gone.push(k));
+        calls += 1;
+        assert!(s.visited <= budget, "call {calls} examined {}", s.visited);
+        assert!(s.buckets <= bucket_cap);
+        assert!(s.removed <= s.visited);
+        visited += s.visited;
+        match s.next {
+            Some(next) => {
+                assert!(next > from, "a sweep always moves forward");
+                from = next;
+            }
+            None => break,
+        }
+    }
+    // One round examined every entry once and took several calls to do it.
+    assert_eq!(visited, 2000);
+    assert!(calls >= 2000 / budget, "{calls} calls");
+    assert_eq!(gone.len(), 1000);
+    assert!(
+        gone.iter().all(|k| k.src_port() % 2 == 0),
+        "only even flows went"
+    );
+    assert_eq!(ft.num_flows(), 1000);
+    assert_eq!(ft.stats().expired, 1000);
+    for n in 0..2000 {
+        assert_eq!(ft.get(&key(UDP, n)).is_some(), n % 2 == 1, "flow {n}");
+    }
+    // A start past the end is the end.
+    let s = ft.expire_some(now, ft.num_buckets(), budget, bucket_cap, |_, ()| {});
+    assert_eq!((s.visited, s.next), (0, None));
+}
+
+#[test]
+fn a_sweep_of_a_sparse_table_walks_a_bounded_number_of_buckets() {
+    let mut ft = prio_table("ft", 8192);
+    for n in 0..8000 {
+        ft.add(n, EvictionPriority::Protected, t(0)).unwrap();
+    }
+    for n in 4..8000 {
+        ft.remove(&n);
+    }
+    // Four entries among thousands of buckets: each call stops after its bucket allowance.
+    let (mut from, mut seen) = (0, 0);
+    loop {
+        let s = ft.expire_some(t(1), from, 2, 2 * SWEEP_BUCKETS_PER_ENTRY, |_, _| {});
+        assert!(s.buckets <= 2 * SWEEP_BUCKETS_PER_ENTRY);
+        seen += s.visited;
+        match s.next {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, 4);
+    assert_eq!(ft.num_flows(), 4);
+}
+
+#[test]
+fn paging_from_bucket_indices_lists_every_live_entry_once() {
+    let mut ft: FlowTable<InnerFlowId, u32> = FlowTable::new("ft", limit(4096), FLOW_DEF_TTL, 5);
+    for n in 0..3000 {
+        ft.add(key(UDP, n), n, t(0)).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut from = 0;
+    loop {
+        let page: Vec<_> = ft.iter_from(from).take(100).collect();
+        for (_, k, e) in &page {
+            assert_eq!(**k, key(UDP, *e.state()));
+            seen.push(*e.state());
+        }
+        match page.last() {
+            Some((i, _, _)) if page.len() == 100 => from = i + 1,
+            _ => break,
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..3000).collect::<Vec<_>>());
+}
