@@ -46,7 +46,7 @@ fn from_internet(rack: &mut Rack, sled: usize, v: u32, inner: Vec<u8>) {
         geneve: GeneveRepr::new(vni(v), vec![GeneveOpt::oxide_external()]),
     }
     .header_bytes(inner.len());
-    rack.from_boundary(sled, Link::U1, [outer, inner].concat());
+    rack.inject(sled, Link::U1, [outer, inner].concat());
 }
 
 fn set_ext(rack: &Rack, c: &VpcCfg, ephemeral: Option<&str>, floating: &[&str]) {

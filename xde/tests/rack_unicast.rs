@@ -237,7 +237,7 @@ fn two_vpcs_cannot_reach_each_other() {
     );
     let mut forged = rack.wire.last().unwrap().bytes.clone();
     forged[66..69].copy_from_slice(&vni(VNI_B).bytes());
-    rack.from_boundary(0, xde::Link::U1, forged);
+    rack.inject(0, xde::Link::U1, forged);
     assert!(rack.take(0, "a").is_empty());
     assert_eq!(rack.counter(0, "rx_no_port"), 1);
     assert_eq!(rack.not_ours.len(), 1);

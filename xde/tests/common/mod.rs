@@ -39,6 +39,9 @@ pub const SWITCH_MAC: MacAddr = MacAddr::from_const([0xa8, 0x40, 0x25, 0x00, 0x0
 pub const GW_MAC: MacAddr = MacAddr::from_const([0xa8, 0x40, 0x25, 0xff, 0x77, 0x77]);
 pub const BOUNDARY_IP: Ipv6Addr = Ipv6Addr::from_segments([0xfd00, 0x99, 0, 0, 0, 0, 0, 1]);
 pub const BOUNDARY_VNI: u32 = 99;
+/// The rack switch's own underlay address: the next hop multicast is forwarded to (it
+/// replicates to every other sled).
+pub const SWITCH_IP: Ipv6Addr = Ipv6Addr::from_segments([0xfd00, 0x99, 0, 0, 0, 0, 0, 0xff]);
 pub const VNI_A: u32 = 1_287_581;
 pub const VNI_B: u32 = 2_000_001;
 
@@ -171,7 +174,7 @@ impl Rack {
     /// `n` sleds, each with its underlay attached, and the boundary reachable.
     pub fn new(name: &str, n: usize) -> Self {
         let dir = Arc::new(Directory::default());
-        dir.known.write().unwrap().push(BOUNDARY_IP);
+        dir.known.write().unwrap().extend([BOUNDARY_IP, SWITCH_IP]);
         let mut sleds = Vec::new();
         for i in 0..n {
             dir.known.write().unwrap().push(sled_ip(i));
@@ -327,8 +330,8 @@ impl Rack {
         self.pump(sled, out);
     }
 
-    /// The boundary sends `frame` (an encapsulated frame) to sled `sled` on `link`.
-    pub fn from_boundary(&mut self, sled: usize, link: Link, frame: Vec<u8>) {
+    /// An encapsulated frame arrives at sled `sled` on `link` (from the boundary, or forged).
+    pub fn inject(&mut self, sled: usize, link: Link, frame: Vec<u8>) {
         self.pcap.borrow_mut().push(frame.clone());
         let mut out = Vec::new();
         self.sleds[sled]

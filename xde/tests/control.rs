@@ -1,0 +1,532 @@
+//! Control dispatch: every mutating command, refused, changes nothing; the envelope's
+//! errors (API version, undecodable or missing bodies, responses too large, unknown codes)
+//! in both the socket and the ioctl shape.
+
+mod common;
+
+use common::*;
+use opte_api::error::Os;
+use opte_api::error::errno::{EBUSY, EEXIST, ENOENT, EPROTO};
+use opte_api::{
+    API_VERSION, ClearLftReq, ClearUftReq, ControlRequest, ControlResponse, Direction,
+    DumpLayerReq, DumpTcpFlowsReq, DumpUftReq, ListLayersReq, MulticastUnderlay,
+    OPTE_CMD_RESP_COPY_OUT, OpteCmd, OpteError, SetXdeUnderlayReq,
+};
+use oxide_vpc::api::cmd::{self, Command};
+use oxide_vpc::api::*;
+
+/// A sled with two ports and something in every table.
+fn populated() -> Rack {
+    let rack = Rack::new("control", 1);
+    rack.add_guest(0, "g1", &guest(VNI_A, 5, 0));
+    rack.add_guest(0, "g2", &guest(VNI_B, 6, 0));
+    let remote = guest(VNI_A, 9, 0);
+    let remote = VpcCfg {
+        phys_ip: sled_ip(5),
+        ..remote
+    };
+    rack.map_guest(0, &remote);
+    let u = MulticastUnderlay::new(p("ff04::7")).unwrap();
+    rack.cmd::<cmd::SetMcast2Phys>(
+        0,
+        &SetMcast2PhysReq {
+            group: p("239.1.1.1"),
+            underlay: u,
+        },
+    )
+    .unwrap();
+    rack.cmd::<cmd::SetMcastForwarding>(
+        0,
+        &SetMcastForwardingReq {
+            underlay: u,
+            next_hops: vec![McastForwardingNextHop {
+                next_hop: NextHopV6 {
+                    addr: SWITCH_IP,
+                    vni: vni(77),
+                },
+                replication: Replication::Both,
+                source_filter: SourceFilter::default(),
+            }],
+        },
+    )
+    .unwrap();
+    rack.cmd::<cmd::McastSubscribe>(
+        0,
+        &McastSubscribeReq {
+            port_name: "g1".into(),
+            group: p("239.1.1.1"),
+            filter: SourceFilter::default(),
+        },
+    )
+    .unwrap();
+    rack
+}
+
+/// Everything the read commands show, as text.
+fn snapshot(rack: &Rack) -> String {
+    let mut s = String::new();
+    let mut add = |x: &dyn std::fmt::Debug| s.push_str(&format!("{x:?}\n"));
+    add(&rack.cmd::<cmd::ListPorts>(0, &()).unwrap());
+    add(&rack.cmd::<cmd::DumpVirt2Phys>(0, &()).unwrap());
+    add(&rack.cmd::<cmd::DumpVirt2Boundary>(0, &()).unwrap());
+    add(&rack.cmd::<cmd::DumpMcast2Phys>(0, &()).unwrap());
+    add(&rack.cmd::<cmd::DumpMcastForwarding>(0, &()).unwrap());
+    add(&rack.cmd::<cmd::DumpMcastSubscriptions>(0, &()).unwrap());
+    add(&rack.sleds[0].xde.underlay());
+    for port in ["g1", "g2"] {
+        let pn = || port.to_string();
+        let layers = rack
+            .cmd::<cmd::ListLayers>(0, &ListLayersReq { port_name: pn() })
+            .unwrap();
+        for l in &layers.layers {
+            add(&rack
+                .cmd::<cmd::DumpLayer>(
+                    0,
+                    &DumpLayerReq {
+                        port_name: pn(),
+                        name: l.name.clone(),
+                    },
+                )
+                .unwrap());
+        }
+        add(&layers);
+        add(&rack
+            .cmd::<cmd::DumpUft>(0, &DumpUftReq { port_name: pn() })
+            .unwrap());
+        add(&rack
+            .cmd::<cmd::DumpTcpFlows>(0, &DumpTcpFlowsReq { port_name: pn() })
+            .unwrap());
+        add(&rack.sleds[0].xde.port(port).unwrap().cfg());
+    }
+    s
+}
+
+/// Send `req` as command `C`; it must fail, and leave every table as it was.
+fn refused<C: Command>(rack: &Rack, req: C::Req) -> OpteError {
+    let before = snapshot(rack);
+    let e = rack
+        .cmd::<C>(0, &req)
+        .expect_err(&format!("{:?} {req:?} must fail", C::CMD));
+    assert_eq!(
+        snapshot(rack),
+        before,
+        "{:?} {req:?} changed something",
+        C::CMD
+    );
+    e
+}
+
+/// Send `req`: it succeeds but has nothing to do, and changes nothing.
+fn no_op<C: Command>(rack: &Rack, req: C::Req) -> C::Resp {
+    let before = snapshot(rack);
+    let r = rack.cmd::<C>(0, &req).unwrap();
+    assert_eq!(
+        snapshot(rack),
+        before,
+        "{:?} {req:?} changed something",
+        C::CMD
+    );
+    r
+}
+
+#[test]
+fn every_refused_mutating_command_changes_nothing() {
+    let rack = populated();
+    let nope = || "nope".to_string();
+    let g1 = || "g1".to_string();
+    let cfg = guest(VNI_A, 5, 0);
+    let u = MulticastUnderlay::new(p("ff04::7")).unwrap();
+    let tep = TunnelEndpoint {
+        ip: BOUNDARY_IP,
+        vni: vni(99),
+    };
+
+    let e = refused::<cmd::AddFwRule>(
+        &rack,
+        AddFwRuleReq {
+            port_name: nope(),
+            rule: p("dir=in action=allow priority=1 protocol=tcp"),
+        },
+    );
+    assert_eq!(e, OpteError::PortNotFound(nope()));
+    refused::<cmd::RemFwRule>(
+        &rack,
+        RemFwRuleReq {
+            port_name: g1(),
+            dir: Direction::In,
+            id: 9999,
+        },
+    );
+    refused::<cmd::SetFwRules>(
+        &rack,
+        SetFwRulesReq {
+            port_name: nope(),
+            rules: vec![],
+        },
+    );
+    refused::<cmd::ClearUft>(&rack, ClearUftReq { port_name: nope() });
+    let e = refused::<cmd::ClearLft>(
+        &rack,
+        ClearLftReq {
+            port_name: g1(),
+            layer_name: "nolayer".into(),
+        },
+    );
+    assert!(matches!(e, OpteError::LayerNotFound(_)), "{e:?}");
+    let phys = PhysNet {
+        ether: cfg.guest_mac,
+        ip: sled_ip(7),
+        vni: cfg.vni,
+    };
+    refused::<cmd::ClearVirt2Phys>(
+        &rack,
+        ClearVirt2PhysReq {
+            vip: ip4(&cfg),
+            phys,
+        },
+    );
+    refused::<cmd::SetVirt2Boundary>(
+        &rack,
+        SetVirt2BoundaryReq {
+            vip: p("10.0.0.0/8"),
+            tep: vec![],
+        },
+    );
+    refused::<cmd::ClearVirt2Boundary>(
+        &rack,
+        ClearVirt2BoundaryReq {
+            vip: p("10.0.0.0/8"),
+            tep: vec![tep],
+        },
+    );
+    let e = refused::<cmd::AddRouterEntry>(
+        &rack,
+        AddRouterEntryReq {
+            port_name: g1(),
+            dest: p("224.0.0.0/4"),
+            target: RouterTarget::InternetGateway(None),
+            class: RouterClass::System,
+        },
+    );
+    assert!(matches!(e, OpteError::InvalidRouterEntry { .. }), "{e:?}");
+    refused::<cmd::DelRouterEntry>(
+        &rack,
+        DelRouterEntryReq {
+            port_name: nope(),
+            dest: p("10.0.0.0/8"),
+            target: RouterTarget::Drop,
+            class: RouterClass::System,
+        },
+    );
+    let create = |name: &str, cfg: VpcCfg, mtu| CreateXdeReq {
+        linkid: 0,
+        xde_devname: name.into(),
+        cfg,
+        mtu,
+    };
+    assert_eq!(
+        refused::<cmd::CreateXde>(&rack, create("g1", guest(VNI_A, 77, 0), None)),
+        OpteError::PortExists(g1())
+    );
+    assert!(matches!(
+        refused::<cmd::CreateXde>(&rack, create("g9", cfg.clone(), None)),
+        OpteError::MacExists { .. }
+    ));
+    let mut bad = guest(VNI_A, 78, 0);
+    bad.ip_cfg.ipv4_mut().unwrap().private_ip = p("10.9.9.9");
+    assert!(matches!(
+        refused::<cmd::CreateXde>(&rack, create("g9", bad, None)),
+        OpteError::PortCreate(_)
+    ));
+    assert!(matches!(
+        refused::<cmd::CreateXde>(&rack, create("9bad name", guest(VNI_A, 79, 0), None)),
+        OpteError::PortCreate(_)
+    ));
+    assert!(matches!(
+        refused::<cmd::CreateXde>(&rack, create("g9", guest(VNI_A, 79, 0), Some(100))),
+        OpteError::PortCreate(_)
+    ));
+    assert_eq!(
+        refused::<cmd::DeleteXde>(
+            &rack,
+            DeleteXdeReq {
+                xde_devname: nope()
+            }
+        ),
+        OpteError::PortNotFound(nope())
+    );
+    let e = refused::<cmd::SetXdeUnderlay>(
+        &rack,
+        SetXdeUnderlayReq {
+            u1: "a".into(),
+            u2: "b".into(),
+        },
+    );
+    assert_eq!(e.errno_for(Os::Linux), EEXIST);
+    let e = refused::<cmd::ClearXdeUnderlay>(&rack, ());
+    assert_eq!(e.errno_for(Os::Linux), EBUSY, "{e}");
+    refused::<cmd::SetExternalIps>(
+        &rack,
+        SetExternalIpsReq {
+            port_name: nope(),
+            external_ips_v4: None,
+            external_ips_v6: None,
+            inet_gw_map: None,
+        },
+    );
+    refused::<cmd::AllowCidr>(
+        &rack,
+        AllowCidrReq {
+            port_name: nope(),
+            cidr: p("10.1.0.0/16"),
+            dir: Direction::In,
+        },
+    );
+    assert_eq!(
+        no_op::<cmd::RemoveCidr>(
+            &rack,
+            RemoveCidrReq {
+                port_name: g1(),
+                cidr: p("10.1.0.0/16"),
+                dir: Direction::In
+            }
+        ),
+        RemoveCidrResp::NotFound
+    );
+    refused::<cmd::AttachSubnet>(
+        &rack,
+        AttachSubnetReq {
+            port_name: nope(),
+            cidr: p("10.2.0.0/16"),
+            cfg: AttachedSubnetConfig::default(),
+        },
+    );
+    assert_eq!(
+        no_op::<cmd::DetachSubnet>(
+            &rack,
+            DetachSubnetReq {
+                port_name: g1(),
+                cidr: p("10.2.0.0/16")
+            }
+        ),
+        DetachSubnetResp::NotFound
+    );
+    refused::<cmd::SetMcastForwarding>(
+        &rack,
+        SetMcastForwardingReq {
+            underlay: u,
+            next_hops: vec![McastForwardingNextHop {
+                next_hop: NextHopV6 {
+                    addr: SWITCH_IP,
+                    vni: vni(5),
+                },
+                replication: Replication::Underlay,
+                source_filter: SourceFilter::default(),
+            }],
+        },
+    );
+    refused::<cmd::McastSubscribe>(
+        &rack,
+        McastSubscribeReq {
+            port_name: g1(),
+            group: p("239.9.9.9"),
+            filter: SourceFilter::default(),
+        },
+    );
+    assert_eq!(
+        refused::<cmd::McastSubscribe>(
+            &rack,
+            McastSubscribeReq {
+                port_name: nope(),
+                group: p("239.1.1.1"),
+                filter: SourceFilter::default()
+            }
+        ),
+        OpteError::PortNotFound(nope())
+    );
+    refused::<cmd::McastUnsubscribe>(
+        &rack,
+        McastUnsubscribeReq {
+            port_name: nope(),
+            group: p("239.1.1.1"),
+        },
+    );
+    refused::<cmd::SetMcast2Phys>(
+        &rack,
+        SetMcast2PhysReq {
+            group: p("10.1.1.1"),
+            underlay: u,
+        },
+    );
+    refused::<cmd::ClearMcast2Phys>(
+        &rack,
+        ClearMcast2PhysReq {
+            group: p("239.1.1.1"),
+            underlay: MulticastUnderlay::new(p("ff04::8")).unwrap(),
+        },
+    );
+}
+
+#[test]
+fn undecodable_and_missing_bodies_are_refused_and_change_nothing() {
+    let rack = populated();
+    let before = snapshot(&rack);
+    for c in OpteCmd::ALL {
+        let xde = &rack.sleds[0].xde;
+        let garbage = ControlRequest::new(c, vec![0xff; 7], 1 << 20);
+        let r = xde.dispatch(&garbage);
+        assert!(
+            matches!(r, ControlResponse::Err(OpteError::DeserCmdReq(_))),
+            "{c:?} on garbage: {r:?}"
+        );
+        let empty = ControlRequest::new(c, vec![], 1 << 20);
+        match xde.dispatch(&empty) {
+            ControlResponse::Err(OpteError::NoRequestBody) => {}
+            // The commands without a body run: only reads and ClearXdeUnderlay, which
+            // refuses while ports exist.
+            ControlResponse::Ok(_) => assert!(
+                matches!(
+                    c,
+                    OpteCmd::ListPorts
+                        | OpteCmd::DumpVirt2Phys
+                        | OpteCmd::DumpVirt2Boundary
+                        | OpteCmd::DumpMcastForwarding
+                        | OpteCmd::DumpMcastSubscriptions
+                        | OpteCmd::DumpMcast2Phys
+                        | OpteCmd::DumpXdeStats
+                ),
+                "{c:?} ran without a body"
+            ),
+            ControlResponse::Err(e) => {
+                assert_eq!(c, OpteCmd::ClearXdeUnderlay, "{c:?}: {e:?}");
+                assert_eq!(e.errno_for(Os::Linux), EBUSY);
+            }
+        }
+    }
+    assert_eq!(snapshot(&rack), before);
+}
+
+#[test]
+fn the_socket_shape_refuses_other_versions_and_oversized_responses() {
+    let rack = populated();
+    let xde = &rack.sleds[0].xde;
+    let mut old = ControlRequest::new(OpteCmd::ListPorts, vec![], 1 << 20);
+    old.api_version = 41;
+    assert_eq!(
+        xde.dispatch(&old),
+        ControlResponse::Err(OpteError::BadApiVersion {
+            user: 41,
+            kernel: API_VERSION
+        })
+    );
+    let small = ControlRequest::new(OpteCmd::ListPorts, vec![], 8);
+    let ControlResponse::Err(OpteError::RespTooLarge { needed, given: 8 }) = xde.dispatch(&small)
+    else {
+        panic!("expected RespTooLarge");
+    };
+    let enough = ControlRequest::new(OpteCmd::ListPorts, vec![], needed);
+    let resp: ListPortsResp = xde.dispatch(&enough).into_result().unwrap();
+    assert_eq!(resp.ports.len(), 2);
+}
+
+#[test]
+fn the_ioctl_shape_reports_errno_flags_and_the_size_needed() {
+    let rack = populated();
+    let xde = &rack.sleds[0].xde;
+    // Success: the body is the response.
+    let r = xde.dispatch_ioctl(
+        API_VERSION,
+        OpteCmd::ListPorts.code(),
+        &[],
+        1 << 20,
+        Os::Illumos,
+    );
+    assert_eq!((r.errno, r.flags), (0, 0));
+    let ports: ListPortsResp = postcard::from_bytes(&r.body).unwrap();
+    assert_eq!(ports.ports.len(), 2);
+    assert_eq!(r.resp_len_actual, r.body.len());
+    // Too small a buffer: ENOBUFS in each system's numbering, and the length needed.
+    for (os, enobufs) in [(Os::Linux, 105), (Os::Illumos, 132)] {
+        let r = xde.dispatch_ioctl(API_VERSION, OpteCmd::ListPorts.code(), &[], 16, os);
+        assert_eq!(r.errno, enobufs);
+        assert_eq!(r.resp_len_actual, ports_len(xde));
+    }
+    // A version mismatch: EPROTO with the error in the body.
+    let r = xde.dispatch_ioctl(7, OpteCmd::ListPorts.code(), &[], 1024, Os::Illumos);
+    assert_eq!((r.errno, r.flags), (EPROTO, OPTE_CMD_RESP_COPY_OUT));
+    let e: OpteError = postcard::from_bytes(&r.body).unwrap();
+    assert_eq!(
+        e,
+        OpteError::BadApiVersion {
+            user: 7,
+            kernel: API_VERSION
+        }
+    );
+    // A port that is not there: ENOENT, and the error says which.
+    let req = postcard::to_allocvec(&DeleteXdeReq {
+        xde_devname: "zz".into(),
+    })
+    .unwrap();
+    let r = xde.dispatch_ioctl(
+        API_VERSION,
+        OpteCmd::DeleteXde.code(),
+        &req,
+        1024,
+        Os::Illumos,
+    );
+    assert_eq!(r.errno, ENOENT);
+    let e: OpteError = postcard::from_bytes(&r.body).unwrap();
+    assert_eq!(e, OpteError::PortNotFound("zz".into()));
+    // A code that names no command.
+    let r = xde.dispatch_ioctl(API_VERSION, 94, &[], 1024, Os::Illumos);
+    assert_ne!(r.errno, 0);
+    assert_eq!(r.flags, OPTE_CMD_RESP_COPY_OUT);
+}
+
+fn ports_len(xde: &xde::Xde<SimHost>) -> usize {
+    match xde.dispatch(&ControlRequest::new(OpteCmd::ListPorts, vec![], 1 << 20)) {
+        ControlResponse::Ok(b) => b.len(),
+        ControlResponse::Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn ports_are_deleted_and_the_underlay_cleared_in_order() {
+    let rack = populated();
+    for p in ["g1", "g2"] {
+        rack.cmd::<cmd::DeleteXde>(
+            0,
+            &DeleteXdeReq {
+                xde_devname: p.into(),
+            },
+        )
+        .unwrap();
+    }
+    assert!(
+        rack.sleds[0].xde.host().ports.read().unwrap().is_empty(),
+        "the OS devices went too"
+    );
+    let subs = rack.cmd::<cmd::DumpMcastSubscriptions>(0, &()).unwrap();
+    assert!(
+        subs.entries.is_empty(),
+        "a deleted port's subscriptions go with it"
+    );
+    rack.cmd::<cmd::ClearXdeUnderlay>(0, &()).unwrap();
+    assert_eq!(rack.sleds[0].xde.underlay(), None);
+    let fwd = rack.cmd::<cmd::DumpMcastForwarding>(0, &()).unwrap();
+    assert!(fwd.entries.is_empty());
+    let e = rack.cmd::<cmd::ClearXdeUnderlay>(0, &()).unwrap_err();
+    assert_eq!(e.errno_for(Os::Linux), ENOENT);
+    let e = rack
+        .cmd::<cmd::CreateXde>(
+            0,
+            &CreateXdeReq {
+                linkid: 0,
+                xde_devname: "g1".into(),
+                cfg: guest(VNI_A, 5, 0),
+                mtu: None,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), "system error 22: underlay not initialized");
+}
