@@ -1,6 +1,7 @@
 //! Writes the sample packets of `opte::build::samples` into the seed corpora:
 //! `cargo run -p opte-fuzz --example seed_corpus`. Guest-side samples seed `parse-out`,
 //! network-side ones `parse-in`; each network sample's inner frame also seeds `parse-out`.
+//! A valid request of each kind seeds `control`.
 
 use opte::build::samples::{self, Side};
 use std::path::Path;
@@ -18,6 +19,10 @@ fn main() -> std::io::Result<()> {
                 }
             }
         }
+    }
+    std::fs::create_dir_all(root.join("control"))?;
+    for (name, data) in opte_fuzz::control_fixture::seeds() {
+        std::fs::write(root.join("control").join(name), data)?;
     }
     Ok(())
 }

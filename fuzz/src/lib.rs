@@ -104,3 +104,282 @@ pub fn check_parse_in(data: &[u8]) {
 pub fn check_parse_out(data: &[u8]) {
     check(data, false);
 }
+
+/// The control property: any envelope and request bytes, dispatched in either shape to a
+/// host with ports and something in every table, never panic; and a request that is
+/// refused leaves the host exactly as it was.
+///
+/// Input layout: byte 0 picks the API version (mostly ours), byte 1 the command (an index
+/// into `OpteCmd::ALL`, or past it a raw code), bytes 2..4 the response capacity, the rest
+/// is the request body.
+pub fn check_control(data: &[u8]) {
+    use opte_api::error::Os;
+    use opte_api::{API_VERSION, ControlRequest, ControlResponse, OpteCmd};
+    let (head, body) = data.split_at(data.len().min(4));
+    let mut h = [0u8; 4];
+    h[..head.len()].copy_from_slice(head);
+    let version = if h[0] == 0xff {
+        u64::from(h[3])
+    } else {
+        API_VERSION
+    };
+    let cap = usize::from(u16::from_be_bytes([h[2], h[3]])) * 16;
+    let xde = control_fixture::host();
+    let before = xde.state_text();
+    match OpteCmd::ALL.get(usize::from(h[1])) {
+        Some(&cmd) => {
+            let mut req = ControlRequest::new(cmd, body.to_vec(), cap as u64);
+            req.api_version = version;
+            if let ControlResponse::Err(e) = xde.dispatch(&req) {
+                let _ = e.to_string();
+                assert_eq!(
+                    xde.state_text(),
+                    before,
+                    "{cmd:?} was refused ({e}) but changed state"
+                );
+            }
+        }
+        None => {
+            let r = xde.dispatch_ioctl(version, i32::from(h[1]), body, cap, Os::Illumos);
+            assert_ne!(r.errno, 0, "an unknown code succeeded");
+            assert_eq!(xde.state_text(), before);
+        }
+    }
+}
+
+/// The host the control property runs against.
+pub mod control_fixture {
+    use opte_api::{IpCidr, MulticastUnderlay, OpteCmd};
+    use oxide_vpc::api::cmd::{self, Command};
+    use oxide_vpc::api::*;
+    use xde::Xde;
+    use xde::host::NullHost;
+
+    fn run<C: Command>(x: &Xde<NullHost>, req: &C::Req) {
+        let bytes = postcard::to_allocvec(req).expect("fixture request encodes");
+        x.execute(C::CMD, &bytes).expect("fixture command succeeds");
+    }
+
+    /// A dual-stack guest of VNI 100.
+    fn p<T: core::str::FromStr>(s: &str) -> T
+    where
+        T::Err: core::fmt::Debug,
+    {
+        s.parse().expect("fixture value")
+    }
+
+    pub fn cfg(last: u8) -> VpcCfg {
+        VpcCfg {
+            ip_cfg: IpCfg::DualStack {
+                ipv4: Ipv4Cfg {
+                    vpc_subnet: p("172.30.0.0/22"),
+                    private_ip: format!("172.30.0.{last}").parse().expect("ip"),
+                    gateway_ip: p("172.30.0.1"),
+                    external_ips: ExternalIpCfg {
+                        snat: Some(SNatCfg {
+                            external_ip: p("10.77.77.13"),
+                            ports: 1025..=4096,
+                        }),
+                        ephemeral_ip: None,
+                        floating_ips: vec![],
+                    },
+                    attached_subnets: Default::default(),
+                    transit_ips: Default::default(),
+                },
+                ipv6: Ipv6Cfg {
+                    vpc_subnet: p("fd00::/64"),
+                    private_ip: format!("fd00::{last}").parse().expect("ip"),
+                    gateway_ip: p("fd00::1"),
+                    external_ips: ExternalIpCfg::default(),
+                    attached_subnets: Default::default(),
+                    transit_ips: Default::default(),
+                },
+            },
+            guest_mac: opte_api::MacAddr::from_const([0xa8, 0x40, 0x25, 0xfa, 0, last]),
+            gateway_mac: opte_api::MacAddr::from_const([0xa8, 0x40, 0x25, 0xff, 0x77, 0x77]),
+            vni: opte_api::Vni::new(100).expect("vni"),
+            phys_ip: p("fd00:0:f7:101::1"),
+            dhcp: Default::default(),
+        }
+    }
+
+    /// Two ports with rules and routes, and entries in V2P, V2B, M2P and multicast.
+    pub fn host() -> Xde<NullHost> {
+        let x = Xde::new(NullHost, 1);
+        run::<cmd::SetXdeUnderlay>(
+            &x,
+            &opte_api::SetXdeUnderlayReq {
+                u1: "u1".into(),
+                u2: "u2".into(),
+            },
+        );
+        for (name, last) in [("opte0", 5), ("opte1", 6)] {
+            run::<cmd::CreateXde>(
+                &x,
+                &CreateXdeReq {
+                    linkid: 0,
+                    xde_devname: name.into(),
+                    cfg: cfg(last),
+                    mtu: None,
+                },
+            );
+            let sub: IpCidr = "172.30.0.0/22".parse().expect("cidr");
+            run::<cmd::AddRouterEntry>(
+                &x,
+                &AddRouterEntryReq {
+                    port_name: name.into(),
+                    dest: sub,
+                    target: RouterTarget::VpcSubnet(sub),
+                    class: RouterClass::System,
+                },
+            );
+            run::<cmd::AddFwRule>(
+                &x,
+                &AddFwRuleReq {
+                    port_name: name.into(),
+                    rule: "dir=in action=allow priority=10 protocol=tcp port=22"
+                        .parse()
+                        .expect("rule"),
+                },
+            );
+        }
+        let u = MulticastUnderlay::new("ff04::7".parse().expect("ip")).expect("underlay");
+        run::<cmd::SetMcast2Phys>(
+            &x,
+            &SetMcast2PhysReq {
+                group: "239.1.1.1".parse().expect("ip"),
+                underlay: u,
+            },
+        );
+        run::<cmd::McastSubscribe>(
+            &x,
+            &McastSubscribeReq {
+                port_name: "opte0".into(),
+                group: "239.1.1.1".parse().expect("ip"),
+                filter: SourceFilter::default(),
+            },
+        );
+        run::<cmd::SetVirt2Boundary>(
+            &x,
+            &SetVirt2BoundaryReq {
+                vip: "0.0.0.0/0".parse().expect("cidr"),
+                tep: vec![TunnelEndpoint {
+                    ip: "fd00:99::1".parse().expect("ip"),
+                    vni: opte_api::Vni::new(99).expect("vni"),
+                }],
+            },
+        );
+        let _ = OpteCmd::ListPorts;
+        x
+    }
+
+    /// Seed inputs: a valid request of each kind (first byte: our version; second: the
+    /// command's index).
+    pub fn seeds() -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut add = |name: &str, cmd: OpteCmd, body: Vec<u8>| {
+            let idx = OpteCmd::ALL
+                .iter()
+                .position(|c| *c == cmd)
+                .expect("a command") as u8;
+            let mut d = vec![0, idx, 0x10, 0];
+            d.extend(body);
+            out.push((format!("control-{name}"), d));
+        };
+        let e = |v: &dyn erased::Enc| v.enc();
+        add("list-ports", OpteCmd::ListPorts, vec![]);
+        add("dump-v2p", OpteCmd::DumpVirt2Phys, vec![]);
+        add(
+            "add-fw-rule",
+            OpteCmd::AddFwRule,
+            e(&AddFwRuleReq {
+                port_name: "opte0".into(),
+                rule: "dir=in action=deny priority=1 protocol=udp"
+                    .parse()
+                    .expect("rule"),
+            }),
+        );
+        add(
+            "rem-fw-rule",
+            OpteCmd::RemFwRule,
+            e(&RemFwRuleReq {
+                port_name: "opte0".into(),
+                dir: opte_api::Direction::In,
+                id: 1,
+            }),
+        );
+        add(
+            "create-xde",
+            OpteCmd::CreateXde,
+            e(&CreateXdeReq {
+                linkid: 0,
+                xde_devname: "opte2".into(),
+                cfg: cfg(7),
+                mtu: Some(1500),
+            }),
+        );
+        add(
+            "delete-xde",
+            OpteCmd::DeleteXde,
+            e(&DeleteXdeReq {
+                xde_devname: "opte1".into(),
+            }),
+        );
+        add(
+            "set-v2p",
+            OpteCmd::SetVirt2Phys,
+            e(&SetVirt2PhysReq {
+                vip: "172.30.0.9".parse().expect("ip"),
+                phys: PhysNet {
+                    ether: opte_api::MacAddr::from_const([2, 0, 0, 0, 0, 9]),
+                    ip: "fd00::9".parse().expect("ip"),
+                    vni: opte_api::Vni::new(100).expect("vni"),
+                },
+            }),
+        );
+        add(
+            "dump-layer",
+            OpteCmd::DumpLayer,
+            e(&opte_api::DumpLayerReq {
+                port_name: "opte0".into(),
+                name: "firewall".into(),
+            }),
+        );
+        add(
+            "mcast-subscribe",
+            OpteCmd::McastSubscribe,
+            e(&McastSubscribeReq {
+                port_name: "opte1".into(),
+                group: "239.1.1.1".parse().expect("ip"),
+                filter: SourceFilter::default(),
+            }),
+        );
+        add(
+            "set-external-ips",
+            OpteCmd::SetExternalIps,
+            e(&SetExternalIpsReq {
+                port_name: "opte0".into(),
+                external_ips_v4: Some(ExternalIpCfg {
+                    snat: None,
+                    ephemeral_ip: Some("10.60.0.1".parse().expect("ip")),
+                    floating_ips: vec![],
+                }),
+                external_ips_v6: None,
+                inet_gw_map: None,
+            }),
+        );
+        add("clear-underlay", OpteCmd::ClearXdeUnderlay, vec![]);
+        out
+    }
+
+    mod erased {
+        pub trait Enc {
+            fn enc(&self) -> Vec<u8>;
+        }
+        impl<T: serde::Serialize> Enc for T {
+            fn enc(&self) -> Vec<u8> {
+                postcard::to_allocvec(self).expect("seed encodes")
+            }
+        }
+    }
+}

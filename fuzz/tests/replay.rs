@@ -40,3 +40,13 @@ fn parse_out_corpus_and_regressions_hold() {
     );
     replay("regressions/parse-out", opte_fuzz::check_parse_out);
 }
+
+#[test]
+fn control_corpus_and_regressions_hold() {
+    let seeds = replay("corpus/control", opte_fuzz::check_control);
+    assert!(
+        seeds >= 10,
+        "the control seed corpus has only {seeds} files"
+    );
+    replay("regressions/control", opte_fuzz::check_control);
+}

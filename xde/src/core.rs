@@ -95,6 +95,34 @@ impl<H: Host> Xde<H> {
         self.ports.read().by_name.values().cloned().collect()
     }
 
+    /// Everything the read commands would show (the shared tables, every port's
+    /// configuration, layers, rules and flows), as text: two equal states print the same.
+    /// For checking that a refused command changed nothing.
+    pub fn state_text(&self) -> String {
+        use core::fmt::Write;
+        let t = &self.tables;
+        let mut s = String::new();
+        let _ = writeln!(s, "underlay {:?}", self.underlay());
+        let _ = writeln!(s, "v2p {:?}", t.v2p.dump());
+        let _ = writeln!(s, "v2b {:?}", t.v2b.dump());
+        let _ = writeln!(s, "m2p {:?}", t.m2p.dump());
+        let _ = writeln!(s, "mcast_fwd {:?}", t.mcast_fwd.dump());
+        let _ = writeln!(s, "mcast_subs {:?}", t.mcast_subs.dump());
+        for p in self.ports() {
+            let _ = writeln!(s, "port {} {:?} {:?}", p.name(), p.key(), p.info());
+            p.with_vpc(|v| {
+                let port = v.port();
+                let _ = writeln!(s, " cfg {:?} epoch {}", v.cfg(), port.epoch());
+                for l in port.list_layers() {
+                    let _ = writeln!(s, " layer {:?}", port.dump_layer(l.name.as_str()));
+                }
+                let _ = writeln!(s, " uft {:?}", port.dump_uft());
+                let _ = writeln!(s, " tcp {:?}", port.dump_tcp_flows());
+            });
+        }
+        s
+    }
+
     /// Once a second: expire idle flows on every port (a bounded step each) and forget
     /// unused next hops.
     pub fn tick(&self, now: Moment) {

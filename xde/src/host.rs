@@ -41,3 +41,26 @@ pub trait Host: Send + Sync {
     /// among equal routes by it): which link, and the Ethernet addresses of the hop.
     fn next_hop(&self, dst: Ipv6Addr, hash: u16) -> Result<Route, RouteError>;
 }
+
+/// A host whose OS does nothing: devices are "made", underlays "attached", and no next
+/// hop is ever found. For tools and tests that exercise control without a datapath.
+#[derive(Debug, Default)]
+pub struct NullHost;
+
+impl Host for NullHost {
+    fn attach_underlay(&self, _u1: &str, _u2: &str) -> Result<(), OpteError> {
+        Ok(())
+    }
+
+    fn detach_underlay(&self) {}
+
+    fn create_port(&self, _name: &str, _mac: MacAddr, _mtu: u32) -> Result<(), OpteError> {
+        Ok(())
+    }
+
+    fn delete_port(&self, _name: &str) {}
+
+    fn next_hop(&self, dst: Ipv6Addr, _hash: u16) -> Result<Route, RouteError> {
+        Err(RouteError::NoRoute(dst))
+    }
+}
