@@ -1,6 +1,7 @@
 //! What the benchmarks share: a global allocator that counts allocations per thread, and the
 //! benchmark cases (packets from `opte::build::samples`, named as the reference names them).
 
+pub mod host;
 pub mod vpc;
 
 use opte::build::samples::{self, Sample};

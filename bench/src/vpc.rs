@@ -27,7 +27,8 @@ where
     s.parse().expect("a valid literal")
 }
 
-fn cfg() -> VpcCfg {
+/// The benchmark guest's configuration.
+pub fn cfg() -> VpcCfg {
     let dhcp = DhcpCfg {
         hostname: Some(p("testbox")),
         host_domain: Some(p("test.oxide.computer")),
@@ -97,21 +98,26 @@ fn base_port() -> VpcPort {
     tables.v2b.set(p("0.0.0.0/0"), &[tep]).expect("a V2B entry");
     tables.v2b.set(p("::/0"), &[tep]).expect("a V2B entry");
     let sub: IpCidr = p("172.30.0.0/22");
-    let vni = cfg.vni.as_u32();
     let mut port = VpcPort::new("bench0", cfg, 1500, tables, PortLimits::for_tests(), 0x0b5e)
         .expect("a valid port configuration");
     port.add_router_entry(sub, RouterTarget::VpcSubnet(sub), RouterClass::System)
         .expect("a valid route");
-    let rules: Vec<FirewallRule> = [
+    port.set_fw_rules(&default_fw_rules())
+        .expect("valid firewall rules");
+    port
+}
+
+/// The RFD 63 default inbound rules of the benchmark guest's VPC.
+pub fn default_fw_rules() -> Vec<FirewallRule> {
+    let vni = samples::GUEST_VNI;
+    [
         format!("dir=in action=allow priority=65534 hosts=vni={vni}"),
         "dir=in action=allow priority=65534 protocol=tcp port=22".into(),
         "dir=in action=allow priority=65534 protocol=icmp".into(),
     ]
     .iter()
     .map(|s| p(s))
-    .collect();
-    port.set_fw_rules(&rules).expect("valid firewall rules");
-    port
+    .collect()
 }
 
 /// The hairpin port: SNAT only, no internet-gateway routes.

@@ -49,7 +49,7 @@ fn test() -> Result<(), String> {
         ]),
     )?;
     step(
-        "no_std build of the engine",
+        "no_std build of the engine and the host core",
         cargo(&[
             "build",
             "-p",
@@ -58,6 +58,8 @@ fn test() -> Result<(), String> {
             "opte-api",
             "-p",
             "oxide-vpc",
+            "-p",
+            "xde",
             "--no-default-features",
         ]),
     )?;

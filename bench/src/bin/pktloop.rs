@@ -7,9 +7,14 @@
 //! tables are cleared before every packet (untimed, so each packet is timed on its own).
 //! Under `valgrind --tool=callgrind --toggle-collect='*vpc::process*'` the instruction
 //! count covers exactly the timed work; divide by N for instructions per packet.
+//!
+//! Family `XDE-FastPath` (instances as `ULP-FastPath`'s) runs the same packets through a
+//! whole `xde` host instead: port lookup, the port's lock, the flow cache, the route cache
+//! and the next-hop MACs (`--toggle-collect='*host::process*'`).
 
 use opte::build::samples::{self, Sample};
 use opte::engine::port::ProcessResult;
+use opte_bench::host;
 use opte_bench::vpc::{self, clear_flows};
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -23,7 +28,8 @@ fn usage(msg: &str) -> ExitCode {
     eprintln!(
         "  families: ULP-FastPath, ULP-SlowPath (instances V4-Tcp-OUT-0B ...), Hairpin-DHCPv4,"
     );
-    eprintln!("  Hairpin-DHCPv6, Hairpin-ICMPv4, Hairpin-ICMPv6 (instances as in `cargo ubench`)");
+    eprintln!("  Hairpin-DHCPv6, Hairpin-ICMPv4, Hairpin-ICMPv6 (instances as in `cargo ubench`),");
+    eprintln!("  XDE-FastPath (the ULP instances, through a whole xde host)");
     ExitCode::from(2)
 }
 
@@ -48,6 +54,12 @@ fn main() -> ExitCode {
     let Some((family, instance)) = case.split_once('/') else {
         return usage(&format!("bad case {case:?}: expected family/instance"));
     };
+    if family == "XDE-FastPath" {
+        let Some(s) = samples::ulp(instance) else {
+            return usage(&format!("unknown ULP instance {instance:?}"));
+        };
+        return xde_loop(&case, &s, vpc::out_twin(instance), packets);
+    }
     let (sample, slow, mut port) = match family {
         "ULP-FastPath" | "ULP-SlowPath" => {
             let Some(s) = samples::ulp(instance) else {
@@ -104,6 +116,38 @@ fn main() -> ExitCode {
     println!("ns_per_packet {:.1}", ns as f64 / done as f64);
     if modified + hairpins != done {
         eprintln!("pktloop: some packets were dropped: the case is misconfigured");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// The loop through a whole host: every packet must come out as one thing for the OS to do.
+fn xde_loop(case: &str, sample: &Sample, twin: Option<Sample>, packets: u64) -> ExitCode {
+    let (x, port) = host::ulp_host();
+    let mut out = Vec::with_capacity(4);
+    let mut total = Duration::ZERO;
+    let (mut done, mut emitted) = (0u64, 0u64);
+    while done < packets {
+        let n = BATCH.min((packets - done) as usize);
+        if let Some(t) = &twin {
+            host::process(&x, &port, t.side, t.packet(), &mut out);
+        }
+        let mut batch: Vec<_> = (0..n).map(|_| sample.packet()).collect();
+        let t = Instant::now();
+        for pkt in batch.drain(..) {
+            emitted += host::process(&x, &port, sample.side, pkt, &mut out) as u64;
+        }
+        out.clear();
+        total += t.elapsed();
+        done += n as u64;
+    }
+    let ns = total.as_nanos();
+    println!("case {case}");
+    println!("packets {done} (emitted {emitted})");
+    println!("total_ns {ns}");
+    println!("ns_per_packet {:.1}", ns as f64 / done as f64);
+    if emitted != done {
+        eprintln!("pktloop: some packets went nowhere: the case is misconfigured");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
