@@ -12,7 +12,7 @@
 use super::view::{PacketView, Parsed};
 use crate::build::Encap;
 use crate::packet::parse::{InnerMeta, L3Info, UlpInfo, UlpKind};
-use crate::packet::{EncapInfo, Loc, Packet};
+use crate::packet::{CsumState, EncapInfo, Loc, Packet};
 use crate::wire::csum::Checksum;
 use crate::wire::ether::{ETHER_TYPE_IPV6, EtherHdr, EtherRepr};
 use crate::wire::geneve::{
@@ -330,6 +330,9 @@ pub struct CompiledTransform {
     ip_delta: Option<u16>,
     /// Added to the L4 checksum: pseudo-header, ports, echo id (folded to 16 bits).
     l4_delta: Option<u16>,
+    /// The pseudo-header's part of `l4_delta` alone: what a partial checksum (one the
+    /// device finishes over the L4 bytes, ports included) must be moved by.
+    pseudo_delta: Option<u16>,
     embedded: Option<EmbeddedRewrite>,
 }
 
@@ -406,11 +409,13 @@ impl CompiledTransform {
             IpRewrite::None => false,
         };
         let (mut src_port, mut dst_port, mut icmp_id) = (None, None, None);
+        let mut pseudo_delta = None;
         if let (Some(u0), Some(u1)) = (before.ulp, after.ulp) {
             // Pseudo-header addresses count in every L4 checksum but ICMPv4's.
             if ip_changed && u0.kind != UlpKind::Icmpv4 {
                 l4_sum.add(ip_sum);
                 l4_changed = true;
+                pseudo_delta = Some(ip_sum.fold());
             }
             // A field that changes adds its own difference to the L4 checksum.
             let mut field = |old: u16, new: u16| {
@@ -444,6 +449,7 @@ impl CompiledTransform {
             icmp_id,
             ip_delta: (ip_changed && is_v4).then(|| ip_sum.fold()),
             l4_delta: l4_changed.then(|| l4_sum.fold()),
+            pseudo_delta,
         })
     }
 
@@ -451,13 +457,14 @@ impl CompiledTransform {
     /// is popped (the read offset moves) or pushed (into the headroom).
     pub fn apply(&self, pkt: &mut Packet, parsed: &Parsed) -> Result<(), HdrTransformError> {
         let m = parsed.inner();
+        let partial = matches!(pkt.offload().csum, CsumState::Partial { .. });
         // The usual packet has its inner headers in one segment: find it once and patch
         // through plain slice offsets. Anything else goes header by header.
         let one_seg = m.l3.is_none_or(|l| l.loc().seg == m.eth.loc.seg)
             && m.ulp.is_none_or(|u| u.loc.seg == m.eth.loc.seg);
         match pkt.segment_mut(usize::from(m.eth.loc.seg)) {
-            Some(seg) if one_seg => self.rewrite_inner(&mut OneSeg(seg.data_mut()), m)?,
-            _ => self.rewrite_inner(&mut AnySeg(pkt), m)?,
+            Some(seg) if one_seg => self.rewrite_inner(&mut OneSeg(seg.data_mut()), m, partial)?,
+            _ => self.rewrite_inner(&mut AnySeg(pkt), m, partial)?,
         }
         if self.embedded.is_some() {
             self.rewrite_embedded(pkt, m)?;
@@ -481,7 +488,12 @@ impl CompiledTransform {
     /// The inner Ethernet, IP and L4 rewrites, with the checksum deltas of address, port
     /// and echo-id changes. (An ICMP error's quoted packet is [`Self::rewrite_embedded`]'s.)
     #[inline]
-    fn rewrite_inner<H: Hdrs>(&self, hs: &mut H, m: &InnerMeta) -> Result<(), HdrTransformError> {
+    fn rewrite_inner<H: Hdrs>(
+        &self,
+        hs: &mut H,
+        m: &InnerMeta,
+        partial: bool,
+    ) -> Result<(), HdrTransformError> {
         if self.eth_src.is_some() || self.eth_dst.is_some() {
             let e = hs
                 .hdr::<EtherHdr>(m.eth.loc)
@@ -526,8 +538,64 @@ impl CompiledTransform {
         if self.embedded.is_some() {
             return Ok(());
         }
-        if let (Some(u), Some(d)) = (m.ulp, self.l4_delta) {
+        if partial {
+            if let Some(u) = m.ulp {
+                self.rewrite_partial_l4(hs, u)?;
+            }
+        } else if let (Some(u), Some(d)) = (m.ulp, self.l4_delta) {
             self.rewrite_l4(hs, u, d)?;
+        }
+        Ok(())
+    }
+
+    /// The L4 rewrite of a packet whose checksum the device will finish (virtio-net
+    /// `NEEDS_CSUM`): the field holds the pseudo-header's sum, uncomplemented, so only
+    /// the pseudo-header's change moves it (RFC 1624's update does not apply), and new
+    /// ports are summed by the device with the rest of the segment.
+    fn rewrite_partial_l4<H: Hdrs>(&self, hs: &mut H, u: UlpInfo) -> Result<(), HdrTransformError> {
+        let add = |csum: [u8; 2], d: Option<u16>| match d {
+            Some(d) => {
+                let s = u32::from(u16::from_be_bytes(csum)) + u32::from(d);
+                (((s & 0xffff) + (s >> 16)) as u16).to_be_bytes()
+            }
+            None => csum,
+        };
+        match u.kind {
+            UlpKind::Tcp => {
+                let h = hs
+                    .hdr::<TcpHdr>(u.loc)
+                    .ok_or(HdrTransformError::MissingHeader("TCP"))?;
+                if let Some(p) = self.src_port {
+                    h.src_port.set(p);
+                }
+                if let Some(p) = self.dst_port {
+                    h.dst_port.set(p);
+                }
+                h.csum = add(h.csum, self.pseudo_delta);
+            }
+            UlpKind::Udp => {
+                let h = hs
+                    .hdr::<UdpHdr>(u.loc)
+                    .ok_or(HdrTransformError::MissingHeader("UDP"))?;
+                if let Some(p) = self.src_port {
+                    h.src_port.set(p);
+                }
+                if let Some(p) = self.dst_port {
+                    h.dst_port.set(p);
+                }
+                h.csum = add(h.csum, self.pseudo_delta);
+            }
+            UlpKind::Icmpv4 | UlpKind::Icmpv6 => {
+                let h = hs
+                    .hdr::<IcmpHdr>(u.loc)
+                    .ok_or(HdrTransformError::MissingHeader("ICMP"))?;
+                if let Some(id) = self.icmp_id {
+                    let [a, b] = id.to_be_bytes();
+                    h.rest[0] = a;
+                    h.rest[1] = b;
+                }
+                h.csum = add(h.csum, self.pseudo_delta);
+            }
         }
         Ok(())
     }

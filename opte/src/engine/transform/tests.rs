@@ -317,3 +317,66 @@ mod icmp_errors {
         assert_eq!(pkt.to_vec(), before);
     }
 }
+
+/// A guest that leaves its checksum to the device (virtio-net `NEEDS_CSUM`) has only the
+/// pseudo-header's sum in the field. After SNAT (new source address and port) and the
+/// device's finishing sum over the segment, the checksum must verify.
+#[test]
+fn a_partial_checksum_moves_with_the_pseudo_header_only() {
+    use crate::packet::{CsumState, Offload};
+    for case in [
+        "V4-Tcp-OUT-0B",
+        "V4-Udp-OUT-0B",
+        "V6-Tcp-OUT-0B",
+        "V6-Udp-OUT-0B",
+    ] {
+        let (mut pkt, parsed) = guest(case);
+        let m = *parsed.inner();
+        let u = m.ulp.unwrap();
+        let len = usize::from(u.hdr_len) + m.body_len as usize;
+        let pseudo = match m.flow.addrs {
+            AddrPair::V4 { src, dst } => {
+                pseudo_v4(src.bytes(), dst.bytes(), m.flow.proto, len as u16)
+            }
+            AddrPair::V6 { src, dst } => {
+                pseudo_v6(src.bytes(), dst.bytes(), m.flow.proto, len as u32)
+            }
+        };
+        let at = u.loc.off as usize + if u.kind == UlpKind::Tcp { 16 } else { 6 };
+        let seg = pkt.segment_mut(0).unwrap().data_mut();
+        seg[at..at + 2].copy_from_slice(&pseudo.fold().to_be_bytes());
+        pkt.set_offload(Offload {
+            csum: CsumState::Partial {
+                csum_start: u.loc.off as u16,
+                csum_offset: (at - u.loc.off as usize) as u16,
+            },
+            gso: None,
+        });
+        let new_src = match m.flow.addrs {
+            AddrPair::V4 { .. } => IpAddr::Ip4(Ipv4Addr::from_const([10, 77, 77, 13])),
+            AddrPair::V6 { .. } => IpAddr::Ip6("2001:db8::1".parse().unwrap()),
+        };
+        let t = HdrTransform {
+            ip_src: Some(new_src),
+            src_port: Some(2222),
+            ..HdrTransform::identity("snat")
+        };
+        let c = CompiledTransform::compile(&t, &PacketView::new(&pkt, &parsed)).unwrap();
+        c.apply(&mut pkt, &parsed).unwrap();
+        // The device: sum the segment from csum_start with the field as it is, store the
+        // complement.
+        let seg = pkt.segment_mut(0).unwrap().data_mut();
+        let start = u.loc.off as usize;
+        let sum = Checksum::of(&seg[start..start + len]).fold();
+        seg[at..at + 2].copy_from_slice(&(!sum).to_be_bytes());
+        let mut again = Packet::copy_from(&pkt.to_vec());
+        let reparsed = Parsed::Guest(parse_guest(&mut again).unwrap());
+        assert_eq!(reparsed.inner().flow.addrs.src(), new_src, "{case}");
+        assert_eq!(reparsed.inner().flow.proto_info[0], 2222, "{case}");
+        assert!(
+            l4_ok(&again, &reparsed),
+            "{case}: the finished checksum verifies"
+        );
+        assert!(ip4_ok(&again, &reparsed), "{case}");
+    }
+}
