@@ -18,11 +18,11 @@ use crate::api::{
     McastForwardingEntry, McastForwardingNextHop, McastSubscriberEntry, McastSubscriptionEntry,
     NextHopV6, Replication, SourceFilter,
 };
+use crate::tables::Generation;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
 use opte::sync::RwLock;
 use opte_api::{IpAddr, MulticastUnderlay, OpteError};
 
@@ -31,7 +31,7 @@ use opte_api::{IpAddr, MulticastUnderlay, OpteError};
 pub struct Mcast2Phys {
     limits: McastLimits,
     inner: RwLock<BTreeMap<IpAddr, MulticastUnderlay>>,
-    generation: AtomicU64,
+    generation: Generation,
 }
 
 impl Mcast2Phys {
@@ -43,13 +43,21 @@ impl Mcast2Phys {
         Self {
             limits,
             inner: RwLock::default(),
-            generation: AtomicU64::new(0),
+            generation: Generation::default(),
+        }
+    }
+
+    /// A table whose changes bump `generation`.
+    pub fn with_generation(generation: Generation) -> Self {
+        Self {
+            generation,
+            ..Self::default()
         }
     }
 
     /// Bumped by every change of a mapping.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.get()
     }
 
     /// Map `group` to `underlay`, replacing an older mapping of `group`.
@@ -64,7 +72,7 @@ impl Mcast2Phys {
             return Err(OpteError::MaxCapacity(self.limits.mappings as u64));
         }
         if m.insert(group, underlay) != Some(underlay) {
-            self.generation.fetch_add(1, Ordering::Release);
+            self.generation.bump();
         }
         Ok(())
     }
@@ -75,7 +83,7 @@ impl Mcast2Phys {
         match m.get(&group) {
             Some(u) if *u == underlay => {
                 m.remove(&group);
-                self.generation.fetch_add(1, Ordering::Release);
+                self.generation.bump();
                 Ok(())
             }
             Some(u) => Err(OpteError::BadState(format!(

@@ -16,6 +16,7 @@ pub use crate::mcast::Mcast2Phys;
 use crate::mcast::{McastForwarding, McastSubscriptions};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use opte::sync::RwLock;
 use opte_api::{IpAddr, IpCidr, Ipv4Addr, Ipv4Cidr, Ipv6Addr, Ipv6Cidr, OpteError, Vni};
@@ -114,16 +115,17 @@ pub const V2P_LIMIT: usize = 1 << 20;
 /// The most V2B prefixes a host holds.
 pub const V2B_LIMIT: usize = 1 << 16;
 
-/// A table's generation: bumped by every change a compiled flow may depend on.
-#[derive(Debug, Default)]
-struct Generation(AtomicU64);
+/// A generation counter bumped by every change a compiled flow may depend on. The tables
+/// of one [`VpcTables`] share one, so a port reads a single counter per packet.
+#[derive(Clone, Debug, Default)]
+pub struct Generation(Arc<AtomicU64>);
 
 impl Generation {
-    fn bump(&self) {
+    pub fn bump(&self) {
         self.0.fetch_add(1, Ordering::Release);
     }
 
-    fn get(&self) -> u64 {
+    pub fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
 }
@@ -139,6 +141,14 @@ pub struct VpcMappings {
 impl VpcMappings {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Mappings whose changes bump `generation`.
+    pub fn with_generation(generation: Generation) -> Self {
+        Self {
+            generation,
+            ..Self::default()
+        }
     }
 
     /// Map `vip` in `phys.vni` to the guest at `phys` (replacing an older mapping). A new
@@ -288,6 +298,14 @@ impl Virt2Boundary {
         Self::default()
     }
 
+    /// A table whose changes bump `generation`.
+    pub fn with_generation(generation: Generation) -> Self {
+        Self {
+            generation,
+            ..Self::default()
+        }
+    }
+
     /// Add endpoints for a prefix (a union with those it has).
     pub fn set(&self, vip: IpCidr, teps: &[TunnelEndpoint]) -> Result<(), OpteError> {
         if teps.is_empty() {
@@ -399,7 +417,7 @@ impl Virt2Boundary {
 }
 
 /// The shared tables, as one handle a port keeps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VpcTables {
     pub v2p: VpcMappings,
     pub v2b: Virt2Boundary,
@@ -408,16 +426,30 @@ pub struct VpcTables {
     pub mcast_fwd: McastForwarding,
     /// Which of the host's ports receive each underlay group (no port consults it).
     pub mcast_subs: McastSubscriptions,
+    /// Bumped by V2P, V2B and M2P alike.
+    generation: Generation,
+}
+
+impl Default for VpcTables {
+    fn default() -> Self {
+        let g = Generation::default();
+        Self {
+            v2p: VpcMappings::with_generation(g.clone()),
+            v2b: Virt2Boundary::with_generation(g.clone()),
+            m2p: Mcast2Phys::with_generation(g.clone()),
+            mcast_fwd: McastForwarding::default(),
+            mcast_subs: McastSubscriptions::default(),
+            generation: g,
+        }
+    }
 }
 
 impl VpcTables {
     /// The generation of everything a compiled flow depends on (V2P, V2B, M2P): grows with
     /// every change, so a port compares it against the one its flows were compiled at.
+    #[inline]
     pub fn epoch(&self) -> u64 {
-        self.v2p
-            .generation()
-            .wrapping_add(self.v2b.generation())
-            .wrapping_add(self.m2p.generation())
+        self.generation.get()
     }
 }
 

@@ -12,7 +12,7 @@
 use super::view::{PacketView, Parsed};
 use crate::build::Encap;
 use crate::packet::parse::{InnerMeta, L3Info, UlpInfo, UlpKind};
-use crate::packet::{CsumState, EncapInfo, Loc, Packet};
+use crate::packet::{CsumState, EncapMarks, Loc, Packet};
 use crate::wire::csum::Checksum;
 use crate::wire::ether::{ETHER_TYPE_IPV6, EtherHdr, EtherRepr};
 use crate::wire::geneve::{
@@ -221,8 +221,8 @@ pub struct EncapBytes {
     ip6_payload_base: usize,
     /// Bytes of the encapsulation counted in the UDP length.
     udp_base: usize,
-    /// What the packet tells the host once this is pushed (`mss_at` relative to the front).
-    info: EncapInfo,
+    /// What the packet tells the host once this is pushed, beyond the headers themselves.
+    marks: EncapMarks,
 }
 
 impl EncapBytes {
@@ -261,10 +261,7 @@ impl EncapBytes {
             udp_len_at: EtherHdr::LEN + Ipv6Hdr::LEN + 4,
             ip6_payload_base: udp_base,
             udp_base,
-            info: EncapInfo {
-                dst: p.ip6_dst,
-                vni: p.vni,
-                flow_hash: p.entropy,
+            marks: EncapMarks {
                 internal: p.internal,
                 mss_at,
                 repl_at,
@@ -290,7 +287,7 @@ impl EncapBytes {
         if let Some(f) = front.get_mut(ua..ua + 2) {
             f.copy_from_slice(&udp_len.to_be_bytes());
         }
-        pkt.set_encap(Some(self.info));
+        pkt.set_encap(Some(self.marks));
         Ok(())
     }
 }

@@ -129,8 +129,24 @@ pub struct Packet {
     /// Never empty: an empty packet is one empty segment.
     segs: SmallVec<[Segment; 2]>,
     offload: Offload,
-    encap: Option<EncapInfo>,
+    /// Set by a transform that pushed an encapsulation; the rest of [`EncapInfo`] is read
+    /// from the outer headers it wrote, so the packet stays small to move.
+    encap: Option<EncapMarks>,
 }
+
+/// What a pushed encapsulation's bytes do not say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EncapMarks {
+    pub(crate) internal: bool,
+    pub(crate) mss_at: Option<u16>,
+    pub(crate) repl_at: Option<u16>,
+}
+
+/// Where the pushed outer headers keep what [`EncapInfo`] reports: Ethernet (14), IPv6
+/// (40: destination at 24), UDP (8: source port first), Geneve (VNI at 4).
+const OUTER_IP6_DST: usize = 14 + 24;
+const OUTER_UDP_SRC: usize = 14 + 40;
+const OUTER_VNI: usize = 14 + 40 + 8 + 4;
 
 impl Default for Packet {
     fn default() -> Self {
@@ -233,12 +249,26 @@ impl Packet {
         self.offload = o;
     }
 
-    /// The encapsulation the last transform pushed, if it pushed one.
+    /// The encapsulation the last transform pushed, if it pushed one: read from the outer
+    /// headers it wrote in front of the first segment, so no parse is needed.
     pub fn encap(&self) -> Option<EncapInfo> {
-        self.encap
+        let marks = self.encap?;
+        let d = self.segs.first()?.data();
+        let dst: [u8; 16] = d.get(OUTER_IP6_DST..OUTER_IP6_DST + 16)?.try_into().ok()?;
+        let hash = d.get(OUTER_UDP_SRC..OUTER_UDP_SRC + 2)?;
+        let vni = d.get(OUTER_VNI..OUTER_VNI + 3)?;
+        let vni = u32::from_be_bytes([0, *vni.first()?, *vni.get(1)?, *vni.get(2)?]);
+        Some(EncapInfo {
+            dst: opte_api::Ipv6Addr::from_const(dst),
+            vni: opte_api::Vni::new(vni)?,
+            flow_hash: u16::from_be_bytes([*hash.first()?, *hash.get(1)?]),
+            internal: marks.internal,
+            mss_at: marks.mss_at,
+            repl_at: marks.repl_at,
+        })
     }
 
-    pub(crate) fn set_encap(&mut self, e: Option<EncapInfo>) {
+    pub(crate) fn set_encap(&mut self, e: Option<EncapMarks>) {
         self.encap = e;
     }
 
