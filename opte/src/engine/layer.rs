@@ -243,7 +243,7 @@ impl Layer {
         let action = match matched {
             Some(a) => {
                 self.dir_stats(dir).rule_match += 1;
-                cx.probes.rule_match(cx.port, self.name, dir, &flow, "");
+                cx.probes.rule_match(cx.port, self.name, dir, &flow, &a);
                 a
             }
             None => {

@@ -131,6 +131,8 @@ pub struct UftEntry {
     xform: CompiledTransform,
     /// The other direction's UFT key of this flow, once known.
     pair: Option<InnerFlowId>,
+    /// The flow key of this flow's packets once transformed (the probes' "after").
+    after: InnerFlowId,
     /// The TCP table key, for TCP flows, with its hash in the TCP table (so the fast path
     /// hashes one key per packet, not two).
     tcp_key: Option<(InnerFlowId, u64)>,
@@ -237,10 +239,12 @@ pub struct Port<N, P = NoProbes> {
 }
 
 enum Fast {
-    Done(ProcessResult),
+    /// The result, and the flow key of the packet as it leaves.
+    Done(ProcessResult, InnerFlowId),
     Miss,
 }
 
+#[inline(always)]
 fn tcp_fields(pkt: &Packet, m: &InnerMeta) -> Option<(u8, u32, u32)> {
     let u = m.ulp.filter(|u| u.kind == UlpKind::Tcp)?;
     let h = pkt.view::<TcpHdr>(u.loc)?;
@@ -295,14 +299,17 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         let flow = parsed.flow();
         self.probes
             .port_process_entry(&self.name, dir, &flow, self.epoch);
-        let (r, path) = if self.state != PortState::Running {
-            (ProcessResult::Drop(DropReason::PortNotRunning), 0)
+        let (r, path, after) = if self.state != PortState::Running {
+            (ProcessResult::Drop(DropReason::PortNotRunning), 0, flow)
         } else if parsed.inner().eth.vlan.is_some() && !self.net.allows_vlan_tags() {
-            (ProcessResult::Drop(DropReason::VlanTagged), 0)
+            (ProcessResult::Drop(DropReason::VlanTagged), 0, flow)
         } else {
             match self.fast_path(dir, pkt, parsed, flow, now) {
-                Fast::Done(r) => (r, 1),
-                Fast::Miss => (self.slow_path(dir, pkt, parsed, flow, now), 3),
+                Fast::Done(r, after) => (r, 1, after),
+                Fast::Miss => {
+                    let (r, after) = self.slow_path(dir, pkt, parsed, flow, now);
+                    (r, 3, after)
+                }
             }
         };
         let st = self.dir_stats(dir);
@@ -315,7 +322,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             }
         }
         self.probes
-            .port_process_return(&self.name, dir, &flow, &parsed.flow(), path);
+            .port_process_return(&self.name, dir, &flow, &after, path);
         r
     }
 
@@ -402,6 +409,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         e.hit(now);
         st.uft_hit += 1;
         probes.uft_hit(name, dir, &flow, *epoch);
+        let after = entry.after;
         let r = match entry.xform.apply(pkt, parsed) {
             Ok(()) => ProcessResult::Modified,
             Err(_) => ProcessResult::Drop(DropReason::TransformFailed),
@@ -417,10 +425,11 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 tcp.remove(&k);
             }
         }
-        Fast::Done(r)
+        Fast::Done(r, after)
     }
 
-    /// Out of line: the fast path stays a small function.
+    /// Out of line: the fast path stays a small function. Returns the result and the flow
+    /// key of the packet as the walk left it.
     #[inline(never)]
     fn slow_path(
         &mut self,
@@ -429,7 +438,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         parsed: &Parsed,
         flow: InnerFlowId,
         now: Moment,
-    ) -> ProcessResult {
+    ) -> (ProcessResult, InnerFlowId) {
         // Read before the walk: a table change during it leaves the entry stale.
         let flow_epoch = self.epoch.wrapping_add(self.net.epoch());
         let meta = parsed.inner();
@@ -463,111 +472,115 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 pending: &mut pending,
                 now,
             };
-            match layer.process(idx, dir, &mut cx) {
-                LayerResult::Allow => {}
-                LayerResult::Deny(reason) => {
-                    return ProcessResult::Drop(DropReason::Layer {
-                        layer: lname,
-                        reason,
-                    });
-                }
-                LayerResult::Hairpin(reply) => return ProcessResult::Hairpin(reply),
+            let r = match layer.process(idx, dir, &mut cx) {
+                LayerResult::Allow => continue,
+                LayerResult::Deny(reason) => ProcessResult::Drop(DropReason::Layer {
+                    layer: lname,
+                    reason,
+                }),
+                LayerResult::Hairpin(reply) => ProcessResult::Hairpin(reply),
                 LayerResult::ActionFailed => {
-                    return ProcessResult::Drop(DropReason::ActionFailed { layer: lname });
+                    ProcessResult::Drop(DropReason::ActionFailed { layer: lname })
                 }
                 LayerResult::HandlePkt => match self.net.handle_pkt(dir, pkt, meta) {
-                    HdlPktAction::Allow => {}
-                    HdlPktAction::Deny => return ProcessResult::Drop(DropReason::HandlePkt),
-                    HdlPktAction::Hairpin(reply) => return ProcessResult::Hairpin(reply),
+                    HdlPktAction::Allow => continue,
+                    HdlPktAction::Deny => ProcessResult::Drop(DropReason::HandlePkt),
+                    HdlPktAction::Hairpin(reply) => ProcessResult::Hairpin(reply),
                 },
-            }
+            };
+            return (r, view.flow());
         }
 
         let after = view.flow();
-        let Ok(compiled) = CompiledTransform::compile(&xform, &view0) else {
-            return ProcessResult::Drop(DropReason::TransformFailed);
-        };
-        if compiled.apply(pkt, parsed).is_err() {
-            return ProcessResult::Drop(DropReason::TransformFailed);
-        }
-        if flow == FLOW_ID_DEFAULT {
-            // Non-IP traffic (ARP) keeps no flow state.
-            return ProcessResult::Modified;
-        }
-
-        // Commit the flow state the layers asked for; undo it all if any table is full.
-        // The pairs are committed in order: `pending[..committed]` are in their tables.
-        let mut committed = 0;
-        for p in &pending {
-            let Some(layer) = self.layers.get_mut(p.layer) else {
-                committed += 1;
-                continue;
+        // Everything below ends in `r`; the probes want `after` whatever it is.
+        let r = 'commit: {
+            let Ok(compiled) = CompiledTransform::compile(&xform, &view0) else {
+                break 'commit ProcessResult::Drop(DropReason::TransformFailed);
             };
-            match layer.commit(p, now) {
-                Ok(lt) => {
-                    parents.push(lt);
+            if compiled.apply(pkt, parsed).is_err() {
+                break 'commit ProcessResult::Drop(DropReason::TransformFailed);
+            }
+            if flow == FLOW_ID_DEFAULT {
+                // Non-IP traffic (ARP) keeps no flow state.
+                break 'commit ProcessResult::Modified;
+            }
+
+            // Commit the flow state the layers asked for; undo it all if any table is full.
+            // The pairs are committed in order: `pending[..committed]` are in their tables.
+            let mut committed = 0;
+            for p in &pending {
+                let Some(layer) = self.layers.get_mut(p.layer) else {
                     committed += 1;
-                }
-                Err(()) => {
-                    let layer = layer.name();
-                    self.undo_lfts(pending.get(..committed).unwrap_or(&[]));
-                    return ProcessResult::Drop(DropReason::LftFull { layer });
+                    continue;
+                };
+                match layer.commit(p, now) {
+                    Ok(lt) => {
+                        parents.push(lt);
+                        committed += 1;
+                    }
+                    Err(()) => {
+                        let layer = layer.name();
+                        self.undo_lfts(pending.get(..committed).unwrap_or(&[]));
+                        break 'commit ProcessResult::Drop(DropReason::LftFull { layer });
+                    }
                 }
             }
-        }
-        let committed = pending.get(..committed).unwrap_or(&[]);
+            let committed = pending.get(..committed).unwrap_or(&[]);
 
-        let mut tcp_key = None;
-        let mut tcp_closed = false;
-        if let Some(u) = view0.ulp.filter(|u| u.kind == UlpKind::Tcp) {
-            let (key, inbound) = match dir {
-                Direction::Out => (flow, after.mirror()),
-                Direction::In => (after.mirror(), flow),
-            };
-            match self.tcp_track(dir, key, inbound, &u, view0.pkt_len, now, &parents) {
-                Ok(s) => {
-                    tcp_closed = s == TcpState::Closed;
-                    tcp_key = (!tcp_closed).then(|| (key, self.tcp.hash_key(&key)));
+            let mut tcp_key = None;
+            let mut tcp_closed = false;
+            if let Some(u) = view0.ulp.filter(|u| u.kind == UlpKind::Tcp) {
+                let (key, inbound) = match dir {
+                    Direction::Out => (flow, after.mirror()),
+                    Direction::In => (after.mirror(), flow),
+                };
+                match self.tcp_track(dir, key, inbound, &u, view0.pkt_len, now, &parents) {
+                    Ok(s) => {
+                        tcp_closed = s == TcpState::Closed;
+                        tcp_key = (!tcp_closed).then(|| (key, self.tcp.hash_key(&key)));
+                    }
+                    Err(reason) => {
+                        self.undo_lfts(committed);
+                        break 'commit ProcessResult::Drop(reason);
+                    }
                 }
-                Err(reason) => {
+            }
+
+            if !tcp_closed {
+                // The other direction's packets of this flow arrive looking like the mirror of
+                // what this one leaves as; that is their UFT key, whether or not they came yet.
+                let pair = Some(after.mirror());
+                let entry = UftEntry {
+                    epoch: flow_epoch,
+                    xform: compiled,
+                    pair,
+                    after,
+                    tcp_key,
+                    names,
+                };
+                let (uft, other) = match dir {
+                    Direction::In => (&mut self.uft_in, &mut self.uft_out),
+                    Direction::Out => (&mut self.uft_out, &mut self.uft_in),
+                };
+                if uft
+                    .add_linked(flow, entry, now, Lifetime::new(now), &parents)
+                    .is_err()
+                {
+                    if let Some((k, _)) = tcp_key {
+                        self.tcp.remove(&k);
+                    }
                     self.undo_lfts(committed);
-                    return ProcessResult::Drop(reason);
+                    break 'commit ProcessResult::Drop(DropReason::UftFull);
+                }
+                if let Some(p) = pair
+                    && let Some(o) = other.get_mut(&p)
+                {
+                    o.state_mut().pair = Some(flow);
                 }
             }
-        }
-
-        if !tcp_closed {
-            // The other direction's packets of this flow arrive looking like the mirror of
-            // what this one leaves as; that is their UFT key, whether or not they came yet.
-            let pair = Some(after.mirror());
-            let entry = UftEntry {
-                epoch: flow_epoch,
-                xform: compiled,
-                pair,
-                tcp_key,
-                names,
-            };
-            let (uft, other) = match dir {
-                Direction::In => (&mut self.uft_in, &mut self.uft_out),
-                Direction::Out => (&mut self.uft_out, &mut self.uft_in),
-            };
-            if uft
-                .add_linked(flow, entry, now, Lifetime::new(now), &parents)
-                .is_err()
-            {
-                if let Some((k, _)) = tcp_key {
-                    self.tcp.remove(&k);
-                }
-                self.undo_lfts(committed);
-                return ProcessResult::Drop(DropReason::UftFull);
-            }
-            if let Some(p) = pair
-                && let Some(o) = other.get_mut(&p)
-            {
-                o.state_mut().pair = Some(flow);
-            }
-        }
-        ProcessResult::Modified
+            ProcessResult::Modified
+        };
+        (r, after)
     }
 
     fn undo_lfts(&mut self, committed: &[PendingLft]) {

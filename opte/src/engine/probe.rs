@@ -8,7 +8,9 @@ use opte_api::{Direction, InnerFlowId, TcpState};
 /// Probe points of SPEC §2.21. Every method has an empty default.
 pub trait Probes: Send + Sync {
     fn port_process_entry(&self, _port: &str, _dir: Direction, _flow: &InnerFlowId, _epoch: u64) {}
-    /// `path`: 1 compiled fast path, 3 slow path (there is no uncompiled tier here).
+    /// `before` is the flow key the packet arrived with, `after` the key it leaves with
+    /// (NAT rewrites it; for a drop or hairpin, as far as the walk got). `path`: 1 compiled
+    /// fast path, 3 slow path (there is no uncompiled tier here), 0 dropped before either.
     fn port_process_return(
         &self,
         _port: &str,
@@ -33,13 +35,15 @@ pub trait Probes: Send + Sync {
         _after: &InnerFlowId,
     ) {
     }
+    /// `action` displays as the matched rule's action does (`Action`'s `Display`); it is
+    /// formatted only by a probe that wants the text.
     fn rule_match(
         &self,
         _port: &str,
         _layer: &str,
         _dir: Direction,
         _flow: &InnerFlowId,
-        _action: &str,
+        _action: &dyn core::fmt::Display,
     ) {
     }
     fn rule_no_match(&self, _port: &str, _layer: &str, _dir: Direction, _flow: &InnerFlowId) {}

@@ -14,6 +14,7 @@ use opte::engine::layer::{Layer, LayerActions};
 use opte::engine::nat::{AlwaysValid, OutboundNat};
 use opte::engine::port::{NoNetwork, Port, PortBuilder, Pos, ProcessResult};
 use opte::engine::predicate::{Ipv4AddrMatch, Predicate};
+use opte::engine::probe::{NoProbes, Probes};
 use opte::engine::rule::Rule;
 use opte::engine::time::Moment;
 use opte::engine::transform::{EncapAction, EncapPush, HdrTransform};
@@ -96,6 +97,16 @@ pub fn limit(n: u32) -> NonZeroU32 {
 
 /// firewall → nat → overlay, like a tiny VPC port.
 pub fn port(uft_limit: u32, tcp_limit: u32, lft_limit: u32) -> Port<NoNetwork> {
+    port_with_probes(uft_limit, tcp_limit, lft_limit, NoProbes)
+}
+
+/// [`port`] reporting to `probes`.
+pub fn port_with_probes<P: Probes>(
+    uft_limit: u32,
+    tcp_limit: u32,
+    lft_limit: u32,
+    probes: P,
+) -> Port<NoNetwork, P> {
     let mut b = PortBuilder::new("opte0", samples::GUEST_MAC);
     let fw = Layer::new(
         "firewall",
@@ -147,7 +158,13 @@ pub fn port(uft_limit: u32, tcp_limit: u32, lft_limit: u32) -> Port<NoNetwork> {
         ),
         Err(OpteError::BadLayerPos { .. })
     ));
-    let mut p = b.create(NoNetwork, limit(uft_limit), limit(tcp_limit), 0x1234);
+    let mut p = b.create_with_probes(
+        NoNetwork,
+        limit(uft_limit),
+        limit(tcp_limit),
+        0x1234,
+        probes,
+    );
     p.start();
     let subnet = Ipv4Cidr::new_checked(Ipv4Addr::from_const(VPC_SUBNET), 22).unwrap();
     let mut nat_out = Rule::new(
@@ -250,13 +267,21 @@ pub fn tcp4_in(dport: u16, fl: u8, seq: u32, ack: u32) -> Packet {
     Packet::from_segments(&[&outer, &inner])
 }
 
-pub fn out(p: &mut Port<NoNetwork>, mut pkt: Packet, now: Moment) -> (ProcessResult, Packet) {
+pub fn out<P: Probes>(
+    p: &mut Port<NoNetwork, P>,
+    mut pkt: Packet,
+    now: Moment,
+) -> (ProcessResult, Packet) {
     let parsed = Parsed::Guest(parse_guest(&mut pkt).unwrap());
     let r = p.process(Direction::Out, &mut pkt, &parsed, now);
     (r, pkt)
 }
 
-pub fn inb(p: &mut Port<NoNetwork>, mut pkt: Packet, now: Moment) -> (ProcessResult, Packet) {
+pub fn inb<P: Probes>(
+    p: &mut Port<NoNetwork, P>,
+    mut pkt: Packet,
+    now: Moment,
+) -> (ProcessResult, Packet) {
     let parsed = Parsed::Network(parse_network(&mut pkt).unwrap());
     let r = p.process(Direction::In, &mut pkt, &parsed, now);
     (r, pkt)
