@@ -128,7 +128,8 @@ impl<H: Host> Xde<H> {
     pub fn tick(&self, now: Moment) {
         for p in self.ports() {
             p.with_vpc(|v| {
-                let _ = v.port_mut().expire_flows(now);
+                // A port that is not running has nothing to expire.
+                let _ = v.port_mut().expire_some(now, EXPIRE_BUDGET);
             });
             p.routes.lock().purge(now);
         }
