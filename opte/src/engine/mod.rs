@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod flow_table;
+pub mod frag;
 pub mod gateway;
 pub mod hairpin;
 pub mod layer;

@@ -7,6 +7,10 @@
 //! reverse), merges their transforms, commits the flow state they asked for and installs a
 //! UFT entry. Every packet ends in exactly one result counter; nothing panics.
 //!
+//! A later IP fragment, which has no L4 header, is processed as the flow of its datagram's
+//! first fragment, through a small table of recent datagrams ([`super::frag`]); one of a
+//! datagram the port has not seen is dropped, counted.
+//!
 //! The control side (rule changes, state changes, dumps, expiry) is in [`control`].
 
 mod control;
@@ -15,15 +19,16 @@ pub use control::ExpireProgress;
 
 use super::action::ActionMeta;
 use super::flow_table::{FlowTable, Lifetime, Ttl};
+use super::frag::{FRAG_TABLE_LIMIT, FRAG_TTL, FragKey, FragTable};
 use super::layer::{Layer, LayerResult, Parents, Pending, PendingLft, WalkCtx};
 use super::probe::{NoProbes, Probes};
 use super::stats::{DirStats, DropReason, PortStats};
 use super::tcp::{TcpExpiry, TcpFlowEntry, TcpFlowStateError};
 use super::time::Moment;
-use super::transform::{CompiledTransform, HdrTransform};
+use super::transform::{CompiledTransform, HdrTransform, is_icmp_error};
 use super::view::{PacketView, Parsed, UlpView};
 use crate::packet::Packet;
-use crate::packet::parse::{InnerMeta, UlpKind};
+use crate::packet::parse::{FragInfo, InnerMeta, UlpKind};
 use crate::wire::tcp::TcpHdr;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -218,6 +223,8 @@ impl PortBuilder {
             probes,
             stats: PortStats::default(),
             expiry_cursor: control::ExpiryCursor::default(),
+            frags_in: FragTable::new(FRAG_TABLE_LIMIT, FRAG_TTL, seed ^ 0x2545_f491_4f6c_dd1d),
+            frags_out: FragTable::new(FRAG_TABLE_LIMIT, FRAG_TTL, seed ^ 0x9e6c_63d0_676a_9a99),
         }
     }
 }
@@ -236,6 +243,9 @@ pub struct Port<N, P = NoProbes> {
     stats: PortStats,
     /// Where [`Port::expire_some`] resumes.
     expiry_cursor: control::ExpiryCursor,
+    /// The datagrams of first fragments that passed, per direction (see [`super::frag`]).
+    frags_in: FragTable,
+    frags_out: FragTable,
 }
 
 enum Fast {
@@ -273,6 +283,8 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         s.r#in.uft_evictions = self.uft_in.stats().evictions;
         s.out.uft_evictions = self.uft_out.stats().evictions;
         s.tcp_evictions = self.tcp.stats().evictions;
+        s.r#in.frag_evictions = self.frags_in.stats().evicted;
+        s.out.frag_evictions = self.frags_out.stats().evicted;
         s
     }
 
@@ -296,6 +308,20 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         parsed: &Parsed,
         now: Moment,
     ) -> ProcessResult {
+        let frag = parsed.inner().frag;
+        // A later fragment is processed as its datagram's flow, if the port knows it.
+        let tail = frag.is_some_and(|f| !f.is_first());
+        let later;
+        let (parsed, known) = match frag {
+            Some(f) if tail => match self.fragment_flow(dir, parsed, &f, now) {
+                Some(key) => {
+                    later = parsed.with_flow(key);
+                    (&later, true)
+                }
+                None => (parsed, false),
+            },
+            _ => (parsed, true),
+        };
         let flow = parsed.flow();
         self.probes
             .port_process_entry(&self.name, dir, &flow, self.epoch);
@@ -303,15 +329,23 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             (ProcessResult::Drop(DropReason::PortNotRunning), 0, flow)
         } else if parsed.inner().eth.vlan.is_some() && !self.net.allows_vlan_tags() {
             (ProcessResult::Drop(DropReason::VlanTagged), 0, flow)
+        } else if !known {
+            (ProcessResult::Drop(DropReason::UnknownFragment), 0, flow)
         } else {
-            match self.fast_path(dir, pkt, parsed, flow, now) {
+            match self.fast_path(dir, pkt, parsed, flow, now, tail) {
                 Fast::Done(r, after) => (r, 1, after),
                 Fast::Miss => {
-                    let (r, after) = self.slow_path(dir, pkt, parsed, flow, now);
+                    let (r, after) = self.slow_path(dir, pkt, parsed, flow, now, tail);
                     (r, 3, after)
                 }
             }
         };
+        if let Some(f) = frag
+            && f.is_first()
+            && r == ProcessResult::Modified
+        {
+            self.remember_fragment(dir, parsed, &f, now);
+        }
         let st = self.dir_stats(dir);
         match &r {
             ProcessResult::Modified => st.modified += 1,
@@ -326,6 +360,42 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         r
     }
 
+    /// The flow of the datagram a later fragment belongs to (see [`super::frag`]).
+    #[cold]
+    fn fragment_flow(
+        &self,
+        dir: Direction,
+        parsed: &Parsed,
+        f: &FragInfo,
+        now: Moment,
+    ) -> Option<InnerFlowId> {
+        let frags = match dir {
+            Direction::In => &self.frags_in,
+            Direction::Out => &self.frags_out,
+        };
+        frags.get(&FragKey::new(&parsed.flow(), f), now)
+    }
+
+    /// A first fragment passed: its datagram's later fragments are of its flow. Not for an
+    /// ICMP error, whose transform rewrites the packet it quotes, which only the first
+    /// fragment holds.
+    #[cold]
+    fn remember_fragment(&mut self, dir: Direction, parsed: &Parsed, f: &FragInfo, now: Moment) {
+        let m = parsed.inner();
+        if m.ulp
+            .is_some_and(|u| is_icmp_error(u.kind, m.flow.icmp_type()))
+        {
+            return;
+        }
+        let frags = match dir {
+            Direction::In => &mut self.frags_in,
+            Direction::Out => &mut self.frags_out,
+        };
+        frags.insert(FragKey::new(&m.flow, f), m.flow, now);
+    }
+
+    /// `tail`: the packet is a later fragment (no L4 header), processed as its datagram's
+    /// flow; it leaves the flow's TCP state alone.
     #[inline]
     fn fast_path(
         &mut self,
@@ -334,6 +404,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         parsed: &Parsed,
         flow: InnerFlowId,
         now: Moment,
+        tail: bool,
     ) -> Fast {
         if flow == FLOW_ID_DEFAULT {
             return Fast::Miss;
@@ -370,7 +441,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             return Fast::Miss;
         }
         let mut closed = false;
-        if let Some((key, hash)) = entry.tcp_key {
+        if let Some((key, hash)) = entry.tcp_key.filter(|_| !tail) {
             let Some(te) = tcp.get_mut_hashed(hash, &key) else {
                 // The connection's state expired or was evicted: rebuild it on the slow path.
                 st.uft_miss += 1;
@@ -429,7 +500,9 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     }
 
     /// Out of line: the fast path stays a small function. Returns the result and the flow
-    /// key of the packet as the walk left it.
+    /// key of the packet as the walk left it. A later fragment (`tail`) walks the layers as
+    /// its datagram's flow but neither tracks TCP nor compiles a UFT entry: with no L4
+    /// header it cannot stand for the flow's other packets.
     #[inline(never)]
     fn slow_path(
         &mut self,
@@ -438,6 +511,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         parsed: &Parsed,
         flow: InnerFlowId,
         now: Moment,
+        tail: bool,
     ) -> (ProcessResult, InnerFlowId) {
         // Read before the walk: a table change during it leaves the entry stale.
         let flow_epoch = self.epoch.wrapping_add(self.net.epoch());
@@ -529,7 +603,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
 
             let mut tcp_key = None;
             let mut tcp_closed = false;
-            if let Some(u) = view0.ulp.filter(|u| u.kind == UlpKind::Tcp) {
+            if let Some(u) = view0.ulp.filter(|u| u.kind == UlpKind::Tcp && !tail) {
                 let (key, inbound) = match dir {
                     Direction::Out => (flow, after.mirror()),
                     Direction::In => (after.mirror(), flow),
@@ -546,7 +620,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 }
             }
 
-            if !tcp_closed {
+            if !tcp_closed && !tail {
                 // The other direction's packets of this flow arrive looking like the mirror of
                 // what this one leaves as; that is their UFT key, whether or not they came yet.
                 let pair = Some(after.mirror());

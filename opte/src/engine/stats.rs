@@ -33,6 +33,9 @@ pub enum DropReason {
     PortNotRunning,
     /// The guest frame carries an 802.1Q tag and the network has no VLANs.
     VlanTagged,
+    /// A later IP fragment of a datagram whose first fragment the port has not passed
+    /// (recently): without it, the fragment's flow is unknown (see `engine::frag`).
+    UnknownFragment,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +62,7 @@ impl fmt::Display for DropReason {
             Self::TransformFailed => f.write_str("transform failed"),
             Self::PortNotRunning => f.write_str("port not running"),
             Self::VlanTagged => f.write_str("802.1Q-tagged guest frame"),
+            Self::UnknownFragment => f.write_str("IP fragment of an unknown datagram"),
         }
     }
 }
@@ -79,9 +83,12 @@ pub struct DirStats {
     pub drop_transform_failed: u64,
     pub drop_not_running: u64,
     pub drop_vlan_tagged: u64,
+    pub drop_unknown_fragment: u64,
     pub uft_hit: u64,
     pub uft_miss: u64,
     pub uft_evictions: u64,
+    /// Datagrams the fragment table forgot, while still fresh, to make room for newer ones.
+    pub frag_evictions: u64,
 }
 
 impl DirStats {
@@ -98,6 +105,7 @@ impl DirStats {
             DropReason::TransformFailed => &mut self.drop_transform_failed,
             DropReason::PortNotRunning => &mut self.drop_not_running,
             DropReason::VlanTagged => &mut self.drop_vlan_tagged,
+            DropReason::UnknownFragment => &mut self.drop_unknown_fragment,
         };
         *c += 1;
     }

@@ -7,6 +7,7 @@
 
 use crate::packet::Packet;
 use crate::packet::parse::{InnerMeta, L3Info, NetworkMeta, UlpKind};
+use crate::wire::proto;
 use crate::wire::tcp::TcpHdr;
 use opte_api::{AddrPair, InnerFlowId, IpAddr, MacAddr, Vni};
 
@@ -34,6 +35,16 @@ impl Parsed {
 
     pub const fn flow(&self) -> InnerFlowId {
         self.inner().flow
+    }
+
+    /// The same parse with another flow key: a later IP fragment processed as the flow its
+    /// first fragment belonged to (see [`super::frag`]).
+    pub const fn with_flow(mut self, flow: InnerFlowId) -> Self {
+        match &mut self {
+            Self::Guest(m) => m.flow = flow,
+            Self::Network(n) => n.inner.flow = flow,
+        }
+        self
     }
 }
 
@@ -75,9 +86,12 @@ impl PacketView {
         let m = parsed.inner();
         let flow = m.flow;
         let ip = m.l3.map(|_| (flow.proto, flow.addrs));
-        let ulp = m.ulp.map(|u| {
+        // A later fragment has no L4 header; its flow key (its first fragment's) says what
+        // the datagram's is.
+        let kind = m.ulp.map(|u| u.kind).or_else(|| later_fragment_ulp(m));
+        let ulp = kind.map(|kind| {
             let mut v = UlpView {
-                kind: u.kind,
+                kind,
                 src_port: 0,
                 dst_port: 0,
                 icmp_type: 0,
@@ -87,11 +101,11 @@ impl PacketView {
                 tcp_seq: 0,
                 tcp_ack: 0,
             };
-            match u.kind {
+            match kind {
                 UlpKind::Tcp => {
                     v.src_port = flow.src_port();
                     v.dst_port = flow.dst_port();
-                    if let Some(t) = pkt.view::<TcpHdr>(u.loc) {
+                    if let Some(t) = m.ulp.and_then(|u| pkt.view::<TcpHdr>(u.loc)) {
                         v.tcp_flags = t.flags;
                         v.tcp_seq = t.seq.get();
                         v.tcp_ack = t.ack.get();
@@ -151,6 +165,20 @@ impl PacketView {
                 ..
             })
         )
+    }
+}
+
+/// The upper-layer protocol of a later fragment's datagram, by its flow key's protocol.
+fn later_fragment_ulp(m: &InnerMeta) -> Option<UlpKind> {
+    if m.frag.is_none_or(|f| f.is_first()) {
+        return None;
+    }
+    match (m.flow.proto, m.l3?) {
+        (proto::TCP, _) => Some(UlpKind::Tcp),
+        (proto::UDP, _) => Some(UlpKind::Udp),
+        (proto::ICMP, L3Info::Ipv4(_)) => Some(UlpKind::Icmpv4),
+        (proto::ICMPV6, L3Info::Ipv6(_)) => Some(UlpKind::Icmpv6),
+        _ => None,
     }
 }
 

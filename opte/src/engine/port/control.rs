@@ -65,6 +65,8 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         self.uft_in.clear();
         self.uft_out.clear();
         self.tcp.clear();
+        self.frags_in.clear();
+        self.frags_out.clear();
     }
 
     fn require(&self, ok: &[PortState]) -> Result<(), OpteError> {
