@@ -34,6 +34,12 @@ pub const PORT_NAME_MAX: usize = 15;
 /// The MTUs a port may have.
 pub const MTU_RANGE: core::ops::RangeInclusive<u32> = 576..=9216;
 
+/// The smallest response buffer a command runs with. Every mutating command's response
+/// fits in it, so a command that changed state can always report so: with less room it is
+/// refused before it runs (a read command's larger response is refused after it ran,
+/// which changed nothing, and the client retries with the size it was told).
+pub const RESP_CAP_MIN: usize = 64;
+
 /// What the ioctl path copies out (SPEC §7.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IoctlReply {
@@ -87,7 +93,8 @@ fn check_port_name(name: &str) -> Result<(), OpteError> {
 }
 
 impl<H: Host> Xde<H> {
-    /// The ioctl shape: `api_version` and `cmd` straight from the caller's envelope,
+    /// The ioctl shape (see [`RESP_CAP_MIN`] for buffers too small to run a command with):
+    /// `api_version` and `cmd` straight from the caller's envelope,
     /// `req` the copied-in request, `resp_cap` the caller's buffer size, `os` the errno
     /// numbering to answer in.
     pub fn dispatch_ioctl(
@@ -124,6 +131,16 @@ impl<H: Host> Xde<H> {
         let Ok(cmd) = OpteCmd::try_from(cmd) else {
             return err(OpteError::BadState(format!("unknown command code {cmd}")));
         };
+        if resp_cap < RESP_CAP_MIN {
+            let e = OpteError::RespTooLarge {
+                needed: RESP_CAP_MIN as u64,
+                given: resp_cap as u64,
+            };
+            return IoctlReply {
+                resp_len_actual: RESP_CAP_MIN,
+                ..err(e)
+            };
+        }
         match self.execute(cmd, req) {
             Ok(body) if body.len() > resp_cap => {
                 let e = OpteError::RespTooLarge {
@@ -149,6 +166,12 @@ impl<H: Host> Xde<H> {
     pub fn dispatch(&self, req: &ControlRequest) -> ControlResponse {
         if let Err(e) = req.check_version() {
             return ControlResponse::Err(e);
+        }
+        if req.resp_cap < RESP_CAP_MIN as u64 {
+            return ControlResponse::Err(OpteError::RespTooLarge {
+                needed: RESP_CAP_MIN as u64,
+                given: req.resp_cap,
+            });
         }
         match self.execute(req.cmd, &req.req) {
             Ok(body) if body.len() as u64 > req.resp_cap => {
@@ -453,6 +476,8 @@ fn dir_counters(d: &DirStats, prefix: &'static str, out: &mut Vec<(String, u64)>
         drop_transform_failed,
         drop_not_running,
         drop_vlan_tagged,
+        drop_unknown_fragment,
+        frag_evictions,
         uft_hit,
         uft_miss,
         uft_evictions

@@ -419,11 +419,26 @@ fn the_socket_shape_refuses_other_versions_and_oversized_responses() {
             kernel: API_VERSION
         })
     );
-    let small = ControlRequest::new(OpteCmd::ListPorts, vec![], 8);
-    let ControlResponse::Err(OpteError::RespTooLarge { needed, given: 8 }) = xde.dispatch(&small)
+    let small = ControlRequest::new(OpteCmd::ListPorts, vec![], 64);
+    let ControlResponse::Err(OpteError::RespTooLarge { needed, given: 64 }) = xde.dispatch(&small)
     else {
         panic!("expected RespTooLarge");
     };
+    // A buffer too small for any response: a mutating command does not even run.
+    let before = xde.state_text();
+    let req = postcard::to_allocvec(&DeleteXdeReq {
+        xde_devname: "g1".into(),
+    })
+    .unwrap();
+    let tiny = ControlRequest::new(OpteCmd::DeleteXde, req, 0);
+    assert_eq!(
+        xde.dispatch(&tiny),
+        ControlResponse::Err(OpteError::RespTooLarge {
+            needed: 64,
+            given: 0
+        })
+    );
+    assert_eq!(xde.state_text(), before);
     let enough = ControlRequest::new(OpteCmd::ListPorts, vec![], needed);
     let resp: ListPortsResp = xde.dispatch(&enough).into_result().unwrap();
     assert_eq!(resp.ports.len(), 2);
@@ -447,7 +462,7 @@ fn the_ioctl_shape_reports_errno_flags_and_the_size_needed() {
     assert_eq!(r.resp_len_actual, r.body.len());
     // Too small a buffer: ENOBUFS in each system's numbering, and the length needed.
     for (os, enobufs) in [(Os::Linux, 105), (Os::Illumos, 132)] {
-        let r = xde.dispatch_ioctl(API_VERSION, OpteCmd::ListPorts.code(), &[], 16, os);
+        let r = xde.dispatch_ioctl(API_VERSION, OpteCmd::ListPorts.code(), &[], 64, os);
         assert_eq!(r.errno, enobufs);
         assert_eq!(r.resp_len_actual, ports_len(xde));
     }
