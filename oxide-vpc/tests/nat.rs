@@ -538,3 +538,30 @@ fn external_ip_reconfigurable() {
         })
     );
 }
+
+/// With every SNAT port in use, a new flow is dropped as exhaustion, its own counter, not
+/// as a generic action failure.
+#[test]
+fn snat_exhaustion_is_a_counted_drop_reason() {
+    let tables = Arc::new(VpcTables::default());
+    let (g1, mut port) = internet_port(&tables);
+    let mut e = ext4(true, None, &[]);
+    e.snat = Some(SNatCfg {
+        external_ip: p("10.77.77.13"),
+        ports: 5000..=5001,
+    });
+    set_ext(&mut port, Some(e), None);
+    let rec = Recorder::new("snat_exhaustion_is_a_counted_drop_reason");
+    let remote: IpAddr = p(REMOTE4);
+    for sport in [40000, 40001] {
+        let pkt = guest_pkt(&g1, IpAddr::Ip4(ip4(&g1)), remote, udp(sport, 53));
+        assert_eq!(out(&mut port, &rec, pkt, T0).0, ProcessResult::Modified);
+    }
+    let pkt = guest_pkt(&g1, IpAddr::Ip4(ip4(&g1)), remote, udp(40002, 53));
+    assert_eq!(
+        out(&mut port, &rec, pkt, T0).0,
+        ProcessResult::Drop(DropReason::Exhausted { layer: "nat" })
+    );
+    let st = port.port().stats().out;
+    assert_eq!((st.drop_exhausted, st.drop_action_failed), (1, 0));
+}

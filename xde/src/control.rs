@@ -473,6 +473,7 @@ fn dir_counters(d: &DirStats, prefix: &'static str, out: &mut Vec<(String, u64)>
         drop_tcp_full,
         drop_lft_full,
         drop_action_failed,
+        drop_exhausted,
         drop_transform_failed,
         drop_not_running,
         drop_vlan_tagged,

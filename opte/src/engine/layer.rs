@@ -7,7 +7,7 @@
 //! flow a later layer drops leaves no state behind (the reference keeps the firewall's entry
 //! in that case, SPEC §13 quirk 10).
 
-use super::action::{Action, ActionDesc, ActionMeta, AllowOrDeny, DefaultAction};
+use super::action::{Action, ActionDesc, ActionMeta, AllowOrDeny, DefaultAction, GenDescError};
 use super::flow_table::{FlowTable, Lifetime, Ttl};
 use super::probe::Probes;
 use super::rule::{Rule, RuleTable};
@@ -81,8 +81,10 @@ pub enum LayerResult {
     Deny(DenyReason),
     Hairpin(Vec<u8>),
     HandlePkt,
-    /// An action failed (e.g. SNAT ports exhausted): drop, counted as such.
+    /// An action failed: drop, counted as such.
     ActionFailed,
+    /// An action had no resource left to give the flow (SNAT ports): drop, counted apart.
+    Exhausted,
 }
 
 /// Everything a layer reads and writes during a slow-path walk.
@@ -356,7 +358,10 @@ impl Layer {
                 Ok(AllowOrDeny::Deny) => deny(self, cx, DenyReason::Action),
                 Err(e) => {
                     cx.probes.gen_desc_fail(cx.port, self.name, dir, &flow, &e);
-                    LayerResult::ActionFailed
+                    match e {
+                        GenDescError::ResourceExhausted { .. } => LayerResult::Exhausted,
+                        _ => LayerResult::ActionFailed,
+                    }
                 }
             },
             Action::Hairpin(a) => match a.gen_packet(cx.pkt, cx.meta) {

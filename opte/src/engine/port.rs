@@ -556,6 +556,9 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 LayerResult::ActionFailed => {
                     ProcessResult::Drop(DropReason::ActionFailed { layer: lname })
                 }
+                LayerResult::Exhausted => {
+                    ProcessResult::Drop(DropReason::Exhausted { layer: lname })
+                }
                 LayerResult::HandlePkt => match self.net.handle_pkt(dir, pkt, meta) {
                     HdlPktAction::Allow => continue,
                     HdlPktAction::Deny => ProcessResult::Drop(DropReason::HandlePkt),

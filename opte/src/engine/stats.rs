@@ -27,6 +27,8 @@ pub enum DropReason {
     LftFull { layer: &'static str },
     /// An action failed to produce a transform, descriptor or reply (e.g. SNAT exhausted).
     ActionFailed { layer: &'static str },
+    /// An action had nothing left to give a new flow (every SNAT port in use).
+    Exhausted { layer: &'static str },
     /// The transforms could not be applied to this packet.
     TransformFailed,
     /// The port is not running.
@@ -59,6 +61,7 @@ impl fmt::Display for DropReason {
             Self::TcpFull => f.write_str("TCP flow table full"),
             Self::LftFull { layer } => write!(f, "layer {layer}: flow table full"),
             Self::ActionFailed { layer } => write!(f, "layer {layer}: action failed"),
+            Self::Exhausted { layer } => write!(f, "layer {layer}: resource exhausted"),
             Self::TransformFailed => f.write_str("transform failed"),
             Self::PortNotRunning => f.write_str("port not running"),
             Self::VlanTagged => f.write_str("802.1Q-tagged guest frame"),
@@ -80,6 +83,7 @@ pub struct DirStats {
     pub drop_tcp_full: u64,
     pub drop_lft_full: u64,
     pub drop_action_failed: u64,
+    pub drop_exhausted: u64,
     pub drop_transform_failed: u64,
     pub drop_not_running: u64,
     pub drop_vlan_tagged: u64,
@@ -102,6 +106,7 @@ impl DirStats {
             DropReason::TcpFull => &mut self.drop_tcp_full,
             DropReason::LftFull { .. } => &mut self.drop_lft_full,
             DropReason::ActionFailed { .. } => &mut self.drop_action_failed,
+            DropReason::Exhausted { .. } => &mut self.drop_exhausted,
             DropReason::TransformFailed => &mut self.drop_transform_failed,
             DropReason::PortNotRunning => &mut self.drop_not_running,
             DropReason::VlanTagged => &mut self.drop_vlan_tagged,
