@@ -2,30 +2,13 @@
 //! onto it, and a port configuration.
 #![allow(dead_code)] // each test binary uses its own part of this
 
-use opte_api::{ControlRequest, ControlResponse, DhcpCfg, Ipv6Addr, MacAddr, OpteError};
+use opte_api::{ControlRequest, ControlResponse, DhcpCfg, MacAddr};
 use opte_ioctl::{InProcess, OpteHdl};
 use oxide_vpc::api::{ExternalIpCfg, IpCfg, Ipv4Cfg, Ipv6Cfg, VpcCfg};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use xde::route::{Route, RouteError};
-use xde::{Host, Xde};
-
-/// Underlay links and port devices always succeed; no underlay route exists.
-pub struct NullHost;
-
-impl Host for NullHost {
-    fn attach_underlay(&self, _u1: &str, _u2: &str) -> Result<(), OpteError> {
-        Ok(())
-    }
-    fn detach_underlay(&self) {}
-    fn create_port(&self, _name: &str, _mac: MacAddr, _mtu: u32) -> Result<(), OpteError> {
-        Ok(())
-    }
-    fn delete_port(&self, _name: &str) {}
-    fn next_hop(&self, dst: Ipv6Addr, _hash: u16) -> Result<Route, RouteError> {
-        Err(RouteError::NoRoute(dst))
-    }
-}
+use xde::Xde;
+use xde::host::NullHost;
 
 pub type TestXde = Arc<Xde<NullHost>>;
 
