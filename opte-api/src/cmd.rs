@@ -398,7 +398,7 @@ mod tests {
                 kernel: API_VERSION
             })
         );
-        assert!(check_api_version(42).is_err());
+        assert!(check_api_version(API_VERSION + 1).is_err());
     }
 
     #[cfg(target_pointer_width = "64")]

@@ -58,6 +58,13 @@ fn set_macs(pkt: &mut Packet, dst: opte_api::MacAddr, src: opte_api::MacAddr) ->
     }
 }
 
+/// The counters of one direction's local multicast delivery.
+struct LocalCounters<'a> {
+    stale: &'a core::sync::atomic::AtomicU64,
+    pullup_fail: &'a core::sync::atomic::AtomicU64,
+    delivered: &'a core::sync::atomic::AtomicU64,
+}
+
 impl<H: Host> Xde<H> {
     /// A frame from `port`'s guest.
     pub fn tx(&self, port: &Arc<XdePort>, pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
@@ -196,6 +203,31 @@ impl<H: Host> Xde<H> {
         }
     }
 
+    /// A copy of the encapsulated frame `bytes` through each named port's inbound path.
+    fn deliver_copies(
+        &self,
+        names: Vec<String>,
+        bytes: &[u8],
+        c: LocalCounters<'_>,
+        now: Moment,
+        out: &mut Vec<Emit>,
+    ) {
+        for name in names {
+            let Some(dst) = self.port(&name) else {
+                bump(c.stale);
+                continue;
+            };
+            let mut copy = Packet::copy_from(bytes);
+            let Ok(n) = parse_network(&mut copy) else {
+                bump(c.pullup_fail);
+                continue;
+            };
+            if self.deliver(&dst, copy, Parsed::Network(n), now, out) {
+                bump(c.delivered);
+            }
+        }
+    }
+
     /// Multicast a guest sent (SPEC §7.7): a copy to each local subscriber but the sender
     /// whose filter allows the inner source, then a copy to each forwarding next hop whose
     /// filter allows it, with its VNI and replication mode.
@@ -219,20 +251,13 @@ impl<H: Host> Xde<H> {
                 names.push(p.to_string())
             });
         add(&self.stats.mcast_tx_source_filtered, fan.filtered);
-        for name in names {
-            let Some(dst) = self.port(&name) else {
-                bump(&self.stats.mcast_tx_stale_local);
-                continue;
-            };
-            let mut copy = Packet::copy_from(&bytes);
-            let Ok(n) = parse_network(&mut copy) else {
-                bump(&self.stats.mcast_tx_pullup_fail);
-                continue;
-            };
-            if self.deliver(&dst, copy, Parsed::Network(n), now, out) {
-                bump(&self.stats.mcast_tx_local);
-            }
-        }
+        let st = &self.stats;
+        let c = LocalCounters {
+            stale: &st.mcast_tx_stale_local,
+            pullup_fail: &st.mcast_tx_pullup_fail,
+            delivered: &st.mcast_tx_local,
+        };
+        self.deliver_copies(names, &bytes, c, now, out);
         let mut hops = Vec::new();
         let Some(fan) = t
             .mcast_fwd
@@ -350,19 +375,12 @@ impl<H: Host> Xde<H> {
             return;
         }
         let bytes = pkt.to_vec();
-        for name in names {
-            let Some(dst) = self.port(&name) else {
-                bump(&self.stats.mcast_rx_stale_local);
-                continue;
-            };
-            let mut copy = Packet::copy_from(&bytes);
-            let Ok(m) = parse_network(&mut copy) else {
-                bump(&self.stats.mcast_rx_pullup_fail);
-                continue;
-            };
-            if self.deliver(&dst, copy, Parsed::Network(m), now, out) {
-                bump(&self.stats.mcast_rx_local);
-            }
-        }
+        let st = &self.stats;
+        let c = LocalCounters {
+            stale: &st.mcast_rx_stale_local,
+            pullup_fail: &st.mcast_rx_pullup_fail,
+            delivered: &st.mcast_rx_local,
+        };
+        self.deliver_copies(names, &bytes, c, now, out);
     }
 }

@@ -64,7 +64,7 @@ fn test() -> Result<(), String> {
         ]),
     )?;
     eprintln!("xtask: == workspace tests (with tshark check and fuzz corpus replay)");
-    let (passed, failed) = run_tests(cargo(&["test", "--workspace"]))?;
+    let (passed, failed) = run_tests(cargo(&["test", "--workspace", "--no-fail-fast"]))?;
     // One closing line for the whole run: cargo prints a result per test binary, and the
     // last of those is often a crate's empty doc-test run.
     println!("tests: {passed} passed, {failed} failed");

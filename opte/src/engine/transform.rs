@@ -545,6 +545,29 @@ impl CompiledTransform {
         Ok(())
     }
 
+    #[inline(always)]
+    fn set_ports(
+        &self,
+        src: &mut zerocopy::network_endian::U16,
+        dst: &mut zerocopy::network_endian::U16,
+    ) {
+        if let Some(p) = self.src_port {
+            src.set(p);
+        }
+        if let Some(p) = self.dst_port {
+            dst.set(p);
+        }
+    }
+
+    #[inline(always)]
+    fn set_icmp_id(&self, rest: &mut [u8; 4]) {
+        if let Some(id) = self.icmp_id {
+            let [a, b] = id.to_be_bytes();
+            rest[0] = a;
+            rest[1] = b;
+        }
+    }
+
     /// The L4 rewrite of a packet whose checksum the device will finish (virtio-net
     /// `NEEDS_CSUM`): the field holds the pseudo-header's sum, uncomplemented, so only
     /// the pseudo-header's change moves it (RFC 1624's update does not apply), and new
@@ -562,35 +585,21 @@ impl CompiledTransform {
                 let h = hs
                     .hdr::<TcpHdr>(u.loc)
                     .ok_or(HdrTransformError::MissingHeader("TCP"))?;
-                if let Some(p) = self.src_port {
-                    h.src_port.set(p);
-                }
-                if let Some(p) = self.dst_port {
-                    h.dst_port.set(p);
-                }
+                self.set_ports(&mut h.src_port, &mut h.dst_port);
                 h.csum = add(h.csum, self.pseudo_delta);
             }
             UlpKind::Udp => {
                 let h = hs
                     .hdr::<UdpHdr>(u.loc)
                     .ok_or(HdrTransformError::MissingHeader("UDP"))?;
-                if let Some(p) = self.src_port {
-                    h.src_port.set(p);
-                }
-                if let Some(p) = self.dst_port {
-                    h.dst_port.set(p);
-                }
+                self.set_ports(&mut h.src_port, &mut h.dst_port);
                 h.csum = add(h.csum, self.pseudo_delta);
             }
             UlpKind::Icmpv4 | UlpKind::Icmpv6 => {
                 let h = hs
                     .hdr::<IcmpHdr>(u.loc)
                     .ok_or(HdrTransformError::MissingHeader("ICMP"))?;
-                if let Some(id) = self.icmp_id {
-                    let [a, b] = id.to_be_bytes();
-                    h.rest[0] = a;
-                    h.rest[1] = b;
-                }
+                self.set_icmp_id(&mut h.rest);
                 h.csum = add(h.csum, self.pseudo_delta);
             }
         }
@@ -604,24 +613,14 @@ impl CompiledTransform {
                 let h = hs
                     .hdr::<TcpHdr>(u.loc)
                     .ok_or(HdrTransformError::MissingHeader("TCP"))?;
-                if let Some(p) = self.src_port {
-                    h.src_port.set(p);
-                }
-                if let Some(p) = self.dst_port {
-                    h.dst_port.set(p);
-                }
+                self.set_ports(&mut h.src_port, &mut h.dst_port);
                 h.csum = fix(h.csum, d);
             }
             UlpKind::Udp => {
                 let h = hs
                     .hdr::<UdpHdr>(u.loc)
                     .ok_or(HdrTransformError::MissingHeader("UDP"))?;
-                if let Some(p) = self.src_port {
-                    h.src_port.set(p);
-                }
-                if let Some(p) = self.dst_port {
-                    h.dst_port.set(p);
-                }
+                self.set_ports(&mut h.src_port, &mut h.dst_port);
                 // Zero means "no checksum" and stays so; a computed zero is sent as ffff.
                 if h.csum != [0, 0] {
                     let c = fix(h.csum, d);
@@ -632,11 +631,7 @@ impl CompiledTransform {
                 let h = hs
                     .hdr::<IcmpHdr>(u.loc)
                     .ok_or(HdrTransformError::MissingHeader("ICMP"))?;
-                if let Some(id) = self.icmp_id {
-                    let [a, b] = id.to_be_bytes();
-                    h.rest[0] = a;
-                    h.rest[1] = b;
-                }
+                self.set_icmp_id(&mut h.rest);
                 h.csum = fix(h.csum, d);
             }
         }
