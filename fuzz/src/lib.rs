@@ -110,8 +110,13 @@ pub fn check_parse_out(data: &[u8]) {
 /// refused leaves the host exactly as it was.
 ///
 /// Input layout: byte 0 picks the API version (mostly ours), byte 1 the command (an index
-/// into `OpteCmd::ALL`, or past it a raw code for the ioctl shape), bytes 2..4 the response capacity, the rest
-/// is the request body.
+/// into `OpteCmd::ALL`, or past it a raw code for the ioctl shape), bytes 2..4 the response
+/// capacity, the rest is the request body.
+///
+/// Byte 1 is an index, not a code: a command added to `OpteCmd::ALL` (which is in code
+/// order) moves every later one, and the corpus and regressions must then have byte 1
+/// remapped so each input still names the command it was found with (as was done when
+/// `DumpUftPage` and `DumpTcpFlowsPage` took indices 8 and 9).
 pub fn check_control(data: &[u8]) {
     use opte_api::error::Os;
     use opte_api::{API_VERSION, ControlRequest, ControlResponse, OpteCmd};
@@ -213,7 +218,49 @@ pub mod control_fixture {
         }
     }
 
-    /// Two ports with rules and routes, and entries in V2P, V2B, M2P and multicast.
+    /// The TCP connections opte0 opens to opte1 in the fixture.
+    pub const FIXTURE_CONNECTIONS: u16 = 3;
+
+    /// Guest opte0 opens `n` TCP connections to opte1 (a SYN each, delivered on this host),
+    /// so opte0's outbound UFT, opte1's inbound UFT and both TCP tables have entries for
+    /// the dumps (whole and paged) to show.
+    fn connect(x: &Xde<NullHost>, n: u16) {
+        use opte::build::{Headers, L3Repr, UlpRepr};
+        use opte::engine::time::Moment;
+        use opte::packet::Packet;
+        use opte::wire::ether::{ETHER_TYPE_IPV4, EtherRepr};
+        use opte::wire::ip4::Ipv4Repr;
+        use opte::wire::tcp::TcpRepr;
+        let port = x.port("opte0").expect("fixture port");
+        let (from, to) = (cfg(5), cfg(6));
+        let v4 = |c: &VpcCfg| c.ipv4().expect("fixture IPv4").private_ip;
+        for i in 0..n {
+            let mut ip = Ipv4Repr::new(v4(&from), v4(&to), 6);
+            ip.ttl = 64;
+            let mut tcp = TcpRepr::new(40000 + i, 22, 0x02);
+            tcp.seq = 1000;
+            tcp.window = 65000;
+            let eth = EtherRepr {
+                dst: from.gateway_mac,
+                src: from.guest_mac,
+                ether_type: ETHER_TYPE_IPV4,
+                vlan: None,
+            };
+            let frame = Headers::new(eth, L3Repr::Ipv4(ip), UlpRepr::Tcp(tcp))
+                .build(&[])
+                .expect("fixture frame");
+            let mut out = Vec::new();
+            x.tx(
+                &port,
+                Packet::copy_from(&frame),
+                Moment::from_secs(1),
+                &mut out,
+            );
+        }
+    }
+
+    /// Two ports with rules and routes, entries in V2P, V2B, M2P and multicast, and
+    /// [`FIXTURE_CONNECTIONS`] connections from opte0 to opte1 in the flow tables.
     pub fn host() -> Xde<NullHost> {
         let x = Xde::new(NullHost, 1);
         run::<cmd::SetXdeUnderlay>(
@@ -279,7 +326,7 @@ pub mod control_fixture {
                 }],
             },
         );
-        let _ = OpteCmd::ListPorts;
+        connect(&x, FIXTURE_CONNECTIONS);
         x
     }
 
@@ -379,6 +426,43 @@ pub mod control_fixture {
             }),
         );
         add("clear-underlay", OpteCmd::ClearXdeUnderlay, vec![]);
+        add(
+            "dump-uft-page",
+            OpteCmd::DumpUftPage,
+            e(&opte_api::DumpUftPageReq {
+                port_name: "opte0".into(),
+                dir: opte_api::Direction::Out,
+                start: 0,
+                max: 2,
+            }),
+        );
+        // A dump's second page: from the cursor the first page of one entry gives.
+        let next = host()
+            .port("opte1")
+            .expect("fixture port")
+            .with_vpc(|v| v.port().dump_tcp_flows_page(0, 1))
+            .expect("fixture dump")
+            .next
+            .expect("a second page");
+        add(
+            "dump-tcp-flows-page",
+            OpteCmd::DumpTcpFlowsPage,
+            e(&opte_api::DumpTcpFlowsPageReq {
+                port_name: "opte1".into(),
+                start: next,
+                max: 1,
+            }),
+        );
+        add(
+            "dump-uft-page-too-big",
+            OpteCmd::DumpUftPage,
+            e(&opte_api::DumpUftPageReq {
+                port_name: "opte1".into(),
+                dir: opte_api::Direction::In,
+                start: 0,
+                max: opte_api::MAX_DUMP_PAGE + 1,
+            }),
+        );
         out
     }
 

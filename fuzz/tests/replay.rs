@@ -50,3 +50,32 @@ fn control_corpus_and_regressions_hold() {
     );
     replay("regressions/control", opte_fuzz::check_control);
 }
+
+#[test]
+fn the_control_fixture_has_flows_to_page_through() {
+    use opte_api::Direction;
+    use opte_fuzz::control_fixture::{FIXTURE_CONNECTIONS, host};
+    let x = host();
+    let n = u32::from(FIXTURE_CONNECTIONS);
+    let (out, inb, tcp0, tcp1) = (
+        x.port("opte0").unwrap().with_vpc(|v| v.port().dump_uft()),
+        x.port("opte1").unwrap().with_vpc(|v| v.port().dump_uft()),
+        x.port("opte0")
+            .unwrap()
+            .with_vpc(|v| v.port().dump_tcp_flows()),
+        x.port("opte1")
+            .unwrap()
+            .with_vpc(|v| v.port().dump_tcp_flows()),
+    );
+    assert_eq!(out.unwrap().out_num_flows, n);
+    assert_eq!(inb.unwrap().in_num_flows, n);
+    assert_eq!(tcp0.unwrap().flows.len(), n as usize);
+    assert_eq!(tcp1.unwrap().flows.len(), n as usize);
+    // More than one page of one entry, so a seed can start from a second page's cursor.
+    let page = x
+        .port("opte0")
+        .unwrap()
+        .with_vpc(|v| v.port().dump_uft_page(Direction::Out, 0, 1))
+        .unwrap();
+    assert!(page.next.is_some());
+}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// The control API version. Client and server must match exactly; any change to a type
 /// that crosses the control boundary bumps it.
-pub const API_VERSION: u64 = 42;
+pub const API_VERSION: u64 = 43;
 
 /// The major version of the OPTE package.
 pub const MAJOR_VERSION: u64 = 0;
@@ -54,6 +54,13 @@ pub enum OpteCmd {
     DumpUft = 32,
     /// Summarise a port's layers.
     ListLayers = 33,
+    /// One page of a unified flow table: `DumpUftPageReq` → `FlowDumpPage<UftEntryDump>`
+    /// (ours; for tables too big for one `DumpUft` response).
+    DumpUftPage = 34,
+    /// One page of the TCP flow table: `DumpTcpFlowsPageReq` →
+    /// `FlowDumpPage<TcpFlowEntryDump>` (ours; for tables too big for one `DumpTcpFlows`
+    /// response).
+    DumpTcpFlowsPage = 35,
     /// Clear both unified flow tables.
     ClearUft = 40,
     /// Clear one layer's flow table.
@@ -123,7 +130,7 @@ pub struct UnknownCmd(pub c_int);
 
 impl OpteCmd {
     /// Every command, in code order.
-    pub const ALL: [OpteCmd; 38] = [
+    pub const ALL: [OpteCmd; 40] = [
         Self::ListPorts,
         Self::AddFwRule,
         Self::RemFwRule,
@@ -132,6 +139,8 @@ impl OpteCmd {
         Self::DumpLayer,
         Self::DumpUft,
         Self::ListLayers,
+        Self::DumpUftPage,
+        Self::DumpTcpFlowsPage,
         Self::ClearUft,
         Self::ClearLft,
         Self::SetVirt2Phys,
@@ -348,10 +357,14 @@ mod tests {
         assert_eq!(
             codes,
             [
-                1, 20, 21, 22, 30, 31, 32, 33, 40, 41, 50, 51, 52, 53, 54, 55, 60, 61, 70, 71, 72,
-                73, 80, 90, 91, 92, 93, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 120
+                1, 20, 21, 22, 30, 31, 32, 33, 34, 35, 40, 41, 50, 51, 52, 53, 54, 55, 60, 61, 70,
+                71, 72, 73, 80, 90, 91, 92, 93, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109,
+                120
             ]
         );
+        assert_eq!(OpteCmd::try_from(34), Ok(OpteCmd::DumpUftPage));
+        assert_eq!(OpteCmd::try_from(35), Ok(OpteCmd::DumpTcpFlowsPage));
+        assert_eq!(OpteCmd::try_from(36), Err(UnknownCmd(36)));
         assert_eq!(OpteCmd::try_from(94), Err(UnknownCmd(94)));
         assert_eq!(UnknownCmd(0).to_string(), "unknown OPTE command code 0");
     }
@@ -365,6 +378,9 @@ mod tests {
         assert_eq!(OpteCmd::DumpLayer.to_string(), "DumpLayer");
         assert_eq!("dumplayer".parse(), Ok(OpteCmd::DumpLayer));
         assert_eq!("93".parse(), Ok(OpteCmd::DetachSubnet));
+        assert_eq!("dumpuftpage".parse(), Ok(OpteCmd::DumpUftPage));
+        assert_eq!("35".parse(), Ok(OpteCmd::DumpTcpFlowsPage));
+        assert_eq!(OpteCmd::DumpTcpFlowsPage.to_string(), "DumpTcpFlowsPage");
         let e = "94".parse::<OpteCmd>().unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -388,8 +404,9 @@ mod tests {
 
     #[test]
     fn api_version_must_match_exactly() {
-        // 41 is the reference's; 42 adds DumpXdeStats.
-        assert_eq!(API_VERSION, 42);
+        // 41 is the reference's; 42 adds DumpXdeStats; 43 adds DumpUftPage and
+        // DumpTcpFlowsPage.
+        assert_eq!(API_VERSION, 43);
         assert_eq!(check_api_version(API_VERSION), Ok(()));
         assert_eq!(
             check_api_version(40),

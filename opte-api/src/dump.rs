@@ -5,8 +5,11 @@
 //! name its own key while clients use the default.
 
 use crate::cmd::CmdOk;
+use crate::direction::Direction;
+use crate::error::OpteError;
 use crate::flow::InnerFlowId;
 use crate::tcp::TcpState;
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Debug;
@@ -220,6 +223,69 @@ pub struct FlowDumpPage<E, Flow = InnerFlowId> {
 
 impl<E: Debug + Serialize, Flow: Debug + Serialize> CmdOk for FlowDumpPage<E, Flow> {}
 
+/// The most entries one page of a paged flow-table dump ([`DumpUftPageReq`],
+/// [`DumpTcpFlowsPageReq`]) may ask for. A page of this many entries stays well under a
+/// megabyte of response; a request for more (or for none) is refused.
+pub const MAX_DUMP_PAGE: u32 = 4096;
+
+/// Check the page size of a paged dump: 1 to [`MAX_DUMP_PAGE`] entries, else a
+/// [`OpteError::BadState`] (`EINVAL`) that names the limit.
+pub fn check_dump_page(max: u32) -> Result<(), OpteError> {
+    if (1..=MAX_DUMP_PAGE).contains(&max) {
+        Ok(())
+    } else {
+        Err(OpteError::BadState(format!(
+            "page size {max} is outside 1..={MAX_DUMP_PAGE}"
+        )))
+    }
+}
+
+/// One page of a unified flow table of a port (`DumpUftPage`): at most `max` entries of
+/// the `dir` table from cursor `start`. See [`FlowDumpPage`] for how a dump proceeds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpUftPageReq {
+    /// The port.
+    pub port_name: String,
+    /// Which of the two tables.
+    pub dir: Direction,
+    /// The cursor: 0 to begin, then the previous page's `next`.
+    pub start: u64,
+    /// The most entries to return: 1 to [`MAX_DUMP_PAGE`].
+    pub max: u32,
+}
+
+impl DumpUftPageReq {
+    /// Refuse a page size outside 1..=[`MAX_DUMP_PAGE`] ([`check_dump_page`]).
+    pub fn validate(&self) -> Result<(), OpteError> {
+        check_dump_page(self.max)
+    }
+}
+
+/// One page of the TCP flow table of a port (`DumpTcpFlowsPage`): at most `max` entries
+/// from cursor `start`. See [`FlowDumpPage`] for how a dump proceeds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpTcpFlowsPageReq {
+    /// The port.
+    pub port_name: String,
+    /// The cursor: 0 to begin, then the previous page's `next`.
+    pub start: u64,
+    /// The most entries to return: 1 to [`MAX_DUMP_PAGE`].
+    pub max: u32,
+}
+
+impl DumpTcpFlowsPageReq {
+    /// Refuse a page size outside 1..=[`MAX_DUMP_PAGE`] ([`check_dump_page`]).
+    pub fn validate(&self) -> Result<(), OpteError> {
+        check_dump_page(self.max)
+    }
+}
+
+/// The response of `DumpUftPage`: one page of a unified flow table.
+pub type DumpUftPageResp<Flow = InnerFlowId> = FlowDumpPage<UftEntryDump, Flow>;
+
+/// The response of `DumpTcpFlowsPage`: one page of the TCP flow table.
+pub type DumpTcpFlowsPageResp<Flow = InnerFlowId> = FlowDumpPage<TcpFlowEntryDump<Flow>, Flow>;
+
 /// The state of a tracked TCP connection and the last sequence numbers seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpFlowStateDump {
@@ -240,6 +306,7 @@ mod tests {
     use super::*;
     use crate::flow::AddrPair;
     use crate::ip::Ipv4Addr;
+    use alloc::string::ToString;
 
     fn flow(sport: u16) -> InnerFlowId {
         let addrs = AddrPair::V4 {
@@ -322,6 +389,84 @@ mod tests {
         };
         let bytes = postcard::to_allocvec(&tcp).unwrap();
         assert_eq!(postcard::from_bytes::<DumpTcpFlowsResp>(&bytes), Ok(tcp));
+    }
+
+    #[test]
+    fn page_requests_round_trip_and_check_their_size() {
+        let uft = DumpUftPageReq {
+            port_name: "opte0".into(),
+            dir: Direction::Out,
+            start: 300,
+            max: 2,
+        };
+        let bytes = postcard::to_allocvec(&uft).unwrap();
+        // Name, direction (variant index 1), start (varint 300), max.
+        assert_eq!(bytes, b"\x05opte0\x01\xac\x02\x02");
+        assert_eq!(
+            postcard::from_bytes::<DumpUftPageReq>(&bytes),
+            Ok(uft.clone())
+        );
+        let tcp = DumpTcpFlowsPageReq {
+            port_name: "opte0".into(),
+            start: 0,
+            max: MAX_DUMP_PAGE,
+        };
+        let bytes = postcard::to_allocvec(&tcp).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<DumpTcpFlowsPageReq>(&bytes),
+            Ok(tcp.clone())
+        );
+
+        assert_eq!(uft.validate(), Ok(()));
+        assert_eq!(tcp.validate(), Ok(()));
+        assert_eq!(check_dump_page(1), Ok(()));
+        for bad in [0, MAX_DUMP_PAGE + 1, u32::MAX] {
+            let e = check_dump_page(bad).unwrap_err();
+            assert_eq!(
+                e,
+                OpteError::BadState(alloc::format!("page size {bad} is outside 1..=4096"))
+            );
+            assert_eq!(e.to_errno(), crate::error::errno::EINVAL);
+            assert!(e.to_string().contains("1..=4096"), "{e}");
+            assert_eq!(
+                DumpTcpFlowsPageReq {
+                    max: bad,
+                    ..tcp.clone()
+                }
+                .validate(),
+                Err(e)
+            );
+        }
+        assert!(DumpUftPageReq { max: 0, ..uft }.validate().is_err());
+    }
+
+    #[test]
+    fn pages_round_trip() {
+        let page: DumpUftPageResp = FlowDumpPage {
+            limit: 8192,
+            num_flows: 3,
+            flows: alloc::vec![(
+                flow(4),
+                UftEntryDump {
+                    hits: 2,
+                    summary: "hdr: encap, body: ".into(),
+                }
+            )],
+            next: Some(17),
+        };
+        let bytes = postcard::to_allocvec(&page).unwrap();
+        assert_eq!(postcard::from_bytes::<DumpUftPageResp>(&bytes), Ok(page));
+        let last: DumpTcpFlowsPageResp = FlowDumpPage {
+            limit: 8192,
+            num_flows: 0,
+            flows: alloc::vec![],
+            next: None,
+        };
+        let bytes = postcard::to_allocvec(&last).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<DumpTcpFlowsPageResp>(&bytes),
+            Ok(last)
+        );
     }
 
     #[test]

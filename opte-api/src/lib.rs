@@ -78,10 +78,11 @@ pub use dhcpv6::{AddressInfo, LeasedAddress};
 pub use direction::Direction;
 pub use dns::DomainName;
 pub use dump::{
-    ActionDescEntryDump, ClearLftReq, ClearUftReq, DumpLayerReq, DumpLayerResp, DumpTcpFlowsReq,
-    DumpTcpFlowsResp, DumpUftReq, DumpUftResp, FlowDumpPage, LayerDesc, ListLayersReq,
-    ListLayersResp, RuleDump, RuleId, RuleTableEntryDump, TcpFlowEntryDump, TcpFlowStateDump,
-    UftEntryDump,
+    ActionDescEntryDump, ClearLftReq, ClearUftReq, DumpLayerReq, DumpLayerResp,
+    DumpTcpFlowsPageReq, DumpTcpFlowsPageResp, DumpTcpFlowsReq, DumpTcpFlowsResp, DumpUftPageReq,
+    DumpUftPageResp, DumpUftReq, DumpUftResp, FlowDumpPage, LayerDesc, ListLayersReq,
+    ListLayersResp, MAX_DUMP_PAGE, RuleDump, RuleId, RuleTableEntryDump, TcpFlowEntryDump,
+    TcpFlowStateDump, UftEntryDump, check_dump_page,
 };
 pub use encap::Vni;
 pub use error::OpteError;

@@ -53,6 +53,8 @@ fn text_and_wire_round_trips() {
         "AttachSubnet",
         "DetachSubnet",
         "DumpMcast2Phys",
+        "DumpUftPage",
+        "DumpTcpFlowsPage",
     ]);
 }
 

@@ -9,8 +9,9 @@ use crate::Error;
 use crate::transport::Transport;
 use opte_api::{
     API_VERSION, ClearLftReq, ClearUftReq, ControlRequest, ControlResponse, Direction,
-    DumpLayerReq, DumpLayerResp, DumpTcpFlowsReq, DumpTcpFlowsResp, DumpUftReq, DumpUftResp,
-    IpCidr, ListLayersReq, ListLayersResp, NoResp, OpteError, SetXdeUnderlayReq,
+    DumpLayerReq, DumpLayerResp, DumpTcpFlowsPageReq, DumpTcpFlowsPageResp, DumpTcpFlowsReq,
+    DumpTcpFlowsResp, DumpUftPageReq, DumpUftPageResp, DumpUftReq, DumpUftResp, IpCidr,
+    ListLayersReq, ListLayersResp, NoResp, OpteError, SetXdeUnderlayReq,
 };
 use oxide_vpc::api::cmd::{self, Command, XdeStats};
 use oxide_vpc::api::{
@@ -175,6 +176,38 @@ impl OpteHdl {
     pub fn dump_tcp_flows(&self, port: &str) -> Result<DumpTcpFlowsResp, Error> {
         self.run::<cmd::DumpTcpFlows>(&DumpTcpFlowsReq {
             port_name: port.into(),
+        })
+    }
+
+    /// One page of `port`'s unified flow table of direction `dir`: at most `max` entries
+    /// (1 to [`opte_api::MAX_DUMP_PAGE`]) from cursor `start`. A dump starts at 0 and
+    /// passes each page's `next` until it is `None`; entries come in table order.
+    pub fn dump_uft_page(
+        &self,
+        port: &str,
+        dir: Direction,
+        start: u64,
+        max: u32,
+    ) -> Result<DumpUftPageResp, Error> {
+        self.run::<cmd::DumpUftPage>(&DumpUftPageReq {
+            port_name: port.into(),
+            dir,
+            start,
+            max,
+        })
+    }
+
+    /// One page of `port`'s TCP flow table, like [`Self::dump_uft_page`].
+    pub fn dump_tcp_flows_page(
+        &self,
+        port: &str,
+        start: u64,
+        max: u32,
+    ) -> Result<DumpTcpFlowsPageResp, Error> {
+        self.run::<cmd::DumpTcpFlowsPage>(&DumpTcpFlowsPageReq {
+            port_name: port.into(),
+            start,
+            max,
         })
     }
 

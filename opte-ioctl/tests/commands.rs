@@ -1,11 +1,15 @@
 //! Every `OpteHdl` method against the real host core, in process: each request reaches
-//! the command it names and each response comes back as the type it is.
+//! the command it names and each response comes back as the type it is (the paged dumps
+//! also against a fake host, for pages with entries in them).
 
 mod common;
 
-use common::{cfg, hdl, xde};
-use opte_api::{Direction, IpCidr, NoResp, OpteError};
-use opte_ioctl::{Error, OpteHdl};
+use common::{cfg, hdl, hdl_with, xde};
+use opte_api::{
+    AddrPair, ControlRequest, ControlResponse, Direction, DumpTcpFlowsPageReq, DumpUftPageReq,
+    FlowDumpPage, InnerFlowId, IpCidr, MAX_DUMP_PAGE, NoResp, OpteCmd, OpteError, UftEntryDump,
+};
+use opte_ioctl::{Error, InProcess, OpteHdl};
 use oxide_vpc::api::{
     AddFwRuleReq, AddRouterEntryReq, AttachedSubnetConfig, ClearMcast2PhysReq,
     ClearMcastForwardingReq, ClearVirt2BoundaryReq, ClearVirt2PhysReq, DelRouterEntryReq,
@@ -14,6 +18,8 @@ use oxide_vpc::api::{
     RemFwRuleReq, RemoveCidrResp, Replication, SetExternalIpsReq, SetFwRulesReq, SetMcast2PhysReq,
     SetMcastForwardingReq, SetVirt2BoundaryReq, SetVirt2PhysReq, SourceFilter, TunnelEndpoint,
 };
+use std::cell::RefCell;
+use std::rc::Rc;
 
 const OK: NoResp = NoResp { unused: 0 };
 
@@ -86,6 +92,125 @@ fn layers_and_flow_tables_are_dumped_and_cleared() {
         h.clear_uft("opte9"),
         Err(Error::CommandError(_, OpteError::PortNotFound(_)))
     ));
+}
+
+#[test]
+fn flow_tables_are_dumped_a_page_at_a_time() {
+    let (_x, h) = two_ports();
+    let whole = h.dump_uft("opte0").unwrap();
+    // Empty tables: one empty page, and the end.
+    for (dir, limit) in [
+        (Direction::In, whole.in_limit),
+        (Direction::Out, whole.out_limit),
+    ] {
+        let p = h.dump_uft_page("opte0", dir, 0, 16).unwrap();
+        assert_eq!((p.limit, p.num_flows, p.next), (limit, 0, None));
+        assert!(p.flows.is_empty());
+    }
+    let p = h.dump_tcp_flows_page("opte1", 0, MAX_DUMP_PAGE).unwrap();
+    assert_eq!((p.num_flows, p.next), (0, None));
+    assert!(p.limit > 0 && p.flows.is_empty());
+
+    // A page size of none or over the limit is refused, with the limit in the message.
+    let e = h.dump_uft_page("opte0", Direction::In, 0, 0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "DumpUftPage failed: command not allowed in this state: page size 0 is outside \
+         1..=4096"
+    );
+    assert!(matches!(
+        h.dump_tcp_flows_page("opte0", 0, MAX_DUMP_PAGE + 1),
+        Err(Error::CommandError(OpteCmd::DumpTcpFlowsPage, OpteError::BadState(m)))
+            if m.contains("1..=4096")
+    ));
+    // An unknown port.
+    assert!(matches!(
+        h.dump_uft_page("opte9", Direction::Out, 0, 1),
+        Err(Error::CommandError(OpteCmd::DumpUftPage, OpteError::PortNotFound(p))) if p == "opte9"
+    ));
+    assert!(matches!(
+        h.dump_tcp_flows_page("opte9", 0, 1),
+        Err(Error::CommandError(_, OpteError::PortNotFound(_)))
+    ));
+}
+
+#[test]
+fn page_requests_carry_the_port_direction_cursor_and_size() {
+    let (x, _) = two_ports();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let h = hdl_with(&x, move |r, dispatch| {
+        log.borrow_mut().push((r.cmd, r.req.clone()));
+        dispatch(r)
+    });
+    h.dump_uft_page("opte1", Direction::Out, 77, 9).unwrap();
+    h.dump_tcp_flows_page("opte0", 5, 4096).unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen[0].0, OpteCmd::DumpUftPage);
+    assert_eq!(
+        postcard::from_bytes::<DumpUftPageReq>(&seen[0].1).unwrap(),
+        DumpUftPageReq {
+            port_name: "opte1".into(),
+            dir: Direction::Out,
+            start: 77,
+            max: 9,
+        }
+    );
+    assert_eq!(seen[1].0, OpteCmd::DumpTcpFlowsPage);
+    assert_eq!(
+        postcard::from_bytes::<DumpTcpFlowsPageReq>(&seen[1].1).unwrap(),
+        DumpTcpFlowsPageReq {
+            port_name: "opte0".into(),
+            start: 5,
+            max: 4096,
+        }
+    );
+}
+
+/// A UFT entry of a fake table: TCP from 10.0.0.1 port `sport`.
+fn fake_entry(sport: u16) -> (InnerFlowId, UftEntryDump) {
+    let addrs = AddrPair::V4 {
+        src: "10.0.0.1".parse().unwrap(),
+        dst: "10.0.0.2".parse().unwrap(),
+    };
+    let flow = InnerFlowId::with_ports(6, addrs, sport, 443);
+    let hits = u64::from(sport);
+    let summary = format!("hdr: encap, body: {sport}");
+    (flow, UftEntryDump { hits, summary })
+}
+
+#[test]
+fn pages_come_back_whole_until_the_last() {
+    // A host whose UFT holds entries 0..7, one per cursor position, served as asked.
+    let table: Vec<_> = (0..7).map(fake_entry).collect();
+    let served = table.clone();
+    let h = OpteHdl::new(InProcess::new(move |r: &ControlRequest| {
+        assert_eq!(r.cmd, OpteCmd::DumpUftPage);
+        let req: DumpUftPageReq = postcard::from_bytes(&r.req).unwrap();
+        let start = req.start as usize;
+        let end = (start + req.max as usize).min(served.len());
+        let page = FlowDumpPage {
+            limit: 64,
+            num_flows: served.len() as u32,
+            flows: served[start..end].to_vec(),
+            next: (end < served.len()).then_some(end as u64),
+        };
+        ControlResponse::Ok(postcard::to_allocvec(&page).unwrap())
+    }));
+    let mut got = Vec::new();
+    let mut start = 0;
+    let mut pages = 0;
+    loop {
+        let p = h.dump_uft_page("opte0", Direction::In, start, 3).unwrap();
+        assert_eq!((p.limit, p.num_flows), (64, 7));
+        got.extend(p.flows);
+        pages += 1;
+        match p.next {
+            Some(n) => start = n,
+            None => break,
+        }
+    }
+    assert_eq!((pages, got), (3, table));
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! The command line (SPEC §5): every subcommand with the reference's name and arguments,
-//! plus `dump-xde-stats`, the global `--json` and `--socket`.
+//! plus `dump-xde-stats`, `--page-size` on `dump-uft` and `dump-tcp-flows`, the global
+//! `--json` and `--socket`.
 //!
 //! Only parsing lives here; what each subcommand does is [`crate::run()`].
 
 use clap::{Args, Parser, Subcommand};
 use opte_api::{
-    Direction, DomainName, IpAddr, IpCidr, Ipv6Addr, Ipv6Cidr, MacAddr, MulticastUnderlay, Vni,
+    Direction, DomainName, IpAddr, IpCidr, Ipv6Addr, Ipv6Cidr, MAX_DUMP_PAGE, MacAddr,
+    MulticastUnderlay, Vni,
 };
 use oxide_vpc::api::{Address, FirewallAction, Ports, ProtoFilter, Replication};
 use oxide_vpc::api::{RouterClass, RouterTarget};
@@ -74,6 +76,10 @@ pub enum Command {
         /// The port.
         #[arg(short)]
         port: String,
+        /// Fetch each table N entries at a time (for tables too big for one response);
+        /// the output is the same.
+        #[arg(long, value_name = "N", value_parser = page_size())]
+        page_size: Option<u32>,
     },
 
     /// Dump a port's TCP flows.
@@ -81,6 +87,10 @@ pub enum Command {
         /// The port.
         #[arg(short)]
         port: String,
+        /// Fetch the table N entries at a time (for tables too big for one response); the
+        /// output is the same.
+        #[arg(long, value_name = "N", value_parser = page_size())]
+        page_size: Option<u32>,
     },
 
     /// Dump the virtual-to-physical mappings.
@@ -414,6 +424,11 @@ pub struct CidrArgs {
     /// in or out [default: both].
     #[arg(long)]
     pub dir: Option<Direction>,
+}
+
+/// `--page-size`: 1 to [`MAX_DUMP_PAGE`] entries a page.
+fn page_size() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=i64::from(MAX_DUMP_PAGE))
 }
 
 fn parse_action(s: &str) -> Result<FirewallAction, String> {

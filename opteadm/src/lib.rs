@@ -3,7 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`cli`] | the command line ([`Cli`]): SPEC §5's subcommands, `--json`, `--socket` |
+//! | [`cli`] | the command line ([`Cli`]): SPEC §5's subcommands, `--page-size`, `--json`, `--socket` |
 //! | [`config`] | `create-xde`'s port configuration and the external addresses, by family |
 //! | [`run`](mod@run) | [`run()`]: what each subcommand does and prints |
 //!
@@ -41,6 +41,11 @@ pub enum Error {
     /// request did nothing (e.g. no such router entry).
     #[error("{0}")]
     Usage(String),
+
+    /// The host's answers do not fit together (a paged dump whose cursor does not move
+    /// forward).
+    #[error("{0}")]
+    Host(String),
 
     /// Reading stdin or writing stdout failed.
     #[error("{0}")]

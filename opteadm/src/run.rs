@@ -4,7 +4,7 @@
 use crate::Error;
 use crate::cli::{CidrArgs, Cli, Command, RouteArgs, V2bArgs, V2pArgs};
 use crate::config::vpc_cfg;
-use opte_api::{Direction, IpCidr, Vni};
+use opte_api::{Direction, DumpTcpFlowsResp, DumpUftResp, FlowDumpPage, IpCidr, Vni};
 use opte_ioctl::OpteHdl;
 use oxide_vpc::api::cmd::XdeStats;
 use oxide_vpc::api::{
@@ -18,6 +18,7 @@ use oxide_vpc::api::{
 };
 use oxide_vpc::print;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
 /// The VNI `set-v2b` gives boundary tunnel endpoints, as the reference's opteadm does.
@@ -50,13 +51,20 @@ pub fn run(
         }
         Command::ClearUft { port } => done(hdl.clear_uft(&port)),
         Command::ClearLft { port, layer } => done(hdl.clear_lft(&port, &layer)),
-        Command::DumpUft { port } => show(out, json, &hdl.dump_uft(&port)?, print::print_uft),
-        Command::DumpTcpFlows { port } => show(
-            out,
-            json,
-            &hdl.dump_tcp_flows(&port)?,
-            print::print_tcp_flows,
-        ),
+        Command::DumpUft { port, page_size } => {
+            let resp = match page_size {
+                None => hdl.dump_uft(&port)?,
+                Some(n) => dump_uft_paged(hdl, &port, n)?,
+            };
+            show(out, json, &resp, print::print_uft)
+        }
+        Command::DumpTcpFlows { port, page_size } => {
+            let resp = match page_size {
+                None => hdl.dump_tcp_flows(&port)?,
+                Some(n) => dump_tcp_flows_paged(hdl, &port, n)?,
+            };
+            show(out, json, &resp, print::print_tcp_flows)
+        }
         Command::DumpV2p => show(out, json, &hdl.dump_v2p()?, print::print_v2p),
         Command::DumpV2b => show(out, json, &hdl.dump_v2b()?, print::print_v2b),
         Command::AddFwRule {
@@ -192,6 +200,62 @@ pub fn run(
             ))),
         },
         Command::DumpXdeStats => show(out, json, &hdl.dump_xde_stats()?, print_xde_stats),
+    }
+}
+
+/// `dump-uft --page-size N`: both of `port`'s unified flow tables fetched `n` entries at a
+/// time (`DumpUftPage`) and gathered into the response `DumpUft` gives, so they print the
+/// same: see [`gather_pages`].
+pub fn dump_uft_paged(hdl: &OpteHdl, port: &str, n: u32) -> Result<DumpUftResp, Error> {
+    let inbound = gather_pages(|start| hdl.dump_uft_page(port, Direction::In, start, n))?;
+    let outbound = gather_pages(|start| hdl.dump_uft_page(port, Direction::Out, start, n))?;
+    Ok(DumpUftResp {
+        in_limit: inbound.limit,
+        in_num_flows: inbound.num_flows,
+        in_flows: inbound.flows,
+        out_limit: outbound.limit,
+        out_num_flows: outbound.num_flows,
+        out_flows: outbound.flows,
+    })
+}
+
+/// `dump-tcp-flows --page-size N`: `port`'s TCP flow table fetched `n` entries at a time
+/// (`DumpTcpFlowsPage`) and gathered into the response `DumpTcpFlows` gives: see
+/// [`gather_pages`].
+pub fn dump_tcp_flows_paged(hdl: &OpteHdl, port: &str, n: u32) -> Result<DumpTcpFlowsResp, Error> {
+    let table = gather_pages(|start| hdl.dump_tcp_flows_page(port, start, n))?;
+    Ok(DumpTcpFlowsResp { flows: table.flows })
+}
+
+/// Every page of one table, from cursor 0 until a page has no `next`, as one page: the
+/// entries sorted by flow (as the host sorts a whole dump), an entry that came twice (the
+/// table was rehashed during the dump) once with what its later page said, and the limit
+/// and count of the last page. A cursor that does not move forward is the host's error.
+pub fn gather_pages<E>(
+    mut page: impl FnMut(u64) -> Result<FlowDumpPage<E>, opte_ioctl::Error>,
+) -> Result<FlowDumpPage<E>, Error> {
+    let mut flows = BTreeMap::new();
+    let mut start = 0;
+    loop {
+        let p = page(start)?;
+        flows.extend(p.flows);
+        match p.next {
+            None => {
+                return Ok(FlowDumpPage {
+                    limit: p.limit,
+                    num_flows: p.num_flows,
+                    flows: flows.into_iter().collect(),
+                    next: None,
+                });
+            }
+            Some(next) if next > start => start = next,
+            Some(next) => {
+                return Err(Error::Host(format!(
+                    "paged dump: the page at cursor {start} gave cursor {next}, which does \
+                     not move forward"
+                )));
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Every read command's table (golden text) and JSON (the response itself, read back)
-//! against a host core populated through opteadm's own commands.
+//! against a host core populated through opteadm's own commands; the paged flow-table
+//! dumps print exactly what the whole dumps print.
 
 mod common;
 
@@ -42,6 +43,24 @@ fn populated() -> Sled {
     s
 }
 
+/// [`populated`], and more flows: opte0 opens five more connections to the mapped guest
+/// and four to opte1 (on this sled; a rule lets them in), so opte0's outbound UFT and TCP
+/// table hold ten flows and opte1's inbound UFT four.
+fn busy() -> Sled {
+    let s = populated();
+    s.run(
+        "add-fw-rule -p opte1 --dir in --hosts any --protocol tcp --ports 22 --action allow \
+         --priority 10",
+    );
+    for i in 1..=5 {
+        s.guest_syn("opte0", 1, 40000 + i, "172.30.0.99", 443, 2);
+    }
+    for i in 0..4 {
+        s.guest_syn("opte0", 1, 41003 - i, "172.30.0.6", 22, 3);
+    }
+    s
+}
+
 fn assert_table(s: &Sled, line: &str, golden: &str) {
     let out = s.run(line);
     assert!(out == golden, "opteadm {line}:\n{out}\nexpected:\n{golden}");
@@ -70,6 +89,99 @@ fn dump_uft_table() {
 #[test]
 fn dump_tcp_flows_table() {
     assert_table(&populated(), "dump-tcp-flows -p opte0", DUMP_TCP_FLOWS);
+}
+
+#[test]
+fn paged_dump_tables() {
+    assert_table(&populated(), "dump-uft -p opte0 --page-size 1", DUMP_UFT);
+    assert_table(
+        &populated(),
+        "dump-tcp-flows -p opte0 --page-size 1",
+        DUMP_TCP_FLOWS,
+    );
+    let s = busy();
+    assert_table(&s, "dump-uft -p opte0", BUSY_UFT_OPTE0);
+    assert_table(&s, "dump-uft -p opte0 --page-size 3", BUSY_UFT_OPTE0);
+    assert_table(&s, "dump-uft -p opte1 --page-size 1", BUSY_UFT_OPTE1);
+}
+
+#[test]
+fn paged_dumps_print_what_whole_dumps_print() {
+    let s = busy();
+    let uft = s.hdl.dump_uft("opte0").unwrap();
+    assert_eq!((uft.in_flows.len(), uft.out_flows.len()), (0, 10));
+    let uft = s.hdl.dump_uft("opte1").unwrap();
+    assert_eq!((uft.in_flows.len(), uft.out_flows.len()), (4, 0));
+    assert_eq!(s.hdl.dump_tcp_flows("opte0").unwrap().flows.len(), 10);
+    assert_eq!(s.hdl.dump_tcp_flows("opte1").unwrap().flows.len(), 4);
+    for port in ["opte0", "opte1"] {
+        for cmd in ["dump-uft", "dump-tcp-flows"] {
+            for json in ["", "--json "] {
+                let line = format!("{json}{cmd} -p {port}");
+                let whole = s.run(&line);
+                for n in [1, 2, 3, 10, 4096] {
+                    let paged = s.run(&format!("{line} --page-size {n}"));
+                    assert!(
+                        paged == whole,
+                        "opteadm {line} --page-size {n}:\n{paged}\nwithout:\n{whole}"
+                    );
+                }
+            }
+        }
+    }
+    // The host's own errors, as without paging.
+    assert_eq!(
+        s.fail("dump-uft -p opte9 --page-size 2"),
+        "DumpUftPage failed: port not found: opte9"
+    );
+    assert_eq!(
+        s.fail("dump-tcp-flows -p opte9 --page-size 2"),
+        "DumpTcpFlowsPage failed: port not found: opte9"
+    );
+}
+
+#[test]
+fn gathered_pages_are_sorted_once_each_and_must_move_forward() {
+    use opte_api::{AddrPair, FlowDumpPage, InnerFlowId};
+    use opteadm::run::gather_pages;
+    let flow = |sport| {
+        let addrs = AddrPair::V4 {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+        };
+        InnerFlowId::with_ports(6, addrs, sport, 443)
+    };
+    let page = |flows: Vec<(InnerFlowId, &'static str)>, next| FlowDumpPage {
+        limit: 64,
+        num_flows: 3,
+        flows,
+        next,
+    };
+    // Out of order, and flow 3 twice (the table was rehashed between pages): its later
+    // page wins.
+    let mut pages = vec![
+        page(vec![(flow(3), "old"), (flow(1), "a")], Some(5)),
+        page(vec![(flow(2), "b"), (flow(3), "new")], Some(9)),
+        page(vec![], None),
+    ]
+    .into_iter();
+    let mut starts = Vec::new();
+    let all = gather_pages(|start| {
+        starts.push(start);
+        Ok(pages.next().unwrap())
+    })
+    .unwrap();
+    assert_eq!(starts, [0, 5, 9]);
+    assert_eq!(
+        all,
+        page(vec![(flow(1), "a"), (flow(2), "b"), (flow(3), "new")], None)
+    );
+    // A host whose cursor stands still is not followed forever.
+    let e = gather_pages(|start| Ok(page(vec![(flow(1), "a")], Some(start)))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "paged dump: the page at cursor 0 gave cursor 0, which does not move forward"
+    );
 }
 
 #[test]
@@ -238,6 +350,36 @@ TCP    172.30.0.5  40000     172.30.0.99  443    0     hdr: encap
 "#;
 const DUMP_TCP_FLOWS: &str = r#"FLOW                                  STATE     HITS  SEGS IN  SEGS OUT  BYTES IN  BYTES OUT
 TCP:172.30.0.5:40000:172.30.0.99:443  SYN_SENT  0     0        1         0         54
+"#;
+const BUSY_UFT_OPTE0: &str = r#"UFT Inbound: 0/524288
+----------------------------------------------------------------------
+PROTO  SRC IP  SPORT/TY  DST IP  DPORT  HITS  XFORMS
+
+UFT Outbound: 10/524288
+----------------------------------------------------------------------
+PROTO  SRC IP      SPORT/TY  DST IP       DPORT  HITS  XFORMS
+TCP    172.30.0.5  41000     172.30.0.6   22     0     hdr: encap
+TCP    172.30.0.5  41001     172.30.0.6   22     0     hdr: encap
+TCP    172.30.0.5  41002     172.30.0.6   22     0     hdr: encap
+TCP    172.30.0.5  41003     172.30.0.6   22     0     hdr: encap
+TCP    172.30.0.5  40000     172.30.0.99  443    0     hdr: encap
+TCP    172.30.0.5  40001     172.30.0.99  443    0     hdr: encap
+TCP    172.30.0.5  40002     172.30.0.99  443    0     hdr: encap
+TCP    172.30.0.5  40003     172.30.0.99  443    0     hdr: encap
+TCP    172.30.0.5  40004     172.30.0.99  443    0     hdr: encap
+TCP    172.30.0.5  40005     172.30.0.99  443    0     hdr: encap
+"#;
+const BUSY_UFT_OPTE1: &str = r#"UFT Inbound: 4/524288
+----------------------------------------------------------------------
+PROTO  SRC IP      SPORT/TY  DST IP      DPORT  HITS  XFORMS
+TCP    172.30.0.5  41000     172.30.0.6  22     0     hdr: decap, rewrite_src_mac
+TCP    172.30.0.5  41001     172.30.0.6  22     0     hdr: decap, rewrite_src_mac
+TCP    172.30.0.5  41002     172.30.0.6  22     0     hdr: decap, rewrite_src_mac
+TCP    172.30.0.5  41003     172.30.0.6  22     0     hdr: decap, rewrite_src_mac
+
+UFT Outbound: 0/524288
+----------------------------------------------------------------------
+PROTO  SRC IP  SPORT/TY  DST IP  DPORT  HITS  XFORMS
 "#;
 const DUMP_V2P: &str = r#"Virtual to Physical Mappings
 ======================================================================

@@ -36,10 +36,16 @@ fn port_and_table_commands() {
         cmd("clear-lft -p opte1 nat"),
         C::ClearLft { port, layer } if port == "opte1" && layer == "nat"
     ));
-    assert!(matches!(cmd("dump-uft -p opte0"), C::DumpUft { .. }));
+    assert!(matches!(
+        cmd("dump-uft -p opte0"),
+        C::DumpUft { port, page_size: None } if port == "opte0"
+    ));
     assert!(matches!(
         cmd("dump-tcp-flows -p opte0"),
-        C::DumpTcpFlows { .. }
+        C::DumpTcpFlows {
+            page_size: None,
+            ..
+        }
     ));
     assert!(matches!(cmd("delete-xde opte3"), C::DeleteXde { name } if name == "opte3"));
     assert!(matches!(
@@ -314,6 +320,41 @@ fn router_nat_transit_and_subnet_commands() {
         C::DetachSubnet { .. }
     ));
     assert!(refused("detach-subnet -p opte0 10.2.0.0/33").contains("<PREFIX>"));
+}
+
+#[test]
+fn dumps_take_a_page_size_of_1_to_4096() {
+    assert!(matches!(
+        cmd("dump-uft -p opte0 --page-size 1"),
+        C::DumpUft { port, page_size: Some(1) } if port == "opte0"
+    ));
+    assert!(matches!(
+        cmd("dump-uft --page-size 4096 -p opte1"),
+        C::DumpUft {
+            page_size: Some(4096),
+            ..
+        }
+    ));
+    assert!(matches!(
+        cmd("dump-tcp-flows -p opte0 --page-size 250"),
+        C::DumpTcpFlows {
+            page_size: Some(250),
+            ..
+        }
+    ));
+    assert!(parse("--json dump-tcp-flows -p opte0 --page-size 2").json);
+    refused("dump-uft -p opte0 --page-size -1");
+    for bad in ["0", "4097", "99999999999", "ten"] {
+        for sub in ["dump-uft", "dump-tcp-flows"] {
+            let e = refused(&format!("{sub} -p opte0 --page-size {bad}"));
+            assert!(e.contains("--page-size <N>"), "{sub} {bad}: {e}");
+        }
+    }
+    assert!(refused("dump-uft -p opte0 --page-size 0").contains("0 is not in 1..=4096"));
+    assert!(refused("dump-uft -p opte0 --page-size").contains("--page-size <N>"));
+    // Only the two flow-table dumps page.
+    assert!(refused("dump-layer -p opte0 nat --page-size 1").contains("--page-size"));
+    assert!(refused("dump-v2p --page-size 1").contains("--page-size"));
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Control: one entry point for every command of SPEC §3 (and `DumpXdeStats`), in the two
-//! shapes the hosts need: [`Xde::dispatch_ioctl`], the illumos ioctl's (errno, flags, body,
-//! needed length), and [`Xde::dispatch`], the control socket's ([`ControlResponse`]).
+//! Control: one entry point for every command of SPEC §3 (and our `DumpXdeStats`,
+//! `DumpUftPage` and `DumpTcpFlowsPage`), in the two shapes the hosts need:
+//! [`Xde::dispatch_ioctl`], the illumos ioctl's (errno, flags, body, needed length), and
+//! [`Xde::dispatch`], the control socket's ([`ControlResponse`]).
 //!
 //! Both check the API version first, decode the request through the typed link of
 //! [`oxide_vpc::api::cmd`] (so a handler cannot be written against the wrong types),
@@ -74,6 +75,11 @@ fn call<C: Command>(
 }
 
 const OK: NoResp = NoResp { unused: 0 };
+
+/// A validated page size (at most `MAX_DUMP_PAGE`) as the engine's `usize`.
+fn page_len(max: u32) -> usize {
+    usize::try_from(max).unwrap_or(usize::MAX)
+}
 
 fn check_port_name(name: &str) -> Result<(), OpteError> {
     let ok = !name.is_empty()
@@ -212,6 +218,19 @@ impl<H: Host> Xde<H> {
             }),
             OpteCmd::DumpUft => call::<cmd::DumpUft>(req, |r| {
                 self.with_port(&r.port_name, |v| v.port().dump_uft())
+            }),
+            OpteCmd::DumpUftPage => call::<cmd::DumpUftPage>(req, |r| {
+                // The page size first: a bad request is refused whatever port it names.
+                r.validate()?;
+                self.with_port(&r.port_name, |v| {
+                    v.port().dump_uft_page(r.dir, r.start, page_len(r.max))
+                })
+            }),
+            OpteCmd::DumpTcpFlowsPage => call::<cmd::DumpTcpFlowsPage>(req, |r| {
+                r.validate()?;
+                self.with_port(&r.port_name, |v| {
+                    v.port().dump_tcp_flows_page(r.start, page_len(r.max))
+                })
             }),
             OpteCmd::ListLayers => call::<cmd::ListLayers>(req, |r| {
                 self.with_port(&r.port_name, |v| {

@@ -1,16 +1,17 @@
 //! Control dispatch: every mutating command, refused, changes nothing; the envelope's
 //! errors (API version, undecodable or missing bodies, responses too large, unknown codes)
-//! in both the socket and the ioctl shape.
+//! in both the socket and the ioctl shape; the paged flow-table dumps.
 
 mod common;
 
 use common::*;
 use opte_api::error::Os;
-use opte_api::error::errno::{EBUSY, EEXIST, ENOENT, EPROTO};
+use opte_api::error::errno::{EBUSY, EEXIST, EINVAL, ENOENT, EPROTO};
 use opte_api::{
     API_VERSION, ClearLftReq, ClearUftReq, ControlRequest, ControlResponse, Direction,
-    DumpLayerReq, DumpTcpFlowsReq, DumpUftReq, ListLayersReq, MulticastUnderlay,
-    OPTE_CMD_RESP_COPY_OUT, OpteCmd, OpteError, SetXdeUnderlayReq,
+    DumpLayerReq, DumpTcpFlowsPageReq, DumpTcpFlowsReq, DumpUftPageReq, DumpUftReq, FlowDumpPage,
+    ListLayersReq, MAX_DUMP_PAGE, MulticastUnderlay, OPTE_CMD_RESP_COPY_OUT, OpteCmd, OpteError,
+    SetXdeUnderlayReq,
 };
 use oxide_vpc::api::cmd::{self, Command};
 use oxide_vpc::api::*;
@@ -544,4 +545,226 @@ fn ports_are_deleted_and_the_underlay_cleared_in_order() {
         )
         .unwrap_err();
     assert_eq!(e.to_string(), "system error 22: underlay not initialized");
+}
+
+/// A sled with guests g1 and g3 of one VPC, g1 having opened `n` TCP connections to g3
+/// (a SYN each, delivered on the sled): g1's outbound UFT, g3's inbound UFT and both TCP
+/// tables hold `n` flows.
+fn busy(n: u16) -> Rack {
+    let mut rack = Rack::new("paged_dumps", 1);
+    let g1 = guest(VNI_A, 5, 0);
+    let g3 = guest(VNI_A, 7, 0);
+    rack.add_guest(0, "g1", &g1);
+    rack.add_guest(0, "g3", &g3);
+    for i in 0..n {
+        let syn = tcp(40000 + i, 22, common::tcpf::SYN, 1000, 0);
+        rack.send(0, "g1", from_guest(&g1, ip4(&g1), ip4(&g3), syn, b""));
+    }
+    assert_eq!(
+        rack.take(0, "g3").len(),
+        usize::from(n),
+        "every SYN delivered"
+    );
+    rack
+}
+
+/// Every page of a dump, from cursor 0 until `next` is `None`, each asked for with
+/// `get(start)`. Each cursor must move forward.
+fn all_pages<E>(
+    mut get: impl FnMut(u64) -> Result<FlowDumpPage<E>, OpteError>,
+) -> Vec<FlowDumpPage<E>> {
+    let mut pages = Vec::new();
+    let mut start = 0;
+    loop {
+        let page = get(start).unwrap();
+        let next = page.next;
+        pages.push(page);
+        match next {
+            Some(n) => {
+                assert!(n > start, "cursor {start} -> {n} does not advance");
+                start = n;
+            }
+            None => return pages,
+        }
+        assert!(pages.len() <= 10_000, "the dump does not end");
+    }
+}
+
+/// The pages of a dump of `n` flows in pages of `max`: every page but the last full, the
+/// last with `next` None, and their entries (sorted by key, as the whole dump sorts them).
+fn check_pages<E: Clone>(
+    pages: &[FlowDumpPage<E>],
+    n: usize,
+    max: u32,
+    limit: u32,
+) -> Vec<(opte_api::InnerFlowId, E)> {
+    let max = max as usize;
+    assert_eq!(
+        pages.len(),
+        n.div_ceil(max).max(1),
+        "pages of {max} for {n} flows"
+    );
+    for (i, page) in pages.iter().enumerate() {
+        let last = i + 1 == pages.len();
+        assert_eq!(page.next.is_none(), last, "page {i} of {}", pages.len());
+        if !last {
+            assert_eq!(page.flows.len(), max, "page {i} is full");
+        }
+        assert!(page.flows.len() <= max);
+        assert!(limit > 0);
+        assert_eq!((page.limit, page.num_flows as usize), (limit, n));
+    }
+    let mut flows: Vec<_> = pages.iter().flat_map(|p| p.flows.clone()).collect();
+    flows.sort_by_key(|e| e.0);
+    flows
+}
+
+#[test]
+fn paged_dumps_list_every_flow_exactly_once() {
+    const N: u16 = 10;
+    let rack = busy(N);
+    let n = usize::from(N);
+    let uft = |port: &str| {
+        rack.cmd::<cmd::DumpUft>(
+            0,
+            &DumpUftReq {
+                port_name: port.into(),
+            },
+        )
+        .unwrap()
+    };
+    let tcp = |port: &str| {
+        rack.cmd::<cmd::DumpTcpFlows>(
+            0,
+            &DumpTcpFlowsReq {
+                port_name: port.into(),
+            },
+        )
+        .unwrap()
+    };
+    let (g1, g3) = (uft("g1"), uft("g3"));
+    assert_eq!((g1.out_flows.len(), g3.in_flows.len()), (n, n));
+    let (g1_tcp, g3_tcp) = (tcp("g1"), tcp("g3"));
+    assert_eq!((g1_tcp.flows.len(), g3_tcp.flows.len()), (n, n));
+    for max in [1, 3, 5, N.into(), 11, MAX_DUMP_PAGE] {
+        let uft_pages = |port: &str, dir| {
+            all_pages(|start| {
+                rack.cmd::<cmd::DumpUftPage>(
+                    0,
+                    &DumpUftPageReq {
+                        port_name: port.into(),
+                        dir,
+                        start,
+                        max,
+                    },
+                )
+            })
+        };
+        let tcp_pages = |port: &str| {
+            all_pages(|start| {
+                rack.cmd::<cmd::DumpTcpFlowsPage>(
+                    0,
+                    &DumpTcpFlowsPageReq {
+                        port_name: port.into(),
+                        start,
+                        max,
+                    },
+                )
+            })
+        };
+        // Each direction of each port, and each TCP table: the same entries as the whole
+        // dump, each exactly once (the whole dump's keys are unique and sorted).
+        let out = check_pages(&uft_pages("g1", Direction::Out), n, max, g1.out_limit);
+        assert_eq!(out, g1.out_flows, "g1 out, pages of {max}");
+        let inb = check_pages(&uft_pages("g3", Direction::In), n, max, g3.in_limit);
+        assert_eq!(inb, g3.in_flows, "g3 in, pages of {max}");
+        // (The TCP table's limit is not in its whole dump: every page must agree on it.)
+        let pages = tcp_pages("g1");
+        let t = check_pages(&pages, n, max, pages[0].limit);
+        assert_eq!(t, g1_tcp.flows, "g1 tcp, pages of {max}");
+        let pages = tcp_pages("g3");
+        let t = check_pages(&pages, n, max, pages[0].limit);
+        assert_eq!(t, g3_tcp.flows, "g3 tcp, pages of {max}");
+        // An empty table: one empty page, and the end.
+        let empty = uft_pages("g1", Direction::In);
+        assert!(check_pages(&empty, 0, max, g1.in_limit).is_empty());
+    }
+    // A cursor past the end of the table: an empty last page.
+    let page = rack
+        .cmd::<cmd::DumpUftPage>(
+            0,
+            &DumpUftPageReq {
+                port_name: "g1".into(),
+                dir: Direction::Out,
+                start: u64::MAX,
+                max: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!((page.flows.len(), page.next), (0, None));
+    assert_eq!(page.num_flows as usize, n);
+}
+
+#[test]
+fn paged_dumps_refuse_bad_page_sizes_and_unknown_ports() {
+    let rack = populated();
+    let uft = |port: &str, max| DumpUftPageReq {
+        port_name: port.into(),
+        dir: Direction::Out,
+        start: 0,
+        max,
+    };
+    let tcp = |port: &str, max| DumpTcpFlowsPageReq {
+        port_name: port.into(),
+        start: 0,
+        max,
+    };
+    for max in [0, MAX_DUMP_PAGE + 1, u32::MAX] {
+        let expected = OpteError::BadState(format!("page size {max} is outside 1..=4096"));
+        // The page size is checked first: the port is not even looked up.
+        for port in ["g1", "nope"] {
+            assert_eq!(refused::<cmd::DumpUftPage>(&rack, uft(port, max)), expected);
+            assert_eq!(
+                refused::<cmd::DumpTcpFlowsPage>(&rack, tcp(port, max)),
+                expected
+            );
+        }
+        assert!(expected.to_string().contains("1..=4096"), "{expected}");
+        // In the ioctl shape: EINVAL, and the error in the body.
+        let req = postcard::to_allocvec(&uft("g1", max)).unwrap();
+        let r = rack.sleds[0].xde.dispatch_ioctl(
+            API_VERSION,
+            OpteCmd::DumpUftPage.code(),
+            &req,
+            1024,
+            Os::Illumos,
+        );
+        assert_eq!((r.errno, r.flags), (EINVAL, OPTE_CMD_RESP_COPY_OUT));
+        assert_eq!(
+            postcard::from_bytes::<OpteError>(&r.body).unwrap(),
+            expected
+        );
+    }
+    let nope = OpteError::PortNotFound("nope".into());
+    assert_eq!(refused::<cmd::DumpUftPage>(&rack, uft("nope", 1)), nope);
+    assert_eq!(
+        refused::<cmd::DumpTcpFlowsPage>(&rack, tcp("nope", MAX_DUMP_PAGE)),
+        nope
+    );
+    let req = postcard::to_allocvec(&tcp("nope", 1)).unwrap();
+    let r = rack.sleds[0].xde.dispatch_ioctl(
+        API_VERSION,
+        OpteCmd::DumpTcpFlowsPage.code(),
+        &req,
+        1024,
+        Os::Illumos,
+    );
+    assert_eq!(r.errno, ENOENT);
+    // The limits themselves are fine.
+    for max in [1, MAX_DUMP_PAGE] {
+        let p = no_op::<cmd::DumpUftPage>(&rack, uft("g1", max));
+        assert_eq!((p.flows.len(), p.next), (0, None));
+        let p = no_op::<cmd::DumpTcpFlowsPage>(&rack, tcp("g2", max));
+        assert_eq!((p.flows.len(), p.next), (0, None));
+    }
 }

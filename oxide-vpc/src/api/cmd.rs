@@ -8,7 +8,8 @@
 
 use super::*;
 use opte_api::{
-    ClearLftReq, ClearUftReq, DumpLayerReq, DumpLayerResp, DumpTcpFlowsReq, DumpTcpFlowsResp,
+    ClearLftReq, ClearUftReq, DumpLayerReq, DumpLayerResp, DumpTcpFlowsPageReq,
+    DumpTcpFlowsPageResp, DumpTcpFlowsReq, DumpTcpFlowsResp, DumpUftPageReq, DumpUftPageResp,
     DumpUftReq, DumpUftResp, ListLayersReq, ListLayersResp, NoResp, OpteCmd, SetXdeUnderlayReq,
 };
 use serde::Serialize;
@@ -45,6 +46,11 @@ commands! {
     DumpLayer: DumpLayerReq => DumpLayerResp;
     DumpUft: DumpUftReq => DumpUftResp;
     ListLayers: ListLayersReq => ListLayersResp;
+    /// One page of a unified flow table (this project's addition: tables too big for one
+    /// `DumpUft` response are dumped a page at a time).
+    DumpUftPage: DumpUftPageReq => DumpUftPageResp;
+    /// One page of the TCP flow table (this project's addition, like `DumpUftPage`).
+    DumpTcpFlowsPage: DumpTcpFlowsPageReq => DumpTcpFlowsPageResp;
     ClearUft: ClearUftReq => NoResp;
     ClearLft: ClearLftReq => NoResp;
     SetVirt2Phys: SetVirt2PhysReq => NoResp;
