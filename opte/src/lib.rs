@@ -19,6 +19,9 @@
         clippy::indexing_slicing
     )
 )]
+// Raw memory is handled in two places only, each allowing it with its reasons: lent
+// packet buffers (`packet::segment`) and the kernel's locks (`sync`, feature `kernel`).
+#![deny(unsafe_code)]
 
 extern crate alloc;
 #[cfg(any(feature = "std", test))]

@@ -25,6 +25,9 @@
 //! engine's fast path mutates per-flow state (hit counters, TCP state, expiry stamps), so a
 //! port's packets are serialised under its lock rather than shared across threads; a host
 //! spreads load by spreading ports over threads, and amortises the lock over a batch.
+//!
+//! The locks are `opte::sync`'s: std's in the daemon, the kernel's `kmutex_t` and
+//! `krwlock_t` under feature `kernel`, so the core is the same code in both hosts.
 #![no_std]
 #![cfg_attr(
     not(test),

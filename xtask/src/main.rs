@@ -63,8 +63,36 @@ fn test() -> Result<(), String> {
             "--no-default-features",
         ]),
     )?;
+    step(
+        "the kernel configuration (kernel locks) of the engine and the host core",
+        cargo(&[
+            "build",
+            "-p",
+            "opte",
+            "-p",
+            "oxide-vpc",
+            "-p",
+            "xde",
+            "--no-default-features",
+            "--features",
+            "xde/kernel",
+        ]),
+    )?;
     eprintln!("xtask: == workspace tests (with tshark check and fuzz corpus replay)");
-    let (passed, failed) = run_tests(cargo(&["test", "--workspace", "--no-fail-fast"]))?;
+    let (mut passed, mut failed) = run_tests(cargo(&["test", "--workspace", "--no-fail-fast"]))?;
+    // The engine's own unit tests once more on the kernel's lock backend (its lock calls
+    // played by a mock kernel inside the test binary).
+    eprintln!("xtask: == the engine's unit tests on kernel locks");
+    let (p, f) = run_tests(cargo(&[
+        "test",
+        "-p",
+        "opte",
+        "--features",
+        "kernel",
+        "--lib",
+    ]))?;
+    passed += p;
+    failed += f;
     // One closing line for the whole run: cargo prints a result per test binary, and the
     // last of those is often a crate's empty doc-test run.
     println!("tests: {passed} passed, {failed} failed");

@@ -10,10 +10,11 @@ mod error;
 mod fast;
 mod general;
 pub mod parse;
+mod segment;
 
 pub use error::{Expected, Mismatch, ParseError};
+pub use segment::{BadRange, Lender, Segment, SegmentParts};
 
-use alloc::vec;
 use alloc::vec::Vec;
 use smallvec::SmallVec;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -21,98 +22,6 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 /// Headroom given to packets built by this crate: enough for an outer Ethernet + IPv6 + UDP +
 /// Geneve header with options, and then some.
 pub const DEFAULT_HEADROOM: usize = 128;
-
-/// One contiguous buffer of a packet chain: `buf[start..end]` is packet data, `buf[..start]`
-/// is headroom and `buf[end..]` tailroom.
-#[derive(Clone, Debug, Default)]
-pub struct Segment {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-/// A host buffer offered as a segment whose data range lies outside the buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BadRange {
-    pub start: usize,
-    pub end: usize,
-    pub len: usize,
-}
-
-impl Segment {
-    /// Adopt a host buffer without copying: `buf[start..end]` is the packet data and
-    /// `buf[..start]` the headroom an encapsulation may be written into. A daemon reads a
-    /// frame at `start` of a pooled buffer and hands the buffer back with [`Self::into_vec`].
-    pub fn from_vec(buf: Vec<u8>, start: usize, end: usize) -> Result<Self, (Vec<u8>, BadRange)> {
-        if start > end || end > buf.len() {
-            let len = buf.len();
-            return Err((buf, BadRange { start, end, len }));
-        }
-        Ok(Self { buf, start, end })
-    }
-
-    /// Give the buffer back, with the data range it now holds (an encapsulation pushed or
-    /// popped moves `start`).
-    pub fn into_vec(self) -> (Vec<u8>, usize, usize) {
-        (self.buf, self.start, self.end)
-    }
-
-    /// A segment holding a copy of `data` with `headroom` free bytes in front of it.
-    pub fn with_headroom(data: &[u8], headroom: usize) -> Self {
-        let mut buf = vec![0u8; headroom + data.len()];
-        if let Some(d) = buf.get_mut(headroom..) {
-            d.copy_from_slice(data);
-        }
-        Self {
-            buf,
-            start: headroom,
-            end: headroom + data.len(),
-        }
-    }
-
-    pub fn data(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or(&[])
-    }
-
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        self.buf.get_mut(self.start..self.end).unwrap_or(&mut [])
-    }
-
-    pub fn len(&self) -> usize {
-        self.end - self.start
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.end == self.start
-    }
-
-    pub fn headroom(&self) -> usize {
-        self.start
-    }
-
-    pub fn tailroom(&self) -> usize {
-        self.buf.len() - self.end
-    }
-
-    /// Drop up to `n` bytes from the front; returns how many were dropped.
-    fn trim_front(&mut self, n: usize) -> usize {
-        let k = n.min(self.len());
-        self.start += k;
-        k
-    }
-
-    /// Append bytes at the end, growing the buffer if the tailroom is short.
-    fn append(&mut self, bytes: &[u8]) {
-        let new_end = self.end + bytes.len();
-        if new_end > self.buf.len() {
-            self.buf.resize(new_end, 0);
-        }
-        if let Some(t) = self.buf.get_mut(self.end..new_end) {
-            t.copy_from_slice(bytes);
-        }
-        self.end = new_end;
-    }
-}
 
 /// Where a header starts: segment index and byte offset within that segment's data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -277,17 +186,19 @@ impl Packet {
     pub fn from_segments(segs: &[&[u8]]) -> Self {
         Self::from_segment_list(
             segs.iter()
-                .map(|s| Segment::with_headroom(s, DEFAULT_HEADROOM))
-                .collect(),
+                .map(|s| Segment::with_headroom(s, DEFAULT_HEADROOM)),
         )
     }
 
-    /// A chain from segments built elsewhere (the host's receive buffers).
-    pub fn from_segment_list(segs: Vec<Segment>) -> Self {
+    /// A chain from segments built elsewhere: the host's receive buffers, or the buffers of
+    /// an `mblk_t` chain the illumos glue lent (see [`Segment::lend`]). A chain of one or two
+    /// segments allocates nothing.
+    pub fn from_segment_list(segs: impl IntoIterator<Item = Segment>) -> Self {
+        let segs: SmallVec<[Segment; 2]> = segs.into_iter().collect();
         if segs.is_empty() {
             return Self::default();
         }
-        Self::of(segs.into_iter().collect())
+        Self::of(segs)
     }
 
     /// Total bytes of packet data across all segments.
@@ -369,24 +280,16 @@ impl Packet {
     pub fn prepend(&mut self, n: usize) -> &mut [u8] {
         let room = self.segs.first().map_or(0, Segment::headroom);
         if room < n {
-            let seg = Segment {
-                buf: vec![0u8; DEFAULT_HEADROOM + n],
-                start: DEFAULT_HEADROOM + n,
-                end: DEFAULT_HEADROOM + n,
-            };
+            let seg = Segment::empty_with_headroom(DEFAULT_HEADROOM + n);
             if self.segs.len() == 1 && self.segs.first().is_some_and(Segment::is_empty) {
                 self.segs.clear();
             }
             self.segs.insert(0, seg);
         }
-        match self.segs.first_mut() {
-            Some(head) => {
-                head.start -= n;
-                let (start, end) = (head.start, head.start + n);
-                head.buf.get_mut(start..end).unwrap_or(&mut [])
-            }
-            None => &mut [],
-        }
+        self.segs
+            .first_mut()
+            .and_then(|head| head.grow_front(n))
+            .unwrap_or(&mut [])
     }
 
     /// Drop `n` bytes from the front of the packet (an encapsulation being popped), freeing
@@ -397,7 +300,7 @@ impl Packet {
         let first = self.segs.first().map_or(0, Segment::len);
         if n < first {
             if let Some(head) = self.segs.first_mut() {
-                head.start += n;
+                head.trim_front(n);
             }
             return Ok(());
         }
@@ -432,7 +335,7 @@ impl Packet {
             if keep >= s.len() {
                 keep -= s.len();
             } else {
-                s.end = s.start + keep;
+                s.truncate(keep);
                 keep = 0;
                 if cut_at.is_none() {
                     cut_at = Some(i + 1);
@@ -507,7 +410,7 @@ mod tests {
         let seg = p.segment(0).unwrap();
         assert_eq!(seg.headroom(), DEFAULT_HEADROOM - 70);
         // The payload is where it was.
-        assert_eq!(unsafe { seg.data().as_ptr().add(70) }, payload_ptr);
+        assert_eq!(seg.data().as_ptr().wrapping_add(70), payload_ptr);
         assert_eq!(
             &p.to_vec()[..71],
             &[[7u8; 70].as_slice(), &[9]].concat()[..]
@@ -551,6 +454,37 @@ mod tests {
         assert_eq!(p.to_vec(), [3; 3]);
         assert_eq!(p.trim_front(4), Err(3));
         assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn a_lent_chain_is_processed_in_place_and_given_back() {
+        use super::segment::tests::{lend_block, take_block};
+        use alloc::sync::Arc;
+        use core::sync::atomic::{AtomicUsize, Ordering};
+        let released = Arc::new(AtomicUsize::new(0));
+        let (outer, _) = lend_block(&[1; 20], 0, &released);
+        let (inner, inner_ptr) = lend_block(&[2; 30], 64, &released);
+        let mut p = Packet::from_segment_list([outer, inner]);
+        assert_eq!(p.len(), 50);
+        // Popping the whole first block releases it; the second is now the front.
+        p.trim_front(20).unwrap();
+        assert_eq!(released.load(Ordering::SeqCst), 1);
+        // A push fits the second block's headroom: written in place, nothing copied.
+        p.prepend(40).fill(3);
+        assert_eq!(p.seg_count(), 1);
+        let seg = p.segment(0).unwrap();
+        assert_eq!(
+            seg.data().as_ptr().wrapping_add(40),
+            inner_ptr.wrapping_add(64)
+        );
+        let parts: Vec<SegmentParts> = p.into_segments().map(Segment::into_parts).collect();
+        let [SegmentParts::Lent { handle, start, end }] = parts[..] else {
+            panic!("expected the lent block back, got {parts:?}");
+        };
+        assert_eq!((start, end), (24, 94));
+        let block = take_block(handle);
+        assert_eq!(block.mem[24..64], [3; 40]);
+        assert_eq!(released.load(Ordering::SeqCst), 1);
     }
 
     #[test]
