@@ -446,7 +446,7 @@ fn resolve(m2p: &Mcast2Phys, group: IpAddr) -> Result<Option<MulticastUnderlay>,
         return Ok(Some(u));
     }
     Ok(match group {
-        IpAddr::Ip6(a) => MulticastUnderlay::new(a).ok(),
+        IpAddr::Ip6(a) => MulticastUnderlay::of(a),
         IpAddr::Ip4(_) => None,
     })
 }

@@ -122,7 +122,7 @@ impl<H: Host> Xde<H> {
             bump(&self.stats.tx_no_encap);
             return;
         };
-        if let Ok(group) = MulticastUnderlay::new(enc.dst) {
+        if let Some(group) = MulticastUnderlay::of(enc.dst) {
             self.mcast_tx(port, group, src, &enc, &pkt, now, out);
         } else if enc.dst == port.phys_ip() {
             self.loopback(pkt, now, out);
@@ -312,7 +312,7 @@ impl<H: Host> Xde<H> {
                 return;
             }
         };
-        if let Ok(group) = MulticastUnderlay::new(n.outer.dst) {
+        if let Some(group) = MulticastUnderlay::of(n.outer.dst) {
             self.mcast_rx(group, pkt, n, now, out);
             return;
         }

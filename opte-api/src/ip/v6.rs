@@ -344,10 +344,17 @@ impl FromStr for Ipv6PrefixLen {
 pub struct MulticastUnderlay(Ipv6Addr);
 
 impl MulticastUnderlay {
-    /// The group `addr`, if it is in `ff04::/16`.
+    /// The group `addr`, if it is in `ff04::/16`; for the datapath, which asks of every
+    /// packet's outer destination and must not build an error for each unicast one.
+    #[inline]
+    pub fn of(addr: Ipv6Addr) -> Option<Self> {
+        addr.is_admin_scoped_multicast().then_some(Self(addr))
+    }
+
+    /// The group `addr`, if it is in `ff04::/16`, else an error that says why.
     pub fn new(addr: Ipv6Addr) -> Result<Self, ParseError> {
-        if addr.is_admin_scoped_multicast() {
-            Ok(Self(addr))
+        if let Some(g) = Self::of(addr) {
+            Ok(g)
         } else {
             Err(ParseError::new(
                 "multicast underlay address",

@@ -277,19 +277,27 @@ impl Packet {
     /// Make room for `n` bytes in front of the packet and return them. Uses the first
     /// segment's headroom when it suffices (the payload does not move, nothing is allocated);
     /// otherwise a new front segment is allocated with fresh headroom.
+    #[inline]
     pub fn prepend(&mut self, n: usize) -> &mut [u8] {
         let room = self.segs.first().map_or(0, Segment::headroom);
         if room < n {
-            let seg = Segment::empty_with_headroom(DEFAULT_HEADROOM + n);
-            if self.segs.len() == 1 && self.segs.first().is_some_and(Segment::is_empty) {
-                self.segs.clear();
-            }
-            self.segs.insert(0, seg);
+            self.prepend_segment(n);
         }
         self.segs
             .first_mut()
             .and_then(|head| head.grow_front(n))
             .unwrap_or(&mut [])
+    }
+
+    /// A new front segment with room for `n` bytes, when the first one's headroom is short.
+    #[cold]
+    #[inline(never)]
+    fn prepend_segment(&mut self, n: usize) {
+        let seg = Segment::empty_with_headroom(DEFAULT_HEADROOM + n);
+        if self.segs.len() == 1 && self.segs.first().is_some_and(Segment::is_empty) {
+            self.segs.clear();
+        }
+        self.segs.insert(0, seg);
     }
 
     /// Drop `n` bytes from the front of the packet (an encapsulation being popped), freeing
