@@ -9,7 +9,7 @@ use opte::engine::port::{PortState, ProcessResult};
 use opte::engine::time::Moment;
 use opte::engine::view::Parsed;
 use opte::packet::Packet;
-use opte::packet::parse::{parse_guest, parse_network};
+
 use opte_api::{DhcpCfg, Direction, IpAddr, IpCidr, Vni};
 use oxide_vpc::api::{
     ExternalIpCfg, FirewallRule, IpCfg, Ipv4Cfg, Ipv6Cfg, PhysNet, RouterClass, RouterTarget,
@@ -175,8 +175,8 @@ pub fn clear_flows(port: &mut VpcPort) {
 #[inline(never)]
 pub fn process(port: &mut VpcPort, side: Side, mut pkt: Packet) -> (ProcessResult, Packet) {
     let (dir, parsed) = match side {
-        Side::Guest => (Direction::Out, parse_guest(&mut pkt).map(Parsed::Guest)),
-        Side::Network => (Direction::In, parse_network(&mut pkt).map(Parsed::Network)),
+        Side::Guest => (Direction::Out, Parsed::from_guest(&mut pkt)),
+        Side::Network => (Direction::In, Parsed::from_network(&mut pkt)),
     };
     let r = match parsed {
         Ok(parsed) => port.process(dir, &mut pkt, &parsed, Moment::ZERO),

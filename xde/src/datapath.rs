@@ -22,7 +22,7 @@ use alloc::vec::Vec;
 use opte::engine::port::ProcessResult;
 use opte::engine::time::Moment;
 use opte::engine::view::Parsed;
-use opte::packet::parse::{parse_guest, parse_network};
+use opte::packet::parse::parse_network;
 use opte::packet::{EncapInfo, Packet};
 use opte_api::{Direction, IpAddr, MulticastUnderlay};
 use oxide_vpc::api::Replication;
@@ -94,15 +94,14 @@ impl<H: Host> Xde<H> {
         now: Moment,
         out: &mut Vec<Emit>,
     ) {
-        let meta = match parse_guest(&mut pkt) {
-            Ok(m) => m,
+        let parsed = match Parsed::from_guest(&mut pkt) {
+            Ok(p) => p,
             Err(e) => {
                 self.stats.out_parse_error(&e);
                 return;
             }
         };
-        let src = meta.flow.addrs.src();
-        let parsed = Parsed::Guest(meta);
+        let src = parsed.inner().flow.addrs.src();
         match vpc.process(Direction::Out, &mut pkt, &parsed, now) {
             ProcessResult::Modified => {}
             ProcessResult::Hairpin(frame) => {
@@ -304,16 +303,20 @@ impl<H: Host> Xde<H> {
 
     /// A frame from underlay `link`.
     pub fn rx(&self, link: Link, mut pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
-        let n = match parse_network(&mut pkt) {
-            Ok(n) => n,
+        let parsed = match Parsed::from_network(&mut pkt) {
+            Ok(p) => p,
             Err(e) => {
                 self.stats.in_parse_error(&e);
                 out.push(Emit::NotOurs(pkt));
                 return;
             }
         };
+        // Always there: the parse was of the network's shape.
+        let Some(n) = parsed.network() else {
+            return;
+        };
         if let Some(group) = MulticastUnderlay::of(n.outer.dst) {
-            self.mcast_rx(group, pkt, n, now, out);
+            self.mcast_rx(group, pkt, *n, now, out);
             return;
         }
         let key = VniMac {
@@ -325,7 +328,6 @@ impl<H: Host> Xde<H> {
             out.push(Emit::NotOurs(pkt));
             return;
         };
-        let parsed = Parsed::Network(n);
         let r = port
             .vpc
             .lock()

@@ -322,20 +322,20 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             },
             _ => (parsed, true),
         };
-        let flow = parsed.flow();
+        let flow = &parsed.inner().flow;
         self.probes
-            .port_process_entry(&self.name, dir, &flow, self.epoch);
+            .port_process_entry(&self.name, dir, flow, self.epoch);
         let (r, path, after) = if self.state != PortState::Running {
-            (ProcessResult::Drop(DropReason::PortNotRunning), 0, flow)
+            (ProcessResult::Drop(DropReason::PortNotRunning), 0, *flow)
         } else if parsed.inner().eth.vlan.is_some() && !self.net.allows_vlan_tags() {
-            (ProcessResult::Drop(DropReason::VlanTagged), 0, flow)
+            (ProcessResult::Drop(DropReason::VlanTagged), 0, *flow)
         } else if !known {
-            (ProcessResult::Drop(DropReason::UnknownFragment), 0, flow)
+            (ProcessResult::Drop(DropReason::UnknownFragment), 0, *flow)
         } else {
             match self.fast_path(dir, pkt, parsed, flow, now, tail) {
                 Fast::Done(r, after) => (r, 1, after),
                 Fast::Miss => {
-                    let (r, after) = self.slow_path(dir, pkt, parsed, flow, now, tail);
+                    let (r, after) = self.slow_path(dir, pkt, parsed, *flow, now, tail);
                     (r, 3, after)
                 }
             }
@@ -352,11 +352,11 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             ProcessResult::Hairpin(_) => st.hairpin += 1,
             ProcessResult::Drop(reason) => {
                 st.count_drop(reason);
-                self.probes.port_drop(&self.name, dir, &flow, reason);
+                self.probes.port_drop(&self.name, dir, flow, reason);
             }
         }
         self.probes
-            .port_process_return(&self.name, dir, &flow, &after, path);
+            .port_process_return(&self.name, dir, flow, &after, path);
         r
     }
 
@@ -395,20 +395,18 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     }
 
     /// `tail`: the packet is a later fragment (no L4 header), processed as its datagram's
-    /// flow; it leaves the flow's TCP state alone.
+    /// flow; it leaves the flow's TCP state alone. A packet with no flow key (ARP) needs no
+    /// test of its own: the slow path never compiles an entry for it, so it misses.
     #[inline]
     fn fast_path(
         &mut self,
         dir: Direction,
         pkt: &mut Packet,
         parsed: &Parsed,
-        flow: InnerFlowId,
+        flow: &InnerFlowId,
         now: Moment,
         tail: bool,
     ) -> Fast {
-        if flow == FLOW_ID_DEFAULT {
-            return Fast::Miss;
-        }
         let Self {
             uft_in,
             uft_out,
@@ -425,15 +423,15 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             Direction::In => (uft_in, uft_out, &mut stats.r#in),
             Direction::Out => (uft_out, uft_in, &mut stats.out),
         };
-        let Some(e) = uft.get(&flow) else {
+        let Some(e) = uft.get(flow) else {
             st.uft_miss += 1;
             return Fast::Miss;
         };
         let entry = e.state();
         if entry.epoch != *epoch {
             let pair = entry.pair;
-            probes.uft_invalidate(name, dir, &flow, *epoch);
-            uft.remove(&flow);
+            probes.uft_invalidate(name, dir, flow, *epoch);
+            uft.remove(flow);
             if let Some(p) = pair {
                 other.remove(&p);
             }
@@ -467,28 +465,28 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                     // The 4-tuple is reused by a new connection: forget the old one.
                     let pair = entry.pair;
                     tcp.remove(&key);
-                    uft.remove(&flow);
+                    uft.remove(flow);
                     if let Some(p) = pair {
                         other.remove(&p);
                     }
                     st.uft_miss += 1;
                     return Fast::Miss;
                 }
-                Err(e) => probes.tcp_err(name, dir, &flow, &e),
+                Err(e) => probes.tcp_err(name, dir, flow, &e),
             }
         }
         e.hit(now);
         st.uft_hit += 1;
-        probes.uft_hit(name, dir, &flow, *epoch);
+        probes.uft_hit(name, dir, flow, *epoch);
         let after = entry.after;
         let r = match entry.xform.apply(pkt, parsed) {
             Ok(()) => ProcessResult::Modified,
             Err(_) => ProcessResult::Drop(DropReason::TransformFailed),
         };
         if closed {
-            probes.uft_tcp_closed(name, dir, &flow);
+            probes.uft_tcp_closed(name, dir, flow);
             let (pair, key) = (entry.pair, entry.tcp_key);
-            uft.remove(&flow);
+            uft.remove(flow);
             if let Some(p) = pair {
                 other.remove(&p);
             }

@@ -276,8 +276,9 @@ impl EncapBytes {
         let too_long = || HdrTransformError::TooLong {
             len: self.bytes.len() + inner,
         };
-        let udp_len = u16::try_from(self.udp_base + inner).map_err(|_| too_long())?;
+        // The IPv6 payload holds the UDP datagram: if its length fits, so does UDP's.
         let plen = u16::try_from(self.ip6_payload_base + inner).map_err(|_| too_long())?;
+        let udp_len = plen.saturating_sub((self.ip6_payload_base - self.udp_base) as u16);
         let front = pkt.prepend(self.bytes.len());
         front.copy_from_slice(&self.bytes);
         let (pa, ua) = (self.ip6_payload_len_at, self.udp_len_at);

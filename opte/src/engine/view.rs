@@ -5,8 +5,8 @@
 //! layer's header transform updates it, so a later layer sees what an earlier one rewrote.
 //! The packet's bytes are rewritten once, at the end (see [`super::transform`]).
 
-use crate::packet::Packet;
-use crate::packet::parse::{InnerMeta, L3Info, NetworkMeta, UlpKind};
+use crate::packet::parse::{self, InnerMeta, L3Info, NetworkMeta, UlpKind};
+use crate::packet::{Packet, ParseError};
 use crate::wire::proto;
 use crate::wire::tcp::TcpHdr;
 use opte_api::{AddrPair, InnerFlowId, IpAddr, MacAddr, Vni};
@@ -19,6 +19,18 @@ pub enum Parsed {
 }
 
 impl Parsed {
+    /// Parse a frame from a guest into the shape the engine processes.
+    #[inline]
+    pub fn from_guest(pkt: &mut Packet) -> Result<Self, ParseError> {
+        parse::parse_guest_into(pkt, Self::Guest)
+    }
+
+    /// Parse a frame from the underlay into the shape the engine processes.
+    #[inline]
+    pub fn from_network(pkt: &mut Packet) -> Result<Self, ParseError> {
+        parse::parse_network_into(pkt, Self::Network)
+    }
+
     pub const fn inner(&self) -> &InnerMeta {
         match self {
             Self::Guest(m) => m,

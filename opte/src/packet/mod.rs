@@ -202,8 +202,14 @@ impl Packet {
     }
 
     /// Total bytes of packet data across all segments.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.segs.iter().map(Segment::len).sum()
+        // The usual chains, one buffer or outer headers + inner frame, without a loop.
+        match self.segs.as_slice() {
+            [one] => one.len(),
+            [a, b] => a.len() + b.len(),
+            segs => segs.iter().map(Segment::len).sum(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -167,19 +167,39 @@ pub struct NetworkMeta {
 /// Parse a frame from a guest (no encapsulation).
 #[inline]
 pub fn parse_guest(pkt: &mut Packet) -> Result<InnerMeta, ParseError> {
-    if let Some(m) = super::fast::guest(pkt) {
-        return Ok(m);
-    }
-    super::general::with_pullups(pkt, |cur| super::general::parse_frame(cur, true))
+    parse_guest_into(pkt, |m| m)
 }
 
 /// Parse a Geneve-over-IPv6 frame from the underlay.
 #[inline]
 pub fn parse_network(pkt: &mut Packet) -> Result<NetworkMeta, ParseError> {
-    if let Some(m) = super::fast::network(pkt) {
-        return Ok(m);
+    parse_network_into(pkt, |m| m)
+}
+
+/// [`parse_guest`], with the result wrapped by `wrap` where it is made (a host builds the
+/// engine's `Parsed` this way): the common, fast-parsed packet's summary is written once,
+/// not built and then moved into its wrapper.
+#[inline(always)]
+pub fn parse_guest_into<T>(
+    pkt: &mut Packet,
+    wrap: impl FnOnce(InnerMeta) -> T,
+) -> Result<T, ParseError> {
+    if let Some(m) = super::fast::guest(pkt) {
+        return Ok(wrap(m));
     }
-    super::general::with_pullups(pkt, super::general::parse_network_in)
+    super::general::with_pullups(pkt, |cur| super::general::parse_frame(cur, true)).map(wrap)
+}
+
+/// [`parse_network`], with the result wrapped where it is made (see [`parse_guest_into`]).
+#[inline(always)]
+pub fn parse_network_into<T>(
+    pkt: &mut Packet,
+    wrap: impl FnOnce(NetworkMeta) -> T,
+) -> Result<T, ParseError> {
+    if let Some(m) = super::fast::network(pkt) {
+        return Ok(wrap(m));
+    }
+    super::general::with_pullups(pkt, super::general::parse_network_in).map(wrap)
 }
 
 /// The general parser alone, for checking the fast path against it.
