@@ -27,13 +27,7 @@ fn tcp_state(port: &VpcPort) -> Option<TcpState> {
 }
 
 fn seg(sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> L4 {
-    L4::Tcp {
-        sport,
-        dport,
-        flags,
-        seq,
-        ack,
-    }
+    L4::tcp(sport, dport, flags, seq, ack)
 }
 
 /// g1's port, with g2 registered in the same VPC, and makers of the segments of one TCP

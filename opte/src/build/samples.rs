@@ -597,3 +597,111 @@ fn others() -> Vec<Sample> {
 
     v
 }
+
+/// The upper layer of a frame made with [`frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4 {
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    Icmp4 {
+        ty: u8,
+        id: u16,
+        seq: u16,
+    },
+    Icmp6 {
+        ty: u8,
+        id: u16,
+        seq: u16,
+    },
+    /// An echo request of the addresses' family.
+    Echo {
+        id: u16,
+        seq: u16,
+    },
+}
+
+impl L4 {
+    pub const fn tcp(sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> Self {
+        Self::Tcp {
+            sport,
+            dport,
+            flags,
+            seq,
+            ack,
+        }
+    }
+}
+
+/// An Ethernet frame from `src` to `dst` (IPv4 or IPv6 by their family, TTL or hop limit 64)
+/// carrying `l4` and `body`, checksums correct: the one frame maker of the scenario tests.
+/// Empty if the two addresses are of different families.
+pub fn frame(
+    eth_src: MacAddr,
+    eth_dst: MacAddr,
+    src: opte_api::IpAddr,
+    dst: opte_api::IpAddr,
+    l4: L4,
+    body: &[u8],
+) -> Vec<u8> {
+    use opte_api::IpAddr;
+    let v6 = matches!(src, IpAddr::Ip6(_));
+    let p = match l4 {
+        L4::Tcp { .. } => proto::TCP,
+        L4::Udp { .. } => proto::UDP,
+        L4::Icmp4 { .. } => proto::ICMP,
+        L4::Icmp6 { .. } => proto::ICMPV6,
+        L4::Echo { .. } if v6 => proto::ICMPV6,
+        L4::Echo { .. } => proto::ICMP,
+    };
+    let (l3, ether_type) = match (src, dst) {
+        (IpAddr::Ip4(s), IpAddr::Ip4(d)) => {
+            let mut r = Ipv4Repr::new(s, d, p);
+            r.ttl = 64;
+            (L3Repr::Ipv4(r), ETHER_TYPE_IPV4)
+        }
+        (IpAddr::Ip6(s), IpAddr::Ip6(d)) => {
+            let mut r = Ipv6Repr::new(s, d, p);
+            r.hop_limit = 64;
+            (L3Repr::Ipv6(r), ETHER_TYPE_IPV6)
+        }
+        _ => return Vec::new(),
+    };
+    let ulp = match l4 {
+        L4::Tcp {
+            sport,
+            dport,
+            flags,
+            seq,
+            ack,
+        } => {
+            let mut t = TcpRepr::new(sport, dport, flags);
+            t.seq = seq;
+            t.ack = ack;
+            t.window = 65000;
+            UlpRepr::Tcp(t)
+        }
+        L4::Udp { sport, dport } => UlpRepr::Udp(UdpRepr::new(sport, dport)),
+        L4::Icmp4 { ty, id, seq } => UlpRepr::Icmpv4(IcmpRepr::echo(ty, id, seq)),
+        L4::Icmp6 { ty, id, seq } => UlpRepr::Icmpv6(IcmpRepr::echo(ty, id, seq)),
+        L4::Echo { id, seq } if v6 => {
+            UlpRepr::Icmpv6(IcmpRepr::echo(v6_type::ECHO_REQUEST, id, seq))
+        }
+        L4::Echo { id, seq } => UlpRepr::Icmpv4(IcmpRepr::echo(v4_type::ECHO_REQUEST, id, seq)),
+    };
+    let eth = EtherRepr {
+        dst: eth_dst,
+        src: eth_src,
+        ether_type,
+        vlan: None,
+    };
+    Headers::new(eth, l3, ulp).build(body).unwrap_or_default()
+}

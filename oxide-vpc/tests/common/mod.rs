@@ -4,7 +4,7 @@
 //! to `target/scenario-pcaps/<name>.pcap`.
 #![allow(dead_code)]
 
-use opte::build::{Encap, Headers, L3Repr, UlpRepr};
+use opte::build::Encap;
 use opte::engine::port::{PortState, ProcessResult};
 use opte::engine::stats::{DenyReason, DropReason};
 use opte::engine::time::Moment;
@@ -12,12 +12,9 @@ use opte::engine::view::Parsed;
 use opte::packet::Packet;
 use opte::packet::parse::{InnerMeta, NetworkMeta, parse_guest, parse_network};
 use opte::pcap::PcapWriter;
-use opte::wire::ether::{ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, EtherRepr};
+use opte::wire::ether::{ETHER_TYPE_IPV6, EtherRepr};
 use opte::wire::geneve::{GeneveOpt, GeneveRepr};
-use opte::wire::icmp::IcmpRepr;
-use opte::wire::ip4::Ipv4Repr;
 use opte::wire::ip6::Ipv6Repr;
-use opte::wire::tcp::TcpRepr;
 use opte::wire::udp::UdpRepr;
 use opte_api::{DhcpCfg, Direction, IpAddr, IpCidr, Ipv4Addr, Ipv6Addr, MacAddr, Vni};
 use oxide_vpc::api::{
@@ -204,97 +201,14 @@ pub fn set_ephemeral(port: &mut VpcPort, v4: Option<&str>, v6: Option<&str>) {
     .unwrap();
 }
 
-pub enum L4 {
-    Tcp {
-        sport: u16,
-        dport: u16,
-        flags: u8,
-        seq: u32,
-        ack: u32,
-    },
-    Udp {
-        sport: u16,
-        dport: u16,
-    },
-    Icmp4 {
-        ty: u8,
-        id: u16,
-        seq: u16,
-    },
-    Icmp6 {
-        ty: u8,
-        id: u16,
-        seq: u16,
-    },
-}
+pub use opte::build::samples::{L4, frame};
 
 pub fn tcp(sport: u16, dport: u16, flags: u8) -> L4 {
-    L4::Tcp {
-        sport,
-        dport,
-        flags,
-        seq: 1000,
-        ack: 0,
-    }
+    L4::tcp(sport, dport, flags, 1000, 0)
 }
 
 pub fn udp(sport: u16, dport: u16) -> L4 {
     L4::Udp { sport, dport }
-}
-
-/// An Ethernet frame from `src` to `dst` (IPv4 or IPv6 by the address family).
-pub fn frame(
-    eth_src: MacAddr,
-    eth_dst: MacAddr,
-    src: IpAddr,
-    dst: IpAddr,
-    l4: L4,
-    body: &[u8],
-) -> Vec<u8> {
-    let proto = match l4 {
-        L4::Tcp { .. } => 6,
-        L4::Udp { .. } => 17,
-        L4::Icmp4 { .. } => 1,
-        L4::Icmp6 { .. } => 58,
-    };
-    let (l3, et) = match (src, dst) {
-        (IpAddr::Ip4(s), IpAddr::Ip4(d)) => {
-            let mut r = Ipv4Repr::new(s, d, proto);
-            r.ttl = 64;
-            (L3Repr::Ipv4(r), ETHER_TYPE_IPV4)
-        }
-        (IpAddr::Ip6(s), IpAddr::Ip6(d)) => {
-            let mut r = Ipv6Repr::new(s, d, proto);
-            r.hop_limit = 64;
-            (L3Repr::Ipv6(r), ETHER_TYPE_IPV6)
-        }
-        _ => panic!("mixed families"),
-    };
-    let ulp = match l4 {
-        L4::Tcp {
-            sport,
-            dport,
-            flags,
-            seq,
-            ack,
-        } => {
-            let mut t = TcpRepr::new(sport, dport, flags);
-            t.seq = seq;
-            t.ack = ack;
-            t.window = 1024;
-            UlpRepr::Tcp(t)
-        }
-        L4::Udp { sport, dport } => UlpRepr::Udp(UdpRepr::new(sport, dport)),
-        L4::Icmp4 { ty, id, seq } => UlpRepr::Icmpv4(IcmpRepr::echo(ty, id, seq)),
-        L4::Icmp6 { ty, id, seq } => UlpRepr::Icmpv6(IcmpRepr::echo(ty, id, seq)),
-    };
-    let eth = EtherRepr {
-        dst: eth_dst,
-        src: eth_src,
-        ether_type: et,
-        vlan: None,
-    };
-    Headers::new(eth, l3, ulp).build(body).unwrap()
 }
 
 /// A guest's outbound packet: from its MAC to the gateway's.

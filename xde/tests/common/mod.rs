@@ -8,17 +8,10 @@
 //! `target/rack-pcaps/<name>.pcap`.
 #![allow(dead_code)]
 
-use opte::build::{Headers, L3Repr, UlpRepr};
 use opte::engine::time::Moment;
 use opte::packet::Packet;
 use opte::packet::parse::{InnerMeta, parse_guest};
 use opte::pcap::PcapWriter;
-use opte::wire::ether::{ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, EtherRepr};
-use opte::wire::icmp::IcmpRepr;
-use opte::wire::ip4::Ipv4Repr;
-use opte::wire::ip6::Ipv6Repr;
-use opte::wire::tcp::TcpRepr;
-use opte::wire::udp::UdpRepr;
 use opte_api::{
     ControlRequest, ControlResponse, DhcpCfg, IpAddr, IpCidr, Ipv6Addr, MacAddr, OpteError,
     SetXdeUnderlayReq, Vni,
@@ -472,23 +465,7 @@ pub fn ip6(c: &VpcCfg) -> IpAddr {
     IpAddr::Ip6(c.ipv6().unwrap().private_ip)
 }
 
-pub enum L4 {
-    Tcp {
-        sport: u16,
-        dport: u16,
-        flags: u8,
-        seq: u32,
-        ack: u32,
-    },
-    Udp {
-        sport: u16,
-        dport: u16,
-    },
-    Echo {
-        id: u16,
-        seq: u16,
-    },
-}
+pub use opte::build::samples::{L4, frame};
 
 pub mod tcpf {
     pub const FIN: u8 = 0x01;
@@ -499,69 +476,7 @@ pub mod tcpf {
 }
 
 pub fn tcp(sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> L4 {
-    L4::Tcp {
-        sport,
-        dport,
-        flags,
-        seq,
-        ack,
-    }
-}
-
-/// An Ethernet frame from `src` to `dst` carrying `l4` and `body`.
-pub fn frame(
-    mac_src: MacAddr,
-    mac_dst: MacAddr,
-    src: IpAddr,
-    dst: IpAddr,
-    l4: L4,
-    body: &[u8],
-) -> Vec<u8> {
-    let v6 = matches!(src, IpAddr::Ip6(_));
-    let proto = match (&l4, v6) {
-        (L4::Tcp { .. }, _) => 6,
-        (L4::Udp { .. }, _) => 17,
-        (L4::Echo { .. }, false) => 1,
-        (L4::Echo { .. }, true) => 58,
-    };
-    let (l3, et) = match (src, dst) {
-        (IpAddr::Ip4(s), IpAddr::Ip4(d)) => {
-            let mut r = Ipv4Repr::new(s, d, proto);
-            r.ttl = 64;
-            (L3Repr::Ipv4(r), ETHER_TYPE_IPV4)
-        }
-        (IpAddr::Ip6(s), IpAddr::Ip6(d)) => {
-            let mut r = Ipv6Repr::new(s, d, proto);
-            r.hop_limit = 64;
-            (L3Repr::Ipv6(r), ETHER_TYPE_IPV6)
-        }
-        _ => panic!("mixed families"),
-    };
-    let ulp = match l4 {
-        L4::Tcp {
-            sport,
-            dport,
-            flags,
-            seq,
-            ack,
-        } => {
-            let mut t = TcpRepr::new(sport, dport, flags);
-            t.seq = seq;
-            t.ack = ack;
-            t.window = 65000;
-            UlpRepr::Tcp(t)
-        }
-        L4::Udp { sport, dport } => UlpRepr::Udp(UdpRepr::new(sport, dport)),
-        L4::Echo { id, seq } if v6 => UlpRepr::Icmpv6(IcmpRepr::echo(128, id, seq)),
-        L4::Echo { id, seq } => UlpRepr::Icmpv4(IcmpRepr::echo(8, id, seq)),
-    };
-    let eth = EtherRepr {
-        dst: mac_dst,
-        src: mac_src,
-        ether_type: et,
-        vlan: None,
-    };
-    Headers::new(eth, l3, ulp).build(body).unwrap()
+    L4::tcp(sport, dport, flags, seq, ack)
 }
 
 /// A frame guest `c` sends to the gateway (everything it sends off-link).
