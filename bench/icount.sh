@@ -25,7 +25,7 @@ if [[ ${#cases[@]} -eq 0 ]]; then
         ULP-FastPath/V6-Tcp-OUT-0B ULP-FastPath/V6-Udp-IN-0B
         ULP-SlowPath/V4-Tcp-OUT-0B ULP-SlowPath/V4-Tcp-IN-0B
         Hairpin-DHCPv4/Discover Hairpin-ICMPv4/EchoRequest
-        XDE-FastPath/V4-Tcp-OUT-0B XDE-FastPath/V4-Tcp-IN-0B
+        XDE-FastPath/V4-Tcp-OUT-0B XDE-FastPath/V4-Tcp-IN-0B XDE-Batch/V4-Tcp-OUT-0B
     )
 fi
 command -v valgrind >/dev/null || { echo "icount: valgrind is not installed" >&2; exit 1; }

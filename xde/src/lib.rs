@@ -25,6 +25,11 @@
 //! engine's fast path mutates per-flow state (hit counters, TCP state, expiry stamps), so a
 //! port's packets are serialised under its lock rather than shared across threads; a host
 //! spreads load by spreading ports over threads, and amortises the lock over a batch.
+//! Measured with the packet loop under callgrind (`bench/icount.sh`), a TCP packet of an
+//! established flow costs 1,692 instructions through `tx` and 1,583 through `tx_batch` with
+//! 32 packets a call: the lock and the per-call work are about 110 instructions a packet,
+//! which the batch all but removes. A shared-reference fast path would have to make every
+//! per-flow update atomic, a cost paid on every packet to save one uncontended lock a batch.
 //!
 //! The locks are `opte::sync`'s: std's in the daemon, the kernel's `kmutex_t` and
 //! `krwlock_t` under feature `kernel`, so the core is the same code in both hosts.

@@ -10,7 +10,9 @@
 //!
 //! Family `XDE-FastPath` (instances as `ULP-FastPath`'s) runs the same packets through a
 //! whole `xde` host instead: port lookup, the port's lock, the flow cache, the route cache
-//! and the next-hop MACs (`--toggle-collect='*host::process*'`).
+//! and the next-hop MACs (`--toggle-collect='*host::process*'`). Family `XDE-Batch` (OUT
+//! instances) hands the host 32 packets a call with `tx_batch`, under one acquisition of the
+//! port's lock.
 
 use opte::build::samples::{self, Sample};
 use opte::engine::port::ProcessResult;
@@ -21,6 +23,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 1024;
+/// Packets a `tx_batch` call takes in family `XDE-Batch`: a typical receive batch of a TAP.
+const XDE_BATCH: usize = 32;
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("pktloop: {msg}");
@@ -29,7 +33,8 @@ fn usage(msg: &str) -> ExitCode {
         "  families: ULP-FastPath, ULP-SlowPath (instances V4-Tcp-OUT-0B ...), Hairpin-DHCPv4,"
     );
     eprintln!("  Hairpin-DHCPv6, Hairpin-ICMPv4, Hairpin-ICMPv6 (instances as in `cargo ubench`),");
-    eprintln!("  XDE-FastPath (the ULP instances, through a whole xde host)");
+    eprintln!("  XDE-FastPath (the ULP instances, through a whole xde host), XDE-Batch (OUT");
+    eprintln!("  instances, 32 packets a tx_batch call)");
     ExitCode::from(2)
 }
 
@@ -54,11 +59,15 @@ fn main() -> ExitCode {
     let Some((family, instance)) = case.split_once('/') else {
         return usage(&format!("bad case {case:?}: expected family/instance"));
     };
-    if family == "XDE-FastPath" {
+    if family == "XDE-FastPath" || family == "XDE-Batch" {
         let Some(s) = samples::ulp(instance) else {
             return usage(&format!("unknown ULP instance {instance:?}"));
         };
-        return xde_loop(&case, &s, vpc::out_twin(instance), packets);
+        let batch = family == "XDE-Batch";
+        if batch && s.side != samples::Side::Guest {
+            return usage("XDE-Batch takes the OUT instances (tx_batch is the guest side's)");
+        }
+        return xde_loop(&case, &s, vpc::out_twin(instance), packets, batch);
     }
     let (sample, slow, mut port) = match family {
         "ULP-FastPath" | "ULP-SlowPath" => {
@@ -122,7 +131,13 @@ fn main() -> ExitCode {
 }
 
 /// The loop through a whole host: every packet must come out as one thing for the OS to do.
-fn xde_loop(case: &str, sample: &Sample, twin: Option<Sample>, packets: u64) -> ExitCode {
+fn xde_loop(
+    case: &str,
+    sample: &Sample,
+    twin: Option<Sample>,
+    packets: u64,
+    batch: bool,
+) -> ExitCode {
     let (x, port) = host::ulp_host();
     let mut out = Vec::with_capacity(4);
     let mut total = Duration::ZERO;
@@ -132,10 +147,18 @@ fn xde_loop(case: &str, sample: &Sample, twin: Option<Sample>, packets: u64) -> 
         if let Some(t) = &twin {
             host::process(&x, &port, t.side, t.packet(), &mut out);
         }
-        let mut batch: Vec<_> = (0..n).map(|_| sample.packet()).collect();
+        let mut pkts: Vec<_> = (0..n).map(|_| sample.packet()).collect();
         let t = Instant::now();
-        for pkt in batch.drain(..) {
-            emitted += host::process(&x, &port, sample.side, pkt, &mut out) as u64;
+        if batch {
+            let mut chunk = Vec::with_capacity(XDE_BATCH);
+            while !pkts.is_empty() {
+                chunk.extend(pkts.drain(..XDE_BATCH.min(pkts.len())));
+                emitted += host::process_batch(&x, &port, &mut chunk, &mut out) as u64;
+            }
+        } else {
+            for pkt in pkts.drain(..) {
+                emitted += host::process(&x, &port, sample.side, pkt, &mut out) as u64;
+            }
         }
         out.clear();
         total += t.elapsed();
