@@ -12,6 +12,10 @@ use alloc::vec::Vec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// Where the Linux daemon's control socket is unless told otherwise (`$OPTE_XDE_SOCKET`
+/// overrides it for both the daemon and its clients).
+pub const DEFAULT_SOCKET: &str = "/run/opte/xde.sock";
+
 /// The largest frame body either side accepts: 16 MiB.
 pub const CONTROL_FRAME_MAX: usize = 16 << 20;
 

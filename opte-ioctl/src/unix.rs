@@ -23,7 +23,7 @@ pub struct UnixTransport {
 
 impl UnixTransport {
     /// Where the daemon listens unless told otherwise.
-    pub const DEFAULT_SOCKET: &'static str = "/run/opte/xde.sock";
+    pub const DEFAULT_SOCKET: &'static str = opte_api::control::DEFAULT_SOCKET;
 
     /// The environment variable that names another socket.
     pub const SOCKET_ENV: &'static str = "OPTE_XDE_SOCKET";

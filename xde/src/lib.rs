@@ -52,6 +52,8 @@ pub mod control;
 pub mod core;
 pub mod datapath;
 pub mod host;
+#[cfg(all(feature = "daemon", target_os = "linux"))]
+pub mod linux;
 pub mod port;
 pub mod route;
 pub mod stats;

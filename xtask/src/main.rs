@@ -8,7 +8,15 @@
 use std::process::{Command, ExitCode};
 
 /// Debian packages the tests use, and a command each provides.
-const APT_PACKAGES: &[(&str, &str)] = &[("tshark", "tshark")];
+/// The Debian packages the tests use, each with a command that shows it is installed: tshark
+/// dissects our packets; the daemon's end-to-end tests make namespaces and links (iproute2)
+/// and run real clients in them (dhclient, ping).
+const APT_PACKAGES: &[(&str, &str)] = &[
+    ("tshark", "tshark"),
+    ("iproute2", "ip"),
+    ("isc-dhcp-client", "dhclient"),
+    ("iputils-ping", "ping"),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,0 +1,50 @@
+//! `xded`: the OPTE host daemon for Linux. It hosts the `xde` core: a TAP device per port,
+//! the control socket `opteadm` talks to, the datapath, the once-a-second flow expiry.
+//!
+//! `xded [--socket PATH] [--log text|json]`, in the foreground, as root.
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use xde::linux::daemon::{self, Options};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The OPTE host daemon: ports as TAP devices, configured by opteadm over a Unix socket.
+#[derive(Debug, Parser)]
+#[command(name = "xded", version)]
+struct Args {
+    /// The control socket [default: $OPTE_XDE_SOCKET, else /run/opte/xde.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Log lines as plain text or as JSON objects, on standard error.
+    #[arg(long, value_enum, default_value = "text")]
+    log: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let logger = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO);
+    match args.log {
+        LogFormat::Text => logger.init(),
+        LogFormat::Json => logger.json().init(),
+    }
+    let socket = args
+        .socket
+        .or_else(|| std::env::var_os("OPTE_XDE_SOCKET").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(opte_api::control::DEFAULT_SOCKET));
+    match daemon::run(&Options { socket }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("xded: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The daemon's life: it takes the control socket (refusing to start beside a live daemon),
+//! starts the control server, the guest datapath and the once-a-second tick, then waits for
+//! SIGTERM or SIGINT and shuts down cleanly: the socket file is removed and every TAP
+//! closed (which removes the devices).
+
+// A no_std crate: the daemon brings std's prelude in itself.
+use super::control;
+use super::guest_io;
+use super::host::LinuxHost;
+use crate::Xde;
+use nix::sys::signal::{SigSet, Signal};
+use opte::engine::time::Moment;
+use std::format;
+use std::path::PathBuf;
+use std::prelude::rust_2024::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What the daemon is started with.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The control socket's path.
+    pub socket: PathBuf,
+}
+
+/// Run the daemon until SIGTERM or SIGINT. An error is why it could not start.
+pub fn run(opts: &Options) -> Result<(), String> {
+    // Block the signals before any thread starts, so every thread inherits the mask and
+    // the main thread alone takes them, with sigwait.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals
+        .thread_block()
+        .map_err(|e| format!("blocking SIGTERM and SIGINT: {e}"))?;
+
+    let listener = control::bind(&opts.socket).map_err(|e| e.to_string())?;
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    let xde = Arc::new(Xde::new(LinuxHost::default(), seed));
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map_err(|e| format!("starting thread {name}: {e}"))
+    };
+    {
+        let xde = xde.clone();
+        spawn(
+            "xded-accept",
+            Box::new(move || control::serve(listener, xde)),
+        )?;
+    }
+    let datapath = {
+        let (xde, stop) = (xde.clone(), stop.clone());
+        spawn(
+            "xded-guest-io",
+            Box::new(move || guest_io::run(xde, epoch, stop)),
+        )?
+    };
+    {
+        let (xde, stop) = (xde.clone(), stop.clone());
+        spawn(
+            "xded-tick",
+            Box::new(move || {
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    xde.tick(Moment::from_nanos(epoch.elapsed().as_nanos() as u64));
+                }
+            }),
+        )?;
+    }
+    tracing::info!(socket = %opts.socket.display(), pid = std::process::id(), "xded ready");
+
+    let sig = signals
+        .wait()
+        .map_err(|e| format!("waiting for a signal: {e}"))?;
+    tracing::info!(signal = %sig, "shutting down");
+    if let Err(e) = std::fs::remove_file(&opts.socket) {
+        tracing::warn!(error = %e, "removing the control socket");
+    }
+    stop.store(true, Ordering::Release);
+    let _ = datapath.join();
+    xde.host().close_all();
+    tracing::info!("xded stopped");
+    Ok(())
+}

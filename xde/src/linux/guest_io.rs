@@ -1,0 +1,170 @@
+//! The guest side of the datapath: frames read from the ports' TAP devices go through the
+//! core's `tx`, and what it emits for guests (hairpin replies, guest loopback, frames from
+//! the underlay) is written to their TAPs.
+//!
+//! One thread waits on every TAP at once with poll(2) and reads up to [`BATCH`] frames of a
+//! ready TAP per wakeup, each straight into a pooled buffer behind [`HEADROOM`] bytes of
+//! room, so the frame is read once and the engine rewrites it in place (an encapsulation
+//! goes into the headroom). Buffers come back to the pool when a frame has been written or
+//! dropped.
+
+// A no_std crate: the daemon brings std's prelude in itself.
+use super::host::LinuxHost;
+use super::tap::{Tap, VNET_HDR_LEN};
+use crate::{Emit, Xde};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use opte::engine::time::Moment;
+use opte::packet::{DEFAULT_HEADROOM, Packet, Segment};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::AsFd;
+use std::prelude::rust_2024::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use std::vec;
+
+/// Room in front of a frame read from a guest: an encapsulation (outer Ethernet, IPv6, UDP,
+/// Geneve with options) fits without moving the frame.
+pub const HEADROOM: usize = DEFAULT_HEADROOM;
+
+/// The largest frame a TAP hands over without segmentation offloads: a 9,000-byte MTU
+/// and its Ethernet header, with room to spare.
+const FRAME_MAX: usize = 9216;
+
+/// Frames read from one TAP per wakeup before the others get their turn.
+pub const BATCH: usize = 64;
+
+/// How often the loop looks for ports created or deleted since it last looked.
+const RESCAN: Duration = Duration::from_millis(100);
+
+/// Buffers kept for reuse, at most.
+const POOL_MAX: usize = 1024;
+
+/// Receive buffers, reused so that reading a frame allocates nothing.
+#[derive(Default)]
+struct Pool(Vec<Vec<u8>>);
+
+impl Pool {
+    fn take(&mut self) -> Vec<u8> {
+        self.0
+            .pop()
+            .unwrap_or_else(|| vec![0u8; HEADROOM + FRAME_MAX])
+    }
+
+    fn give(&mut self, pkt: Packet) {
+        for seg in pkt.into_segments() {
+            let (buf, _, _) = seg.into_vec();
+            if buf.len() == HEADROOM + FRAME_MAX && self.0.len() < POOL_MAX {
+                self.0.push(buf);
+            }
+        }
+    }
+}
+
+/// Run until `stop` is set: read every TAP, carry out what the core says.
+pub fn run(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
+    let mut pool = Pool::default();
+    let mut out: Vec<Emit> = Vec::with_capacity(BATCH * 2);
+    while !stop.load(Ordering::Acquire) {
+        let taps = xde.host().taps();
+        let mut fds: Vec<PollFd> = taps
+            .iter()
+            .map(|t| PollFd::new(t.file().as_fd(), PollFlags::POLLIN))
+            .collect();
+        let timeout = PollTimeout::try_from(RESCAN).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "guest datapath: poll failed");
+                std::thread::sleep(RESCAN);
+                continue;
+            }
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| {
+                f.revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
+            })
+            .collect();
+        drop(fds);
+        for (tap, _) in taps.iter().zip(ready).filter(|(_, r)| *r) {
+            let Some(port) = xde.port(tap.name()) else {
+                continue;
+            };
+            for _ in 0..BATCH {
+                let Some(pkt) = read_frame(tap, &mut pool) else {
+                    break;
+                };
+                let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
+                xde.tx(&port, pkt, now, &mut out);
+            }
+            carry_out(&xde, &mut out, &mut pool);
+        }
+    }
+}
+
+/// One frame from `tap`, its virtio-net header dropped, or `None` when the TAP has no more.
+fn read_frame(tap: &Tap, pool: &mut Pool) -> Option<Packet> {
+    let mut buf = pool.take();
+    // The header lands just in front of the frame, which then starts at HEADROOM.
+    let at = HEADROOM - VNET_HDR_LEN;
+    let n = loop {
+        match tap.file().read(buf.get_mut(at..).unwrap_or(&mut [])) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    tracing::warn!(port = tap.name(), error = %e, "reading the TAP failed");
+                }
+                pool.0.push(buf);
+                return None;
+            }
+        }
+    };
+    if n <= VNET_HDR_LEN {
+        pool.0.push(buf);
+        return None;
+    }
+    match Segment::from_vec(buf, HEADROOM, at + n) {
+        Ok(seg) => Some(Packet::from_segment(seg)),
+        Err((buf, _)) => {
+            pool.0.push(buf);
+            None
+        }
+    }
+}
+
+/// Do what the core asked: frames for guests are written to their TAPs; the underlay is
+/// not attached in this daemon yet, so frames for it are dropped.
+fn carry_out(xde: &Xde<LinuxHost>, out: &mut Vec<Emit>, pool: &mut Pool) {
+    for e in out.drain(..) {
+        match e {
+            Emit::Guest { port, pkt } => {
+                if let Some(tap) = xde.host().tap(port.name()) {
+                    write_frame(&tap, &pkt);
+                }
+                pool.give(pkt);
+            }
+            Emit::Underlay { pkt, .. } | Emit::NotOurs(pkt) => {
+                tracing::trace!(len = pkt.len(), "no underlay yet: frame dropped");
+                pool.give(pkt);
+            }
+        }
+    }
+}
+
+/// Write `pkt` to `tap` behind a zeroed virtio-net header (nothing left for the guest to
+/// finish), gathering its segments in one write.
+fn write_frame(tap: &Tap, pkt: &Packet) {
+    let hdr = [0u8; VNET_HDR_LEN];
+    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(1 + pkt.seg_count());
+    iov.push(IoSlice::new(&hdr));
+    iov.extend(pkt.segments().map(|s| IoSlice::new(s.data())));
+    if let Err(e) = tap.file().write_vectored(&iov) {
+        // A TAP whose guest side is down refuses writes: the frame is lost, as on a wire.
+        tracing::debug!(port = tap.name(), error = %e, "writing the TAP failed");
+    }
+}

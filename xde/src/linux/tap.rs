@@ -1,0 +1,131 @@
+//! A port's guest-side device: a TAP (`IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`) whose frames
+//! are the guest's. A VM attaches to it by name (QEMU `-netdev tap,ifname=NAME`); a
+//! container by moving it into its network namespace, where it is the container's NIC,
+//! which is why the TAP carries the guest's MAC. The daemon keeps the file descriptor
+//! wherever the device goes; closing it removes the device.
+//!
+//! Every frame read or written starts with a `virtio_net_hdr` (12 bytes, the size set with
+//! `TUNSETVNETHDRSZ`): the kernel and the guest say there what checksum and segmentation
+//! work is pending. No offloads are switched on yet (`TUNSETOFFLOAD` is left at none), so
+//! frames read arrive complete and the header is written as all zeroes.
+// Opening and configuring the device are ioctl(2)s on raw `ifreq` structures.
+#![allow(unsafe_code)]
+
+// A no_std crate: the daemon brings std's prelude in itself.
+use nix::libc;
+use opte_api::MacAddr;
+use std::format;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::prelude::rust_2024::*;
+
+/// The size of the `virtio_net_hdr_v1` that prefixes every frame (`num_buffers` included).
+pub const VNET_HDR_LEN: usize = 12;
+
+/// Interface names are at most this long (`IFNAMSIZ` less the NUL).
+pub const NAME_MAX: usize = 15;
+
+nix::ioctl_write_ptr_bad!(tun_set_iff, libc::TUNSETIFF, libc::ifreq);
+nix::ioctl_write_ptr_bad!(tun_set_vnet_hdr_sz, libc::TUNSETVNETHDRSZ, libc::c_int);
+nix::ioctl_write_ptr_bad!(siocsifmtu, libc::SIOCSIFMTU, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocsifhwaddr, libc::SIOCSIFHWADDR, libc::ifreq);
+nix::ioctl_read_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocsifflags, libc::SIOCSIFFLAGS, libc::ifreq);
+
+/// An open TAP device.
+#[derive(Debug)]
+pub struct Tap {
+    name: String,
+    file: File,
+}
+
+impl Tap {
+    /// Create TAP `name` with the guest's `mac` and `mtu`, and bring it up. Fails, leaving
+    /// nothing behind, if the name is taken or invalid.
+    pub fn create(name: &str, mac: MacAddr, mtu: u32) -> io::Result<Self> {
+        let mut ifr = ifreq(name)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open("/dev/net/tun")?;
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16;
+        // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
+        unsafe { tun_set_iff(file.as_raw_fd(), &ifr) }.map_err(|e| named(e, "TUNSETIFF", name))?;
+        let hdr_len = VNET_HDR_LEN as libc::c_int;
+        // SAFETY: a tun fd and a pointer to an int that outlives the call.
+        unsafe { tun_set_vnet_hdr_sz(file.as_raw_fd(), &hdr_len) }
+            .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
+        let tap = Self {
+            name: name.to_string(),
+            file,
+        };
+        let ctl = control_socket()?;
+        ifr.ifr_ifru.ifru_mtu = i32::try_from(mtu).unwrap_or(i32::MAX);
+        // SAFETY: a socket fd and an `ifreq` naming the device, alive across the call.
+        unsafe { siocsifmtu(ctl.as_raw_fd(), &ifr) }.map_err(|e| named(e, "SIOCSIFMTU", name))?;
+        // SAFETY: `sockaddr` is plain old data; all zeroes is a valid value.
+        let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
+        sa.sa_family = libc::ARPHRD_ETHER;
+        for (d, s) in sa.sa_data.iter_mut().zip(mac.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_hwaddr = sa;
+        // SAFETY: as above.
+        unsafe { siocsifhwaddr(ctl.as_raw_fd(), &ifr) }
+            .map_err(|e| named(e, "SIOCSIFHWADDR", name))?;
+        // SAFETY: as above; the kernel fills in the flags.
+        unsafe { siocgifflags(ctl.as_raw_fd(), &mut ifr) }
+            .map_err(|e| named(e, "SIOCGIFFLAGS", name))?;
+        // SAFETY: the union member SIOCGIFFLAGS just filled.
+        let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+        ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as i16;
+        // SAFETY: as above.
+        unsafe { siocsifflags(ctl.as_raw_fd(), &ifr) }
+            .map_err(|e| named(e, "SIOCSIFFLAGS", name))?;
+        Ok(tap)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The device's file: frames are read from and written to it, each behind a
+    /// [`VNET_HDR_LEN`]-byte virtio-net header.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// An `ifreq` naming `name`, refused if the name is empty, too long or has a NUL or '/'.
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    if name.is_empty() || name.len() > NAME_MAX || name.bytes().any(|b| b == 0 || b == b'/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not an interface name (1 to {NAME_MAX} bytes, no '/')"),
+        ));
+    }
+    // SAFETY: `ifreq` is plain old data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    Ok(ifr)
+}
+
+/// A datagram socket to address interface ioctls to.
+fn control_socket() -> io::Result<OwnedFd> {
+    nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)
+}
+
+fn named(e: nix::Error, what: &str, name: &str) -> io::Error {
+    io::Error::new(io::Error::from(e).kind(), format!("{what} on {name}: {e}"))
+}

@@ -1,0 +1,324 @@
+//! The Linux daemon end to end, as root: `xded` started as a process, configured through
+//! its control socket by the client library, a port's TAP moved into a network namespace
+//! the test makes, and unmodified clients in it (`dhclient`, `ping`) talking to the OPTE
+//! gateway. Every namespace, link and process is the test's own, uniquely named, and is
+//! removed or ended by its guard, also when an assertion fails.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use common::guest;
+use opte_api::control::{FRAME_HEADER_LEN, frame_body_len};
+use opte_api::{ControlResponse, OpteError};
+use opte_ioctl::{OpteHdl, UnixTransport};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Root is needed to make TAP devices and namespaces. CI runs as root; elsewhere the test
+/// says it did not run.
+fn root_or_skip() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the daemon's end-to-end tests need root, and CI runs as root"
+    );
+    eprintln!("skipped: needs root");
+    false
+}
+
+/// A short name unique to this process and call (interface names hold 15 bytes).
+fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn run(cmd: &str, args: &[&str]) -> std::process::Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e}"))
+}
+
+fn ok(cmd: &str, args: &[&str]) -> String {
+    let out = run(cmd, args);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Self {
+        let name = unique("xdet");
+        ok("ip", &["netns", "add", &name]);
+        let ns = Self(name);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec(&self, args: &[&str]) -> String {
+        let mut a = vec!["netns", "exec", &self.0];
+        a.extend_from_slice(args);
+        ok("ip", &a)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Anything still running in it (a dhclient) is ended by its PID first.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A veth pair standing in for the two underlay links, deleted on drop.
+struct Veth(String, String);
+
+impl Veth {
+    fn new() -> Self {
+        let (a, b) = (unique("xu"), unique("xu"));
+        ok(
+            "ip",
+            &["link", "add", &a, "type", "veth", "peer", "name", &b],
+        );
+        Self(a, b)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// A running `xded` with its socket in a directory of its own; ended by its PID on drop.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(unique("xded-test-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("xde.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_xded"))
+            .arg("--socket")
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("xded.log")).unwrap())
+            .spawn()
+            .expect("xded starts");
+        let d = Self { child, dir };
+        let until = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                Instant::now() < until,
+                "xded never opened {}",
+                sock.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("xde.sock")
+    }
+
+    fn hdl(&self) -> OpteHdl {
+        OpteHdl::new(UnixTransport::new(self.sock()))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("xded.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+#[test]
+fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
+    if !root_or_skip() {
+        return;
+    }
+    let under = Veth::new();
+    let mut d = Daemon::start();
+    let hdl = d.hdl();
+    hdl.set_xde_underlay(&under.0, &under.1).unwrap();
+    let cfg = guest(77, 5, 0);
+    let port = unique("xp");
+    hdl.create_xde(&port, cfg.clone(), None).unwrap();
+    assert!(link_exists(&port), "the port's TAP exists");
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{port}/address")).unwrap();
+    assert_eq!(mac.trim(), cfg.guest_mac.to_string().to_lowercase());
+
+    // The TAP becomes the guest's NIC in its namespace; the daemon keeps its fd.
+    let ns = Netns::new();
+    ok("ip", &["link", "set", &port, "netns", &ns.0]);
+    ns.exec(&["ip", "link", "set", &port, "up"]);
+    let lease = d.dir.join("dhclient.lease");
+    let pidf = d.dir.join("dhclient.pid");
+    ns.exec(&[
+        "timeout",
+        "30",
+        "dhclient",
+        "-4",
+        "-1",
+        "-lf",
+        lease.to_str().unwrap(),
+        "-pf",
+        pidf.to_str().unwrap(),
+        &port,
+    ]);
+    let addrs = ns.exec(&["ip", "-4", "-o", "addr", "show", "dev", &port]);
+    assert!(
+        addrs.contains("inet 172.30.0.5/"),
+        "leased address: {addrs}"
+    );
+    let routes = ns.exec(&["ip", "-4", "route"]);
+    assert!(
+        routes.contains("default via 172.30.0.1"),
+        "router from DHCP: {routes}"
+    );
+    let lease_text = std::fs::read_to_string(&lease).unwrap();
+    assert!(
+        lease_text.contains("option dhcp-server-identifier 172.30.0.1"),
+        "{lease_text}"
+    );
+    let ping = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.30.0.1"]);
+    assert!(ping.contains("3 received"), "{ping}");
+
+    // The daemon lists the port.
+    let ports = hdl.list_ports().unwrap();
+    assert_eq!(ports.ports.len(), 1);
+    assert_eq!(ports.ports[0].name, port);
+
+    // delete-xde removes the TAP, even from inside the namespace.
+    if let Ok(pid) = std::fs::read_to_string(&pidf) {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+    hdl.delete_xde(&port).unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while ns.exec(&["ip", "-o", "link"]).contains(&port) {
+        assert!(Instant::now() < until, "the TAP outlived delete-xde");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // SIGTERM: a clean exit, no socket file left.
+    let status = d.stop();
+    assert!(status.success(), "xded exited with {status}: {}", d.log());
+    assert!(!d.sock().exists(), "the socket file is removed");
+}
+
+#[test]
+fn the_daemon_survives_bad_clients_and_refuses_a_second_instance() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = Daemon::start();
+    let sock = d.sock();
+
+    // A second daemon on the same socket says why it will not start.
+    let second = Command::new(env!("CARGO_BIN_EXE_xded"))
+        .arg("--socket")
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already serving"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
+    // A client that connects and says nothing does not hold up the others.
+    let _stalled = UnixStream::connect(&sock).unwrap();
+    let t = Instant::now();
+    assert!(d.hdl().list_ports().unwrap().ports.is_empty());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "a stalled client held up another"
+    );
+
+    // A frame announcing more than the limit is refused without being read.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    match response(&mut s) {
+        ControlResponse::Err(OpteError::DeserCmdReq(m)) => assert!(m.contains("exceeds"), "{m}"),
+        other => panic!("expected a refusal of the size, got {other:?}"),
+    }
+
+    // Garbage of a plausible size is refused as undecodable.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(&5u32.to_be_bytes()).unwrap();
+    s.write_all(&[0xff; 5]).unwrap();
+    match response(&mut s) {
+        ControlResponse::Err(OpteError::DeserCmdReq(_)) => {}
+        other => panic!("expected an undecodable request, got {other:?}"),
+    }
+
+    // A truncated request and a hang-up change nothing.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(&100u32.to_be_bytes()).unwrap();
+    s.write_all(&[1, 2, 3]).unwrap();
+    drop(s);
+
+    // Still serving, still empty.
+    assert!(d.hdl().list_ports().unwrap().ports.is_empty());
+    let status = d.stop();
+    assert!(status.success(), "xded exited with {status}: {}", d.log());
+    assert!(!sock.exists());
+    // With the daemon gone, the client says so plainly.
+    let e = d.hdl().list_ports().unwrap_err();
+    assert!(e.to_string().contains("not running"), "{e}");
+}
+
+/// Read one response frame.
+fn response(s: &mut UnixStream) -> ControlResponse {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    s.read_exact(&mut header).unwrap();
+    let mut body = vec![0u8; frame_body_len(header).unwrap()];
+    s.read_exact(&mut body).unwrap();
+    ControlResponse::from_frame_body(&body).unwrap()
+}
