@@ -8,10 +8,12 @@
 
 mod common;
 
-use common::guest;
+use common::{default_fw_rules, guest};
+use opte_api::IpCidr;
 use opte_api::control::{FRAME_HEADER_LEN, frame_body_len};
 use opte_api::{ControlResponse, OpteError};
 use opte_ioctl::{OpteHdl, UnixTransport};
+use oxide_vpc::api::{AddRouterEntryReq, RouterClass, RouterTarget, SetFwRulesReq, VpcCfg};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -69,6 +71,9 @@ impl Netns {
         ok("ip", &["netns", "add", &name]);
         let ns = Self(name);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
+        // Links that come into it may use their IPv6 addresses at once: no duplicate
+        // address detection to wait out (only the test's own devices are in it).
+        ns.exec(&["sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"]);
         ns
     }
 
@@ -228,14 +233,43 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
     let ping = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.30.0.1"]);
     assert!(ping.contains("3 received"), "{ping}");
 
+    // IPv6: the gateway's router advertisement, and an address by DHCPv6.
+    let ra = ns.exec(&["rdisc6", "-1", "-w", "2000", &port]);
+    assert!(ra.contains("from fe80::aa40:25ff:feff:7777"), "{ra}");
+    assert!(
+        ra.contains("Stateful address conf.    :          Yes"),
+        "{ra}"
+    );
+    let lease6 = d.dir.join("dhclient6.lease");
+    let pid6 = d.dir.join("dhclient6.pid");
+    ns.exec(&[
+        "timeout",
+        "30",
+        "dhclient",
+        "-6",
+        "-1",
+        "-lf",
+        lease6.to_str().unwrap(),
+        "-pf",
+        pid6.to_str().unwrap(),
+        &port,
+    ]);
+    let addrs6 = ns.exec(&["ip", "-6", "-o", "addr", "show", "dev", &port]);
+    assert!(
+        addrs6.contains("inet6 fd00::5/128"),
+        "leased address: {addrs6}"
+    );
+
     // The daemon lists the port.
     let ports = hdl.list_ports().unwrap();
     assert_eq!(ports.ports.len(), 1);
     assert_eq!(ports.ports[0].name, port);
 
     // delete-xde removes the TAP, even from inside the namespace.
-    if let Ok(pid) = std::fs::read_to_string(&pidf) {
-        let _ = Command::new("kill").arg(pid.trim()).status();
+    for p in [&pidf, &pid6] {
+        if let Ok(pid) = std::fs::read_to_string(p) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
     }
     hdl.delete_xde(&port).unwrap();
     let until = Instant::now() + Duration::from_secs(5);
@@ -248,6 +282,74 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
     let status = d.stop();
     assert!(status.success(), "xded exited with {status}: {}", d.log());
     assert!(!d.sock().exists(), "the socket file is removed");
+}
+
+/// Make port `name` for `cfg` with the routes and firewall rules of a VPC guest, move its
+/// TAP into a new namespace and lease its address there with `dhclient`.
+fn guest_in_netns(d: &Daemon, name: &str, cfg: &VpcCfg) -> Netns {
+    let hdl = d.hdl();
+    hdl.create_xde(name, cfg.clone(), None).unwrap();
+    let sub = IpCidr::Ip4(cfg.ipv4().unwrap().vpc_subnet);
+    hdl.add_router_entry(&AddRouterEntryReq {
+        port_name: name.into(),
+        dest: sub,
+        target: RouterTarget::VpcSubnet(sub),
+        class: RouterClass::System,
+    })
+    .unwrap();
+    hdl.set_firewall_rules(&SetFwRulesReq {
+        port_name: name.into(),
+        rules: default_fw_rules(cfg.vni),
+    })
+    .unwrap();
+    let ns = Netns::new();
+    ok("ip", &["link", "set", name, "netns", &ns.0]);
+    ns.exec(&["ip", "link", "set", name, "up"]);
+    let lease = d.dir.join(format!("{name}.lease"));
+    let pid = d.dir.join(format!("{name}.pid"));
+    ns.exec(&[
+        "timeout",
+        "30",
+        "dhclient",
+        "-4",
+        "-1",
+        "-lf",
+        lease.to_str().unwrap(),
+        "-pf",
+        pid.to_str().unwrap(),
+        name,
+    ]);
+    ns
+}
+
+/// A host-wide counter of the daemon.
+fn counter(d: &Daemon, name: &str) -> u64 {
+    let stats = d.hdl().dump_xde_stats().unwrap();
+    stats
+        .counters
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+        .1
+}
+
+#[test]
+fn two_guests_on_one_host_talk_without_the_underlay() {
+    if !root_or_skip() {
+        return;
+    }
+    let under = Veth::new();
+    let d = Daemon::start();
+    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    let (c1, c2) = (guest(78, 5, 0), guest(78, 6, 0));
+    let (p1, p2) = (unique("xp"), unique("xp"));
+    let n1 = guest_in_netns(&d, &p1, &c1);
+    let _n2 = guest_in_netns(&d, &p2, &c2);
+    let ping = n1.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.30.0.6"]);
+    assert!(ping.contains("3 received"), "{ping}");
+    // Three requests and three replies went from one TAP to the other, none to the wire.
+    assert_eq!(counter(&d, "tx_loopback"), 6);
+    assert_eq!(counter(&d, "tx_underlay"), 0);
 }
 
 #[test]

@@ -10,12 +10,13 @@ use std::process::{Command, ExitCode};
 /// Debian packages the tests use, and a command each provides.
 /// The Debian packages the tests use, each with a command that shows it is installed: tshark
 /// dissects our packets; the daemon's end-to-end tests make namespaces and links (iproute2)
-/// and run real clients in them (dhclient, ping).
+/// and run real clients in them (dhclient, ping, rdisc6).
 const APT_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("iproute2", "ip"),
     ("isc-dhcp-client", "dhclient"),
     ("iputils-ping", "ping"),
+    ("ndisc6", "rdisc6"),
 ];
 
 fn main() -> ExitCode {
