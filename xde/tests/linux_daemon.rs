@@ -15,7 +15,9 @@ use opte_api::{ControlResponse, OpteError};
 use opte_ioctl::{OpteHdl, UnixTransport};
 use oxide_vpc::api::{AddRouterEntryReq, RouterClass, RouterTarget, SetFwRulesReq, VpcCfg};
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -423,4 +425,98 @@ fn response(s: &mut UnixStream) -> ControlResponse {
     let mut body = vec![0u8; frame_body_len(header).unwrap()];
     s.read_exact(&mut body).unwrap();
     ControlResponse::from_frame_body(&body).unwrap()
+}
+
+#[test]
+fn a_client_that_is_not_root_is_refused() {
+    if !root_or_skip() {
+        return;
+    }
+    let d = Daemon::start();
+    // Open the socket to everyone, so that only the daemon's own check stands in the way.
+    std::fs::set_permissions(&d.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.sock(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let me = std::env::current_exe().unwrap();
+    let out = Command::new(me)
+        .args(["--exact", "client_as_nobody", "--nocapture"])
+        .env(NOBODY_SOCKET, d.sock())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the client ran: {text}");
+    assert!(d.log().contains("not root"), "{}", d.log());
+    // Root is still served.
+    assert!(d.hdl().list_ports().unwrap().ports.is_empty());
+}
+
+/// Where `client_as_nobody` finds the daemon.
+const NOBODY_SOCKET: &str = "XDED_TEST_NOBODY_SOCKET";
+
+/// The client half of `a_client_that_is_not_root_is_refused`, which runs this test binary
+/// again as user `nobody` with [`NOBODY_SOCKET`] set; run on its own, it has nothing to do.
+#[test]
+fn client_as_nobody() {
+    let Some(sock) = std::env::var_os(NOBODY_SOCKET) else {
+        return;
+    };
+    assert!(!nix::unistd::geteuid().is_root());
+    let e = OpteHdl::new(UnixTransport::new(PathBuf::from(sock)))
+        .list_ports()
+        .unwrap_err();
+    assert!(e.to_string().contains("only root may configure"), "{e}");
+}
+
+#[test]
+fn a_daemon_killed_outright_leaves_a_socket_the_next_one_replaces() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    assert!(d.sock().exists(), "SIGKILL leaves the socket file");
+    // A new daemon on the same path: the dead one's socket answers no one, so it is replaced.
+    let child = Command::new(env!("CARGO_BIN_EXE_xded"))
+        .arg("--socket")
+        .arg(d.sock())
+        .arg("--log")
+        .arg("json")
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(d.dir.join("xded.log")).unwrap())
+        .spawn()
+        .unwrap();
+    d.child = child;
+    let until = Instant::now() + Duration::from_secs(10);
+    while d.hdl().list_ports().is_err() {
+        assert!(
+            Instant::now() < until,
+            "the new daemon never answered: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = d.stop();
+    assert!(status.success());
+    // Its log is one JSON object a line.
+    let log = d.log();
+    assert!(log.lines().count() >= 3, "{log}");
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("fields").is_some(),
+            "{line}"
+        );
+    }
+    assert!(
+        log.contains("removing the socket of a daemon that is gone"),
+        "{log}"
+    );
 }
