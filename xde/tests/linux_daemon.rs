@@ -436,8 +436,11 @@ fn a_client_that_is_not_root_is_refused() {
     // Open the socket to everyone, so that only the daemon's own check stands in the way.
     std::fs::set_permissions(&d.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(d.sock(), std::fs::Permissions::from_mode(0o666)).unwrap();
-    let me = std::env::current_exe().unwrap();
-    let out = Command::new(me)
+    // A copy of this test binary that `nobody` may run wherever the checkout lives.
+    let me = d.dir.join("client");
+    std::fs::copy(std::env::current_exe().unwrap(), &me).unwrap();
+    std::fs::set_permissions(&me, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(&me)
         .args(["--exact", "client_as_nobody", "--nocapture"])
         .env(NOBODY_SOCKET, d.sock())
         .uid(65534)
