@@ -8,12 +8,13 @@
 
 mod common;
 
-use common::{default_fw_rules, guest};
+use common::{L4, Rack, default_fw_rules, from_guest, guest, ip4, sled_ip};
 use opte_api::IpCidr;
 use opte_api::control::{FRAME_HEADER_LEN, frame_body_len};
 use opte_api::{ControlResponse, OpteError};
 use opte_ioctl::{OpteHdl, UnixTransport};
 use oxide_vpc::api::{AddRouterEntryReq, RouterClass, RouterTarget, SetFwRulesReq, VpcCfg};
+use oxide_vpc::api::{PhysNet, SetVirt2PhysReq};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -108,7 +109,38 @@ impl Veth {
             "ip",
             &["link", "add", &a, "type", "veth", "peer", "name", &b],
         );
-        Self(a, b)
+        let v = Self(a, b);
+        for end in [&v.0, &v.1] {
+            ok("ip", &["link", "set", end, "up"]);
+        }
+        v
+    }
+}
+
+/// Send one raw frame out of link `name`, as another host on the wire would.
+fn inject(name: &str, frame: &[u8]) {
+    use nix::libc;
+    let ifindex = nix::net::if_::if_nametoindex(name).unwrap();
+    // SAFETY: socket(2), sendto(2) and close(2) on a socket this function alone uses, with
+    // a `sockaddr_ll` and a frame buffer alive across the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        let n = libc::sendto(
+            fd,
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            std::ptr::addr_of!(sll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        );
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        assert_eq!(n, frame.len() as isize, "{err}");
     }
 }
 
@@ -352,6 +384,85 @@ fn two_guests_on_one_host_talk_without_the_underlay() {
     // Three requests and three replies went from one TAP to the other, none to the wire.
     assert_eq!(counter(&d, "tx_loopback"), 6);
     assert_eq!(counter(&d, "tx_underlay"), 0);
+}
+
+#[test]
+fn geneve_from_the_underlay_reaches_the_guest_and_nothing_else_is_taken() {
+    if !root_or_skip() {
+        return;
+    }
+    let (w1, w2) = (Veth::new(), Veth::new());
+    let d = Daemon::start();
+    d.hdl().set_xde_underlay(&w1.0, &w2.0).unwrap();
+    let here = guest(79, 5, 0);
+    let peer = guest(79, 9, 1);
+    let port = unique("xp");
+    let _ns = guest_in_netns(&d, &port, &here);
+    // Where the peer lives, so that the guest's reply can be encapsulated to it.
+    d.hdl()
+        .set_v2p(&SetVirt2PhysReq {
+            vip: ip4(&peer),
+            phys: PhysNet {
+                ether: peer.guest_mac,
+                ip: peer.phys_ip,
+                vni: peer.vni,
+            },
+        })
+        .unwrap();
+    // The peer's sled, simulated, makes the frame a real sled would send: an echo request
+    // from 172.30.0.9 to 172.30.0.5, Geneve from sled 1 to sled 0.
+    let mut rack = Rack::new("daemon_rx", 2);
+    rack.add_guest(1, "peer", &peer);
+    rack.map_guest(1, &here);
+    let echo = L4::Echo { id: 0x77, seq: 1 };
+    rack.send(
+        1,
+        "peer",
+        from_guest(&peer, ip4(&peer), ip4(&here), echo, b"over the wire"),
+    );
+    let mut frame = rack
+        .wire
+        .iter()
+        .find(|f| f.from == 1)
+        .expect("sled 1 sent the request")
+        .bytes
+        .clone();
+    assert_eq!(frame[38..54], sled_ip(0).bytes(), "to sled 0");
+    let mac: opte_api::MacAddr =
+        std::fs::read_to_string(format!("/sys/class/net/{}/address", w1.0))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+    frame[..6].copy_from_slice(&mac.bytes());
+
+    // Noise the filter must keep away: IPv6/UDP to another port, and ARP.
+    let mut not_geneve = frame.clone();
+    not_geneve[56..58].copy_from_slice(&4789u16.to_be_bytes());
+    inject(&w1.1, &not_geneve);
+    let mut arp = frame[..60].to_vec();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    inject(&w1.1, &arp);
+    inject(&w1.1, &frame);
+
+    // The guest's kernel got the request and answered: the answer is encapsulated to sled
+    // 1, and there this daemon stops, having no next hop to reach it yet.
+    let until = Instant::now() + Duration::from_secs(5);
+    while counter(&d, "tx_no_route") == 0 {
+        assert!(Instant::now() < until, "no reply came back: {}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(counter(&d, "rx_delivered"), 1);
+    let parse_drops: u64 = [
+        "in_drop_unwanted_proto",
+        "in_drop_truncated",
+        "in_drop_misc",
+    ]
+    .iter()
+    .map(|c| counter(&d, c))
+    .sum();
+    assert_eq!(parse_drops, 0, "the filter let other traffic through");
+    assert_eq!(counter(&d, "rx_no_port"), 0);
 }
 
 #[test]

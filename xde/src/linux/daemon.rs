@@ -1,11 +1,11 @@
 //! The daemon's life: it takes the control socket (refusing to start beside a live daemon),
-//! starts the control server, the guest datapath and the once-a-second tick, then waits for
-//! SIGTERM or SIGINT and shuts down cleanly: the socket file is removed and every TAP
-//! closed (which removes the devices).
+//! starts the control server, the two datapath loops and the once-a-second tick, waits for
+//! SIGTERM or SIGINT and shuts down cleanly: the socket file is removed, every TAP closed
+//! (which removes the devices) and the underlay sockets closed.
 
 // A no_std crate: the daemon brings std's prelude in itself.
 use super::control;
-use super::guest_io;
+use super::datapath;
 use super::host::LinuxHost;
 use crate::Xde;
 use nix::sys::signal::{SigSet, Signal};
@@ -57,11 +57,18 @@ pub fn run(opts: &Options) -> Result<(), String> {
             Box::new(move || control::serve(listener, xde)),
         )?;
     }
-    let datapath = {
+    let guests = {
         let (xde, stop) = (xde.clone(), stop.clone());
         spawn(
-            "xded-guest-io",
-            Box::new(move || guest_io::run(xde, epoch, stop)),
+            "xded-guests",
+            Box::new(move || datapath::run_guests(xde, epoch, stop)),
+        )?
+    };
+    let underlay = {
+        let (xde, stop) = (xde.clone(), stop.clone());
+        spawn(
+            "xded-underlay",
+            Box::new(move || datapath::run_underlay(xde, epoch, stop)),
         )?
     };
     {
@@ -86,7 +93,8 @@ pub fn run(opts: &Options) -> Result<(), String> {
         tracing::warn!(error = %e, "removing the control socket");
     }
     stop.store(true, Ordering::Release);
-    let _ = datapath.join();
+    let _ = guests.join();
+    let _ = underlay.join();
     xde.host().close_all();
     tracing::info!("xded stopped");
     Ok(())

@@ -1,12 +1,15 @@
 //! [`LinuxHost`]: what the core asks of Linux. Ports are TAP devices the daemon owns.
 //!
-//! The underlay is not yet attached for real: `set-xde-underlay` checks that both links
-//! exist and remembers them, but no AF_PACKET socket sends or receives on them yet, and
-//! every next hop is "no route" (the core counts and drops such packets). Guest loopback
-//! and the gateway's hairpins need neither.
+//! `set-xde-underlay` opens both links for Geneve (see [`super::underlay`]). Next hops are
+//! not looked up yet: every one is "no route", which the core counts and drops, so frames
+//! are received from the underlay and delivered to guests, but none are sent to other
+//! hosts; only replies to the underlay itself (its hairpins) go out. Guest loopback and the
+//! gateway's services need neither.
 
 // A no_std crate: the daemon brings std's prelude in itself.
 use super::tap::Tap;
+use super::underlay::{UnderlayLink, hold_geneve_port};
+use crate::Link;
 use crate::host::Host;
 use crate::route::{Route, RouteError};
 use opte_api::{Ipv6Addr, MacAddr, OpteError};
@@ -18,11 +21,28 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// `ENODEV` and `EEXIST` in Linux's numbering.
 const ENODEV: i32 = 19;
 
-/// The daemon's devices: one TAP per port, and the underlay links' names.
+/// The daemon's devices: one TAP per port, and the two underlay links.
 #[derive(Debug, Default)]
 pub struct LinuxHost {
     taps: Mutex<BTreeMap<String, Arc<Tap>>>,
-    underlay: Mutex<Option<(String, String)>>,
+    underlay: Mutex<Option<Arc<Underlay>>>,
+}
+
+/// Both underlay links, open, and the UDP socket that holds the Geneve port.
+#[derive(Debug)]
+pub struct Underlay {
+    links: [UnderlayLink; 2],
+    _geneve: std::net::UdpSocket,
+}
+
+impl Underlay {
+    pub fn links(&self) -> &[UnderlayLink; 2] {
+        &self.links
+    }
+
+    pub fn link(&self, l: Link) -> Option<&UnderlayLink> {
+        self.links.get(l.index())
+    }
 }
 
 impl LinuxHost {
@@ -45,6 +65,14 @@ impl LinuxHost {
             .collect()
     }
 
+    /// The underlay, while attached.
+    pub fn underlay(&self) -> Option<Arc<Underlay>> {
+        self.underlay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Close every TAP (which removes the devices), at shutdown.
     pub fn close_all(&self) {
         self.taps
@@ -63,15 +91,17 @@ fn system(e: &std::io::Error, msg: String) -> OpteError {
 
 impl Host for LinuxHost {
     fn attach_underlay(&self, u1: &str, u2: &str) -> Result<(), OpteError> {
-        for u in [u1, u2] {
-            nix::net::if_::if_nametoindex(u).map_err(|e| OpteError::System {
-                errno: e as i32,
-                msg: format!("underlay link {u}: {e}"),
-            })?;
-        }
-        *self.underlay.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((u1.to_string(), u2.to_string()));
-        tracing::info!(u1, u2, "underlay links recorded");
+        let open = |u: &str| {
+            UnderlayLink::open(u).map_err(|e| system(&e, format!("underlay link {u}: {e}")))
+        };
+        let links = [open(u1)?, open(u2)?];
+        let geneve =
+            hold_geneve_port().map_err(|e| system(&e, format!("binding UDP port 6081: {e}")))?;
+        *self.underlay.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Underlay {
+            links,
+            _geneve: geneve,
+        }));
+        tracing::info!(u1, u2, "underlay attached");
         Ok(())
     }
 

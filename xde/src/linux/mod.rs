@@ -7,10 +7,12 @@
 //! | [`control`] | the control socket: peer credentials, framing, bounds, deadlines |
 //! | [`host`] | [`host::LinuxHost`], the core's `Host`: TAP devices per port |
 //! | [`tap`] | one TAP device with a virtio-net header |
-//! | [`guest_io`] | the guest side of the datapath: TAPs in, the core, TAPs out |
+//! | [`datapath`] | the two loops: TAPs in and underlay links in, through the core, out where it says |
+//! | [`underlay`] | one underlay link: AF_PACKET with a Geneve filter |
 
 pub mod control;
 pub mod daemon;
-pub mod guest_io;
+pub mod datapath;
 pub mod host;
 pub mod tap;
+pub mod underlay;

@@ -1,17 +1,19 @@
-//! The guest side of the datapath: frames read from the ports' TAP devices go through the
-//! core's `tx`, and what it emits for guests (hairpin replies, guest loopback, frames from
-//! the underlay) is written to their TAPs.
+//! The datapath's two loops. [`run_guests`]: frames read from the ports' TAP devices go
+//! through the core's `tx`. [`run_underlay`]: Geneve frames read from the underlay links go
+//! through its `rx`. What the core emits is carried out by both alike: frames for guests
+//! (hairpin replies, guest loopback, decapsulated traffic) are written to their TAPs, frames
+//! for the underlay are sent on the link it chose.
 //!
-//! One thread waits on every TAP at once with poll(2) and reads up to [`BATCH`] frames of a
-//! ready TAP per wakeup, each straight into a pooled buffer behind [`HEADROOM`] bytes of
-//! room, so the frame is read once and the engine rewrites it in place (an encapsulation
-//! goes into the headroom). Buffers come back to the pool when a frame has been written or
-//! dropped.
+//! Each loop waits on all its descriptors at once with poll(2) and reads up to [`BATCH`]
+//! frames of a ready one per wakeup, each straight into a pooled buffer behind
+//! [`HEADROOM`] bytes of room, so a frame is read once and the engine rewrites it in place
+//! (an encapsulation goes into the headroom). Buffers come back to the pool when a frame
+//! has been written or dropped.
 
 // A no_std crate: the daemon brings std's prelude in itself.
 use super::host::LinuxHost;
 use super::tap::{Tap, VNET_HDR_LEN};
-use crate::{Emit, Xde};
+use crate::{Emit, Link, Xde};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use opte::engine::time::Moment;
 use opte::packet::{DEFAULT_HEADROOM, Packet, Segment};
@@ -62,7 +64,7 @@ impl Pool {
 }
 
 /// Run until `stop` is set: read every TAP, carry out what the core says.
-pub fn run(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
+pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
     let mut pool = Pool::default();
     let mut out: Vec<Emit> = Vec::with_capacity(BATCH * 2);
     while !stop.load(Ordering::Acquire) {
@@ -137,8 +139,75 @@ fn read_frame(tap: &Tap, pool: &mut Pool) -> Option<Packet> {
     }
 }
 
-/// Do what the core asked: frames for guests are written to their TAPs; the underlay is
-/// not attached in this daemon yet, so frames for it are dropped.
+/// Run until `stop` is set: read both underlay links (while attached), carry out what the
+/// core says.
+pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
+    let mut pool = Pool::default();
+    let mut out: Vec<Emit> = Vec::with_capacity(BATCH * 2);
+    while !stop.load(Ordering::Acquire) {
+        let Some(under) = xde.host().underlay() else {
+            std::thread::sleep(RESCAN);
+            continue;
+        };
+        let mut fds: Vec<PollFd> = under
+            .links()
+            .iter()
+            .map(|l| PollFd::new(l.socket().as_fd(), PollFlags::POLLIN))
+            .collect();
+        let timeout = PollTimeout::try_from(RESCAN).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "underlay datapath: poll failed");
+                std::thread::sleep(RESCAN);
+                continue;
+            }
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        for ((link, l), _) in [Link::U1, Link::U2]
+            .into_iter()
+            .zip(under.links())
+            .zip(ready)
+            .filter(|(_, r)| *r)
+        {
+            for _ in 0..BATCH {
+                let mut buf = pool.take();
+                let n = match l.recv(buf.get_mut(HEADROOM..).unwrap_or(&mut [])) {
+                    Ok(Some(n)) => n,
+                    Ok(None) => {
+                        pool.0.push(buf);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(link = l.name(), error = %e, "reading the underlay failed");
+                        pool.0.push(buf);
+                        break;
+                    }
+                };
+                let pkt = match Segment::from_vec(buf, HEADROOM, HEADROOM + n) {
+                    Ok(seg) => Packet::from_segment(seg),
+                    Err((buf, _)) => {
+                        pool.0.push(buf);
+                        continue;
+                    }
+                };
+                let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
+                xde.rx(link, pkt, now, &mut out);
+            }
+            carry_out(&xde, &mut out, &mut pool);
+        }
+    }
+}
+
+/// Do what the core asked: frames for guests are written to their TAPs, frames for the
+/// underlay sent on the link it chose; what is not ours is dropped (the kernel has its own
+/// copy of anything that reached it).
 fn carry_out(xde: &Xde<LinuxHost>, out: &mut Vec<Emit>, pool: &mut Pool) {
     for e in out.drain(..) {
         match e {
@@ -148,10 +217,16 @@ fn carry_out(xde: &Xde<LinuxHost>, out: &mut Vec<Emit>, pool: &mut Pool) {
                 }
                 pool.give(pkt);
             }
-            Emit::Underlay { pkt, .. } | Emit::NotOurs(pkt) => {
-                tracing::trace!(len = pkt.len(), "no underlay yet: frame dropped");
+            Emit::Underlay { link, pkt } => {
+                if let Some(l) = xde.host().underlay().as_ref().and_then(|u| u.link(link)) {
+                    let segs: Vec<&[u8]> = pkt.segments().map(|s| s.data()).collect();
+                    if let Err(e) = l.send(&segs) {
+                        tracing::debug!(link = l.name(), error = %e, "sending on the underlay failed");
+                    }
+                }
                 pool.give(pkt);
             }
+            Emit::NotOurs(pkt) => pool.give(pkt),
         }
     }
 }

@@ -1,0 +1,212 @@
+//! The underlay links: an AF_PACKET socket on each, bound to the link, that receives only
+//! Geneve (a classic BPF filter passes IPv6 / UDP to port 6081 and nothing else) and sends
+//! the complete frames the core builds. A UDP socket bound to port 6081 keeps the kernel
+//! from answering the same traffic with ICMPv6 port-unreachable; it is never read.
+// AF_PACKET addresses and socket filters are raw `sockaddr_ll` and `sock_fprog`.
+#![allow(unsafe_code)]
+
+// A no_std crate: the daemon brings std's prelude in itself.
+use std::format;
+use std::prelude::rust_2024::*;
+
+use nix::libc;
+use opte_api::MacAddr;
+use std::io;
+use std::mem::size_of;
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The Geneve port (RFC 8926).
+pub const GENEVE_PORT: u16 = 6081;
+
+/// Ethernet (14) + IPv6 next header at 6, UDP destination port at 14 + 40 + 2.
+const BPF_PROGRAM: [libc::sock_filter; 8] = [
+    // A <- ether type; IPv6 or drop.
+    stmt(BPF_LD | BPF_H | BPF_ABS, 12),
+    jump(BPF_JMP | BPF_JEQ | BPF_K, 0x86dd, 0, 5),
+    // A <- IPv6 next header; UDP or drop.
+    stmt(BPF_LD | BPF_B | BPF_ABS, 14 + 6),
+    jump(BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 3),
+    // A <- UDP destination port; Geneve or drop.
+    stmt(BPF_LD | BPF_H | BPF_ABS, 14 + 40 + 2),
+    jump(BPF_JMP | BPF_JEQ | BPF_K, GENEVE_PORT as u32, 0, 1),
+    // Accept the whole frame.
+    stmt(BPF_RET | BPF_K, 0x0004_0000),
+    stmt(BPF_RET | BPF_K, 0),
+];
+
+// linux/bpf_common.h
+const BPF_LD: u16 = 0x00;
+const BPF_JMP: u16 = 0x05;
+const BPF_RET: u16 = 0x06;
+const BPF_H: u16 = 0x08;
+const BPF_B: u16 = 0x10;
+const BPF_ABS: u16 = 0x20;
+const BPF_JEQ: u16 = 0x10;
+const BPF_K: u16 = 0x00;
+
+const fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// One underlay link, open for Geneve.
+#[derive(Debug)]
+pub struct UnderlayLink {
+    name: String,
+    ifindex: u32,
+    mac: MacAddr,
+    sock: OwnedFd,
+}
+
+impl UnderlayLink {
+    /// Open link `name`: its AF_PACKET socket, filtered to Geneve, frames this host sends
+    /// not looped back to it.
+    pub fn open(name: &str) -> io::Result<Self> {
+        let ifindex = nix::net::if_::if_nametoindex(name)
+            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("link {name}: {e}")))?;
+        let mac = link_mac(name)?;
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: socket(2) with constant arguments; the fd is owned at once.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new socket nobody else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        // The filter goes on before the bind, so no unfiltered frame is ever queued.
+        let prog = libc::sock_fprog {
+            len: BPF_PROGRAM.len() as u16,
+            filter: BPF_PROGRAM.as_ptr().cast_mut(),
+        };
+        setsockopt(&sock, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
+        let one: libc::c_int = 1;
+        setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)?;
+        // SAFETY: `sockaddr_ll` is plain old data; all zeroes is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: a valid socket and a `sockaddr_ll` of the length given.
+        let r = unsafe {
+            libc::bind(
+                sock.as_raw_fd(),
+                std::ptr::addr_of!(sll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            name: name.to_string(),
+            ifindex,
+            mac,
+            sock,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The link's own MAC: the source of every frame sent on it.
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    pub fn socket(&self) -> &OwnedFd {
+        &self.sock
+    }
+
+    /// Send one complete frame, its segments gathered.
+    pub fn send(&self, segs: &[&[u8]]) -> io::Result<()> {
+        let iov: Vec<std::io::IoSlice<'_>> =
+            segs.iter().map(|s| std::io::IoSlice::new(s)).collect();
+        nix::sys::uio::writev(&self.sock, &iov)
+            .map(|_| ())
+            .map_err(io::Error::from)
+    }
+
+    /// Receive one frame into `buf`; `None` when nothing is waiting.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match nix::sys::socket::recv(
+            self.sock.as_raw_fd(),
+            buf,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(n) => Ok(Some(n)),
+            Err(nix::errno::Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A UDP socket on the Geneve port, on every address, that nothing reads: while it is
+/// open the kernel does not answer Geneve it receives with port-unreachable. Several
+/// daemons in one network namespace share the port.
+pub fn hold_geneve_port() -> io::Result<UdpSocket> {
+    let s = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet6,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::ReusePort, &true)?;
+    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &4096)?;
+    let addr = nix::sys::socket::SockaddrIn6::from(SocketAddrV6::new(
+        Ipv6Addr::UNSPECIFIED,
+        GENEVE_PORT,
+        0,
+        0,
+    ));
+    nix::sys::socket::bind(s.as_raw_fd(), &addr)?;
+    Ok(UdpSocket::from(s))
+}
+
+fn setsockopt<T>(sock: &OwnedFd, level: i32, name: i32, v: &T) -> io::Result<()> {
+    // SAFETY: `v` points to a `T` of the size given, alive across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(v).cast(),
+            size_of::<T>() as u32,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The link's MAC, from sysfs.
+fn link_mac(name: &str) -> io::Result<MacAddr> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))?;
+    text.trim().parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("link {name} has no Ethernet address ({})", text.trim()),
+        )
+    })
+}
