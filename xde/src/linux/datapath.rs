@@ -18,7 +18,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use opte::engine::time::Moment;
 use opte::packet::{DEFAULT_HEADROOM, Packet, Segment};
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::prelude::rust_2024::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,29 +69,9 @@ pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool
     let mut out: Vec<Emit> = Vec::with_capacity(BATCH * 2);
     while !stop.load(Ordering::Acquire) {
         let taps = xde.host().taps();
-        let mut fds: Vec<PollFd> = taps
-            .iter()
-            .map(|t| PollFd::new(t.file().as_fd(), PollFlags::POLLIN))
-            .collect();
-        let timeout = PollTimeout::try_from(RESCAN).unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, timeout) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "guest datapath: poll failed");
-                std::thread::sleep(RESCAN);
-                continue;
-            }
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| {
-                f.revents()
-                    .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
-            })
-            .collect();
-        drop(fds);
+        let Some(ready) = wait_ready(taps.iter().map(|t| t.file().as_fd())) else {
+            continue;
+        };
         for (tap, _) in taps.iter().zip(ready).filter(|(_, r)| *r) {
             let Some(port) = xde.port(tap.name()) else {
                 continue;
@@ -106,6 +86,28 @@ pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool
             carry_out(&xde, &mut out, &mut pool);
         }
     }
+}
+
+/// Wait up to [`RESCAN`] for any of `fds` to be readable: which are, or `None` if none is
+/// (or the wait failed, which is logged).
+fn wait_ready<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>) -> Option<Vec<bool>> {
+    let mut fds: Vec<PollFd> = fds.map(|fd| PollFd::new(fd, PollFlags::POLLIN)).collect();
+    let timeout = PollTimeout::try_from(RESCAN).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(0) | Err(nix::errno::Errno::EINTR) => return None,
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "datapath: poll failed");
+            std::thread::sleep(RESCAN);
+            return None;
+        }
+    }
+    // An error or hang-up is reported too: the read that follows says what it is.
+    Some(
+        fds.iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect(),
+    )
 }
 
 /// One frame from `tap`, its virtio-net header dropped, or `None` when the TAP has no more.
@@ -149,27 +151,9 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
             std::thread::sleep(RESCAN);
             continue;
         };
-        let mut fds: Vec<PollFd> = under
-            .links()
-            .iter()
-            .map(|l| PollFd::new(l.socket().as_fd(), PollFlags::POLLIN))
-            .collect();
-        let timeout = PollTimeout::try_from(RESCAN).unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, timeout) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "underlay datapath: poll failed");
-                std::thread::sleep(RESCAN);
-                continue;
-            }
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
+        let Some(ready) = wait_ready(under.links().iter().map(|l| l.socket().as_fd())) else {
+            continue;
+        };
         for ((link, l), _) in [Link::U1, Link::U2]
             .into_iter()
             .zip(under.links())
