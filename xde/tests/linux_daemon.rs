@@ -465,6 +465,149 @@ fn geneve_from_the_underlay_reaches_the_guest_and_nothing_else_is_taken() {
     assert_eq!(counter(&d, "rx_no_port"), 0);
 }
 
+/// The first Geneve frame that arrives on link `name` of namespace `ns` within 10 s, read
+/// by a thread that enters the namespace (the rest of the test stays where it is).
+fn capture_geneve(ns: &str, name: &str) -> std::thread::JoinHandle<Option<Vec<u8>>> {
+    use nix::libc;
+    let nsf = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+    let name = name.to_string();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        nix::sched::setns(&nsf, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let ifindex = nix::net::if_::if_nametoindex(name.as_str()).unwrap();
+        // SAFETY: socket(2), bind(2), setsockopt(2), recv(2) and close(2) on a socket this
+        // thread alone uses, with buffers alive across each call.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                i32::from((libc::ETH_P_ALL as u16).to_be()),
+            );
+            assert!(fd >= 0);
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+            sll.sll_ifindex = ifindex as i32;
+            assert_eq!(
+                libc::bind(
+                    fd,
+                    std::ptr::addr_of!(sll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32
+                ),
+                0
+            );
+            let tv = libc::timeval {
+                tv_sec: 1,
+                tv_usec: 0,
+            };
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                std::ptr::addr_of!(tv).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
+            ready_tx.send(()).unwrap();
+            let until = Instant::now() + Duration::from_secs(10);
+            let mut buf = vec![0u8; 9216];
+            let mut got = None;
+            while got.is_none() && Instant::now() < until {
+                let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+                if n >= 58 {
+                    let f = &buf[..n as usize];
+                    if f[12..14] == [0x86, 0xdd]
+                        && f[20] == 17
+                        && f[56..58] == 6081u16.to_be_bytes()
+                    {
+                        got = Some(f.to_vec());
+                    }
+                }
+            }
+            libc::close(fd);
+            got
+        }
+    });
+    ready_rx.recv().unwrap();
+    h
+}
+
+#[test]
+fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
+    if !root_or_skip() {
+        return;
+    }
+    let (w1, w2) = (Veth::new(), Veth::new());
+    // The far end of underlay 1 is another host: a namespace holding the peer sled's
+    // address, found by the kernel's neighbour discovery.
+    let wire = Netns::new();
+    ok("ip", &["link", "set", &w1.1, "netns", &wire.0]);
+    wire.exec(&["ip", "link", "set", &w1.1, "up"]);
+    wire.exec(&["ip", "addr", "add", "fd00:77::2/64", "dev", &w1.1, "nodad"]);
+    ok(
+        "ip",
+        &["addr", "add", "fd00:77::1/64", "dev", &w1.0, "nodad"],
+    );
+    let d = Daemon::start();
+    d.hdl().set_xde_underlay(&w1.0, &w2.0).unwrap();
+    let mut here = guest(80, 5, 0);
+    let mut peer = guest(80, 9, 1);
+    here.phys_ip = "fd00:77::1".parse().unwrap();
+    peer.phys_ip = "fd00:77::2".parse().unwrap();
+    let port = unique("xp");
+    let ns = guest_in_netns(&d, &port, &here);
+    d.hdl()
+        .set_v2p(&SetVirt2PhysReq {
+            vip: ip4(&peer),
+            phys: PhysNet {
+                ether: peer.guest_mac,
+                ip: peer.phys_ip,
+                vni: peer.vni,
+            },
+        })
+        .unwrap();
+
+    let cap = capture_geneve(&wire.0, &w1.1);
+    // Nobody answers on the far side; the echo requests are what is looked for.
+    let _ = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.0, "ping", "-c", "10", "-i", "0.2", "-W", "1",
+        ])
+        .arg("172.30.0.9")
+        .output();
+    let frame = cap
+        .join()
+        .unwrap()
+        .expect("a Geneve frame reached the other host");
+
+    let w1_mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", w1.0)).unwrap();
+    let far_mac = wire.exec(&["cat", &format!("/sys/class/net/{}/address", w1.1)]);
+    let mac = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    assert_eq!(
+        mac(&frame[6..12]),
+        w1_mac.trim(),
+        "source: the underlay link"
+    );
+    assert_eq!(
+        mac(&frame[0..6]),
+        far_mac.trim(),
+        "destination: the neighbour's MAC"
+    );
+    let n =
+        opte::packet::parse::parse_network(&mut opte::packet::Packet::copy_from(&frame)).unwrap();
+    assert_eq!(n.outer.src, here.phys_ip);
+    assert_eq!(n.outer.dst, peer.phys_ip);
+    assert_eq!(n.outer.geneve.vni, here.vni);
+    assert_eq!(n.inner.flow.addrs.src(), ip4(&here));
+    assert_eq!(n.inner.flow.addrs.dst(), ip4(&peer));
+    assert!(counter(&d, "tx_underlay") >= 1);
+    drop(ns);
+}
+
 #[test]
 fn the_daemon_survives_bad_clients_and_refuses_a_second_instance() {
     if !root_or_skip() {

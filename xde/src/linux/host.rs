@@ -1,12 +1,11 @@
 //! [`LinuxHost`]: what the core asks of Linux. Ports are TAP devices the daemon owns.
 //!
-//! `set-xde-underlay` opens both links for Geneve (see [`super::underlay`]). Next hops are
-//! not looked up yet: every one is "no route", which the core counts and drops, so frames
-//! are received from the underlay and delivered to guests, but none are sent to other
-//! hosts; only replies to the underlay itself (its hairpins) go out. Guest loopback and the
-//! gateway's services need neither.
+//! `set-xde-underlay` opens both links for Geneve (see [`super::underlay`]) and a
+//! connection to the kernel's routing tables, where next hops are looked up (see
+//! [`super::nexthop`]).
 
 // A no_std crate: the daemon brings std's prelude in itself.
+use super::nexthop::Rtnl;
 use super::tap::Tap;
 use super::underlay::{UnderlayLink, hold_geneve_port};
 use crate::Link;
@@ -28,11 +27,13 @@ pub struct LinuxHost {
     underlay: Mutex<Option<Arc<Underlay>>>,
 }
 
-/// Both underlay links, open, and the UDP socket that holds the Geneve port.
+/// Both underlay links, open, the UDP socket that holds the Geneve port, and the
+/// connection to the kernel's routing tables.
 #[derive(Debug)]
 pub struct Underlay {
     links: [UnderlayLink; 2],
     _geneve: std::net::UdpSocket,
+    rtnl: Rtnl,
 }
 
 impl Underlay {
@@ -97,9 +98,11 @@ impl Host for LinuxHost {
         let links = [open(u1)?, open(u2)?];
         let geneve =
             hold_geneve_port().map_err(|e| system(&e, format!("binding UDP port 6081: {e}")))?;
+        let rtnl = Rtnl::open().map_err(|e| system(&e, format!("opening rtnetlink: {e}")))?;
         *self.underlay.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Underlay {
             links,
             _geneve: geneve,
+            rtnl,
         }));
         tracing::info!(u1, u2, "underlay attached");
         Ok(())
@@ -132,7 +135,8 @@ impl Host for LinuxHost {
         }
     }
 
-    fn next_hop(&self, dst: Ipv6Addr, _hash: u16) -> Result<Route, RouteError> {
-        Err(RouteError::NoRoute(dst))
+    fn next_hop(&self, dst: Ipv6Addr, hash: u16) -> Result<Route, RouteError> {
+        let u = self.underlay().ok_or(RouteError::NoUnderlay)?;
+        u.rtnl.next_hop(&u.links, dst, hash)
     }
 }

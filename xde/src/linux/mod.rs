@@ -8,11 +8,13 @@
 //! | [`host`] | [`host::LinuxHost`], the core's `Host`: TAP devices per port |
 //! | [`tap`] | one TAP device with a virtio-net header |
 //! | [`datapath`] | the two loops: TAPs in and underlay links in, through the core, out where it says |
+//! | [`nexthop`] | next hops from the kernel's route and neighbour tables over rtnetlink |
 //! | [`underlay`] | one underlay link: AF_PACKET with a Geneve filter |
 
 pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod host;
+pub mod nexthop;
 pub mod tap;
 pub mod underlay;
