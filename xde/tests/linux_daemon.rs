@@ -356,6 +356,20 @@ fn guest_in_netns(d: &Daemon, name: &str, cfg: &VpcCfg) -> Netns {
     ns
 }
 
+/// Tell the daemon where guest `peer` lives (its IPv4 address).
+fn map_peer(d: &Daemon, peer: &VpcCfg) {
+    d.hdl()
+        .set_v2p(&SetVirt2PhysReq {
+            vip: ip4(peer),
+            phys: PhysNet {
+                ether: peer.guest_mac,
+                ip: peer.phys_ip,
+                vni: peer.vni,
+            },
+        })
+        .unwrap();
+}
+
 /// A host-wide counter of the daemon.
 fn counter(d: &Daemon, name: &str) -> u64 {
     let stats = d.hdl().dump_xde_stats().unwrap();
@@ -399,16 +413,7 @@ fn geneve_from_the_underlay_reaches_the_guest_and_nothing_else_is_taken() {
     let port = unique("xp");
     let _ns = guest_in_netns(&d, &port, &here);
     // Where the peer lives, so that the guest's reply can be encapsulated to it.
-    d.hdl()
-        .set_v2p(&SetVirt2PhysReq {
-            vip: ip4(&peer),
-            phys: PhysNet {
-                ether: peer.guest_mac,
-                ip: peer.phys_ip,
-                vni: peer.vni,
-            },
-        })
-        .unwrap();
+    map_peer(&d, &peer);
     // The peer's sled, simulated, makes the frame a real sled would send: an echo request
     // from 172.30.0.9 to 172.30.0.5, Geneve from sled 1 to sled 0.
     let mut rack = Rack::new("daemon_rx", 2);
@@ -555,16 +560,7 @@ fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
     peer.phys_ip = "fd00:77::2".parse().unwrap();
     let port = unique("xp");
     let ns = guest_in_netns(&d, &port, &here);
-    d.hdl()
-        .set_v2p(&SetVirt2PhysReq {
-            vip: ip4(&peer),
-            phys: PhysNet {
-                ether: peer.guest_mac,
-                ip: peer.phys_ip,
-                vni: peer.vni,
-            },
-        })
-        .unwrap();
+    map_peer(&d, &peer);
 
     let cap = capture_geneve(&wire.0, &w1.1);
     // Nobody answers on the far side; the echo requests are what is looked for.
