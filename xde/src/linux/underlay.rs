@@ -16,6 +16,9 @@ use std::mem::size_of;
 use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+/// Receive buffer of each link's socket, in bytes.
+const RCVBUF: i32 = 8 << 20;
+
 /// The Geneve port (RFC 8926).
 pub const GENEVE_PORT: u16 = 6081;
 
@@ -96,6 +99,11 @@ impl UnderlayLink {
         setsockopt(&sock, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
         let one: libc::c_int = 1;
         setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)?;
+        // Room for a burst while the loop serves the other link and the TAPs: the default
+        // holds fewer than a hundred full frames. (Root may exceed rmem_max.)
+        let rcvbuf: libc::c_int = RCVBUF;
+        setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf)
+            .or_else(|_| setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf))?;
         // SAFETY: `sockaddr_ll` is plain old data; all zeroes is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
