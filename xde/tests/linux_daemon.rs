@@ -13,8 +13,8 @@ use opte_api::IpCidr;
 use opte_api::control::{FRAME_HEADER_LEN, frame_body_len};
 use opte_api::{ControlResponse, OpteError};
 use opte_ioctl::{OpteHdl, UnixTransport};
+use oxide_vpc::api::{AddFwRuleReq, PhysNet, RemFwRuleReq, SetVirt2PhysReq};
 use oxide_vpc::api::{AddRouterEntryReq, RouterClass, RouterTarget, SetFwRulesReq, VpcCfg};
-use oxide_vpc::api::{PhysNet, SetVirt2PhysReq};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -744,6 +744,93 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
     );
     assert!(counter(&da, "tx_underlay") > 100);
     assert!(counter(&db, "rx_delivered") > 100);
+}
+
+/// Whether a TCP connection from namespace `from` to `to:7777` opens within a second
+/// (a listener in namespace `server_ns` accepts it).
+fn tcp_opens(from: &Netns, server_ns: &Netns, to: &'static str) -> bool {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = in_netns(&server_ns.0, move || {
+        let l = std::net::TcpListener::bind(format!("{to}:7777")).unwrap();
+        l.set_nonblocking(true).unwrap();
+        ready_tx.send(()).unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            if l.accept().is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    });
+    ready_rx.recv().unwrap();
+    let client = in_netns(&from.0, move || {
+        std::net::TcpStream::connect_timeout(
+            &format!("{to}:7777").parse().unwrap(),
+            Duration::from_secs(1),
+        )
+        .is_ok()
+    });
+    let connected = client.join().unwrap();
+    let accepted = server.join().unwrap();
+    assert_eq!(connected, accepted);
+    connected
+}
+
+#[test]
+fn a_firewall_rule_opens_inbound_tcp_and_its_removal_closes_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let under = Veth::new();
+    let d = Daemon::start();
+    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    let (c1, c2) = (guest(82, 5, 0), guest(82, 6, 0));
+    let (p1, p2) = (unique("xp"), unique("xp"));
+    let n1 = guest_in_netns(&d, &p1, &c1);
+    let n2 = guest_in_netns(&d, &p2, &c2);
+    // Guest 2 admits ICMP only.
+    d.hdl()
+        .set_firewall_rules(&SetFwRulesReq {
+            port_name: p2.clone(),
+            rules: vec![
+                "dir=in action=allow priority=65534 protocol=icmp"
+                    .parse()
+                    .unwrap(),
+            ],
+        })
+        .unwrap();
+    assert!(
+        !tcp_opens(&n1, &n2, "172.30.0.6"),
+        "no rule admits TCP 7777"
+    );
+    d.hdl()
+        .add_firewall_rule(&AddFwRuleReq {
+            port_name: p2.clone(),
+            rule: "dir=in action=allow priority=10 protocol=tcp port=7777"
+                .parse()
+                .unwrap(),
+        })
+        .unwrap();
+    assert!(tcp_opens(&n1, &n2, "172.30.0.6"), "the new rule admits it");
+    let layer = d.hdl().dump_layer(&p2, "firewall").unwrap();
+    let id = layer
+        .rules_in
+        .iter()
+        .find(|r| r.rule.priority == 10)
+        .map(|r| r.id)
+        .unwrap();
+    d.hdl()
+        .remove_firewall_rule(&RemFwRuleReq {
+            port_name: p2.clone(),
+            dir: opte_api::Direction::In,
+            id,
+        })
+        .unwrap();
+    assert!(
+        !tcp_opens(&n1, &n2, "172.30.0.6"),
+        "removing the rule closes new connections"
+    );
 }
 
 #[test]
