@@ -641,6 +641,56 @@ fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
     assert_eq!(n.inner.flow.addrs.src(), ip4(&here));
     assert_eq!(n.inner.flow.addrs.dst(), ip4(&peer));
     assert!(counter(&d, "tx_underlay") >= 1);
+
+    // tshark reads the captured frame as the rack's switch would: Geneve over IPv6, the
+    // VNI, the inner packet, and not a checksum or a field it finds wrong.
+    let pcap = d.dir.join("underlay.pcap");
+    {
+        let mut w = opte::pcap::PcapWriter::new(std::fs::File::create(&pcap).unwrap()).unwrap();
+        w.write_frame(0, &frame).unwrap();
+        w.flush().unwrap();
+    }
+    let prefs = [
+        "-o",
+        "udp.ignore_ipv6_zero_checksum:TRUE",
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+    ];
+    let p = pcap.to_str().unwrap();
+    let mut args = vec!["-r", p, "-n"];
+    args.extend(prefs);
+    args.extend(["-Y", "_ws.malformed || _ws.expert.severity == \"Error\""]);
+    args.extend([
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "_ws.expert.message",
+    ]);
+    let bad = ok("tshark", &args);
+    assert!(bad.trim().is_empty(), "tshark: {bad}");
+    let mut args = vec!["-r", p, "-n"];
+    args.extend(prefs);
+    args.extend(["-T", "fields", "-E", "separator=|"]);
+    for f in [
+        "ipv6.dst",
+        "udp.dstport",
+        "geneve.vni",
+        "ip.src",
+        "ip.dst",
+        "icmp.type",
+    ] {
+        args.extend(["-e", f]);
+    }
+    let fields = ok("tshark", &args);
+    assert_eq!(
+        fields.trim(),
+        "fd00:77::2|6081|0x000050|172.30.0.5|172.30.0.9|8",
+        "tshark's reading of the frame"
+    );
     drop(ns);
 }
 
