@@ -715,41 +715,68 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
         sled_a.exec(&["ip", "addr", "add", a_addr, "dev", &w.0, "nodad"]);
         sled_b.exec(&["ip", "addr", "add", b_addr, "dev", &w.1, "nodad"]);
     }
+    // Each sled's own address is on its loopback, reachable over both links (ECMP); a
+    // link whose carrier is gone is no way there.
+    for (ns, me, them, via, links) in [
+        (
+            &sled_a,
+            "fd00:a::1/128",
+            "fd00:b::1/128",
+            ["fd00:1::b", "fd00:2::b"],
+            [&w1.0, &w2.0],
+        ),
+        (
+            &sled_b,
+            "fd00:b::1/128",
+            "fd00:a::1/128",
+            ["fd00:1::a", "fd00:2::a"],
+            [&w1.1, &w2.1],
+        ),
+    ] {
+        ns.exec(&[
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.ignore_routes_with_linkdown=1",
+        ]);
+        ns.exec(&["ip", "addr", "add", me, "dev", "lo"]);
+        ns.exec(&[
+            "ip", "-6", "route", "add", them, "nexthop", "via", via[0], "dev", links[0], "nexthop",
+            "via", via[1], "dev", links[1],
+        ]);
+    }
     let da = Daemon::start_in(Some(&sled_a));
     let db = Daemon::start_in(Some(&sled_b));
     da.hdl().set_xde_underlay(&w1.0, &w2.0).unwrap();
     db.hdl().set_xde_underlay(&w1.1, &w2.1).unwrap();
     let (mut ga, mut gb) = (guest(81, 5, 0), guest(81, 6, 1));
-    ga.phys_ip = "fd00:1::a".parse().unwrap();
-    gb.phys_ip = "fd00:1::b".parse().unwrap();
+    ga.phys_ip = "fd00:a::1".parse().unwrap();
+    gb.phys_ip = "fd00:b::1".parse().unwrap();
     let (pa, pb) = (unique("xp"), unique("xp"));
     let na = guest_in_netns_from(&da, Some(&sled_a), &pa, &ga);
     let nb = guest_in_netns_from(&db, Some(&sled_b), &pb, &gb);
     map_peer(&da, &gb);
     map_peer(&db, &ga);
 
-    // The first packet each way finds no neighbour yet and is dropped while the kernel
-    // resolves it (a counted drop, never a frame to a zero MAC); then all pass.
-    let _ = run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &na.0,
-            "ping",
-            "-c",
-            "2",
-            "-i",
-            "0.5",
-            "172.30.0.6",
-        ],
-    );
+    // A packet whose next hop the kernel has not resolved yet is dropped while it resolves
+    // it (a counted drop, never a frame to a zero MAC). Each sled's kernel learns its
+    // neighbours on both links first, so that no ping below loses its first packet.
+    for (ns, peers) in [
+        (&sled_a, ["fd00:1::b", "fd00:2::b"]),
+        (&sled_b, ["fd00:1::a", "fd00:2::a"]),
+    ] {
+        for p in peers {
+            ns.exec(&["ping", "-c", "1", "-W", "2", p]);
+        }
+    }
     let ping = na.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.30.0.6"]);
     assert!(ping.contains("3 received"), "{ping}");
 
-    // TCP: 8 MiB from guest A to guest B, sent by a thread in A's namespace and read to
-    // the end by one in B's: the same count and the same CRC-32 at both ends.
-    let data: Vec<u8> = (0..8usize << 20).map(|i| (i * 7 % 251) as u8).collect();
+    // TCP: 32 MiB from guest A to guest B, sent by a thread in A's namespace (paced, so
+    // that it lasts) and read to the end by one in B's. Midway, the underlay link the flow
+    // is on goes down: the flow moves to the other and the same count and the same CRC-32
+    // arrive at both ends.
+    let data: Vec<u8> = (0..32usize << 20).map(|i| (i * 7 % 251) as u8).collect();
     let want = (data.len(), crc32fast::hash(&data));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let server = in_netns(&nb.0, move || {
@@ -772,7 +799,7 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
     });
     ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let t0 = Instant::now();
-    in_netns(&na.0, move || {
+    let client = in_netns(&na.0, move || {
         let mut conn = std::net::TcpStream::connect_timeout(
             &"172.30.0.6:7777".parse().unwrap(),
             Duration::from_secs(10),
@@ -780,17 +807,38 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
         .unwrap();
         conn.set_write_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        conn.write_all(&data).unwrap();
+        for chunk in data.chunks(64 << 10) {
+            conn.write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
         conn.shutdown(std::net::Shutdown::Write).unwrap();
-    })
-    .join()
-    .unwrap();
+    });
+    let tx_packets = |l: &str| -> u64 {
+        sled_a
+            .exec(&["cat", &format!("/sys/class/net/{l}/statistics/tx_packets")])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (busy, other) = if tx_packets(&w1.0) >= tx_packets(&w2.0) {
+        (&w1.0, &w2.0)
+    } else {
+        (&w2.0, &w1.0)
+    };
+    let other_before = tx_packets(other);
+    sled_a.exec(&["ip", "link", "set", busy, "down"]);
+    client.join().unwrap();
     let got = server.join().unwrap();
     let secs = t0.elapsed().as_secs_f64();
     assert_eq!(got, want, "bytes and CRC-32 received");
+    assert!(
+        tx_packets(other) > other_before + 1000,
+        "the rest of the transfer left by the other link"
+    );
     eprintln!(
-        "8 MiB across two sleds in {secs:.2} s ({:.0} Mbit/s)",
-        8.0 * 8.0 * 1.048_576 / secs
+        "32 MiB across two sleds in {secs:.2} s, a link lost midway ({:.0} Mbit/s)",
+        32.0 * 8.0 * 1.048_576 / secs
     );
     assert!(counter(&da, "tx_underlay") > 100);
     assert!(counter(&db, "rx_delivered") > 100);
