@@ -932,6 +932,35 @@ fn a_firewall_rule_opens_inbound_tcp_and_its_removal_closes_it() {
 }
 
 #[test]
+fn guests_of_two_vpcs_on_one_host_cannot_reach_each_other() {
+    if !root_or_skip() {
+        return;
+    }
+    let under = Veth::new();
+    let d = Daemon::start();
+    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    // The same subnet in two VPCs: only the VNI tells them apart.
+    let (c1, c2) = (guest(84, 5, 0), guest(85, 6, 0));
+    let (p1, p2) = (unique("xp"), unique("xp"));
+    let n1 = guest_in_netns(&d, &p1, &c1);
+    let n2 = guest_in_netns(&d, &p2, &c2);
+    for (from, to) in [(&n1, "172.30.0.6"), (&n2, "172.30.0.5")] {
+        let out = run(
+            "ip",
+            &[
+                "netns", "exec", &from.0, "ping", "-c", "2", "-i", "0.2", "-W", "1", to,
+            ],
+        );
+        assert!(!out.status.success(), "{to} answered across VPCs");
+    }
+    assert_eq!(counter(&d, "tx_loopback"), 0);
+    assert_eq!(counter(&d, "tx_underlay"), 0);
+    // Each still reaches its own gateway.
+    let ping = n1.exec(&["ping", "-c", "1", "-W", "2", "172.30.0.1"]);
+    assert!(ping.contains("1 received"), "{ping}");
+}
+
+#[test]
 fn the_daemon_survives_bad_clients_and_refuses_a_second_instance() {
     if !root_or_skip() {
         return;
