@@ -997,6 +997,27 @@ fn guests_of_two_vpcs_on_one_host_cannot_reach_each_other() {
 }
 
 #[test]
+fn a_port_whose_namespace_is_deleted_is_left_alone_until_it_is_deleted() {
+    if !root_or_skip() {
+        return;
+    }
+    let under = Veth::new();
+    let d = Daemon::start();
+    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    let port = unique("xp");
+    let ns = guest_in_netns(&d, &port, &guest(86, 5, 0));
+    // The container goes without telling anyone: its TAP goes with its namespace.
+    drop(ns);
+    std::thread::sleep(Duration::from_millis(500));
+    let gone = "the port's TAP is gone";
+    assert_eq!(d.log().matches(gone).count(), 1, "said once: {}", d.log());
+    // The daemon still serves, and the port can be deleted.
+    assert_eq!(d.hdl().list_ports().unwrap().ports.len(), 1);
+    d.hdl().delete_xde(&port).unwrap();
+    assert!(d.hdl().list_ports().unwrap().ports.is_empty());
+}
+
+#[test]
 fn the_daemon_survives_bad_clients_and_refuses_a_second_instance() {
     if !root_or_skip() {
         return;

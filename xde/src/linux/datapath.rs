@@ -120,8 +120,14 @@ fn read_frame(tap: &Tap, pool: &mut Pool) -> Option<Packet> {
             Ok(n) => break n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                if e.kind() != io::ErrorKind::WouldBlock {
-                    tracing::warn!(port = tap.name(), error = %e, "reading the TAP failed");
+                // Anything but "nothing to read" means the device is gone from under the
+                // descriptor (its namespace was deleted): stop polling it, say so once.
+                if e.kind() != io::ErrorKind::WouldBlock && tap.set_gone() {
+                    tracing::warn!(
+                        port = tap.name(),
+                        error = %e,
+                        "the port's TAP is gone (was its namespace deleted?); its frames are dropped until delete-xde"
+                    );
                 }
                 pool.0.push(buf);
                 return None;

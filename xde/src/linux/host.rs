@@ -56,12 +56,13 @@ impl LinuxHost {
             .cloned()
     }
 
-    /// Every port's TAP.
+    /// Every port's TAP that is still there to be read.
     pub fn taps(&self) -> Vec<Arc<Tap>> {
         self.taps
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
+            .filter(|t| !t.is_gone())
             .cloned()
             .collect()
     }

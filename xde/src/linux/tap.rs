@@ -20,6 +20,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::prelude::rust_2024::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The size of the `virtio_net_hdr_v1` that prefixes every frame (`num_buffers` included).
 pub const VNET_HDR_LEN: usize = 12;
@@ -39,6 +40,8 @@ nix::ioctl_write_ptr_bad!(siocsifflags, libc::SIOCSIFFLAGS, libc::ifreq);
 pub struct Tap {
     name: String,
     file: File,
+    /// The device is gone while the port is not (its network namespace was deleted, say).
+    gone: AtomicBool,
 }
 
 impl Tap {
@@ -61,6 +64,7 @@ impl Tap {
         let tap = Self {
             name: name.to_string(),
             file,
+            gone: AtomicBool::new(false),
         };
         let ctl = control_socket()?;
         ifr.ifr_ifru.ifru_mtu = i32::try_from(mtu).unwrap_or(i32::MAX);
@@ -90,6 +94,16 @@ impl Tap {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the device has gone from under its descriptor.
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// Mark the device gone; true the first time.
+    pub fn set_gone(&self) -> bool {
+        !self.gone.swap(true, Ordering::Relaxed)
     }
 
     /// The device's file: frames are read from and written to it, each behind a
