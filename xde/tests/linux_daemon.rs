@@ -1017,6 +1017,107 @@ fn a_port_whose_namespace_is_deleted_is_left_alone_until_it_is_deleted() {
     assert!(d.hdl().list_ports().unwrap().ports.is_empty());
 }
 
+/// The `opteadm` binary of this build, beside `xded` (`cargo test --workspace` builds
+/// both); `None`, skipping, if only this crate was built, outside CI.
+fn opteadm() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_BIN_EXE_xded")).with_file_name("opteadm");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: cargo xtask test builds it",
+        p.display()
+    );
+    eprintln!("skipped: no opteadm beside xded (build the workspace)");
+    None
+}
+
+/// `opteadm --socket SOCK args…` with `stdin`: exit success, stdout and stderr.
+fn opteadm_run(adm: &Path, sock: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(adm)
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn opteadm_configures_the_daemon() {
+    if !root_or_skip() {
+        return;
+    }
+    let Some(adm) = opteadm() else {
+        return;
+    };
+    let under = Veth::new();
+    let mut d = Daemon::start();
+    let sock = d.sock();
+    let adm = |args: &[&str], stdin: &str| opteadm_run(&adm, &sock, args, stdin);
+    let (okay, _, err) = adm(&["set-xde-underlay", &under.0, &under.1], "");
+    assert!(okay, "{err}");
+    let port = unique("xp");
+    let create = [
+        "create-xde",
+        &port,
+        "--guest-mac",
+        "a8:40:25:00:00:05",
+        "--private-ip",
+        "172.30.0.5",
+        "--vpc-subnet",
+        "172.30.0.0/22",
+        "--gateway-mac",
+        "a8:40:25:ff:77:77",
+        "--gateway-ip",
+        "172.30.0.1",
+        "--vpc-vni",
+        "100",
+        "--src-underlay-addr",
+        "fd00::1",
+    ];
+    let (okay, _, err) = adm(&create, "");
+    assert!(okay, "{err}");
+    assert!(link_exists(&port));
+    let (okay, out, err) = adm(&["list-ports"], "");
+    assert!(
+        okay && out.contains(&port) && out.contains("172.30.0.5"),
+        "{out}{err}"
+    );
+    // Firewall rules from stdin, one a line, comments skipped; read back from the layer.
+    let rules = "# ssh and ping only\ndir=in action=allow priority=10 protocol=tcp port=22\n\ndir=in action=allow priority=20 protocol=icmp\n";
+    let (okay, _, err) = adm(&["set-fw-rules", "-p", &port], rules);
+    assert!(okay, "{err}");
+    let (okay, out, err) = adm(&["--json", "dump-layer", "-p", &port, "firewall"], "");
+    assert!(okay, "{err}");
+    let layer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(layer["rules_in"].as_array().map(Vec::len), Some(2), "{out}");
+    // A command the daemon refuses is an error, in words, with a non-zero exit.
+    let (okay, _, err) = adm(&create, "");
+    assert!(!okay && err.starts_with("opteadm: "), "{err}");
+    let (okay, _, err) = adm(&["delete-xde", &port], "");
+    assert!(okay, "{err}");
+    assert!(!link_exists(&port));
+    assert!(d.stop().success());
+    let (okay, _, err) = adm(&["list-ports"], "");
+    assert!(!okay && err.contains("not running"), "{err}");
+}
+
 #[test]
 fn the_daemon_survives_bad_clients_and_refuses_a_second_instance() {
     if !root_or_skip() {
