@@ -76,11 +76,11 @@ pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool
             let Some(port) = xde.port(tap.name()) else {
                 continue;
             };
+            let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
             for _ in 0..BATCH {
                 let Some(pkt) = read_frame(tap, &mut pool) else {
                     break;
                 };
-                let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
                 xde.tx(&port, pkt, now, &mut out);
             }
             carry_out(&xde, &mut out, &mut pool);
@@ -166,6 +166,7 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
             .zip(ready)
             .filter(|(_, r)| *r)
         {
+            let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
             for _ in 0..BATCH {
                 let mut buf = pool.take();
                 let n = match l.recv(buf.get_mut(HEADROOM..).unwrap_or(&mut [])) {
@@ -187,7 +188,6 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
                         continue;
                     }
                 };
-                let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
                 xde.rx(link, pkt, now, &mut out);
             }
             carry_out(&xde, &mut out, &mut pool);
@@ -197,22 +197,36 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
 
 /// Do what the core asked: frames for guests are written to their TAPs, frames for the
 /// underlay sent on the link it chose; what is not ours is dropped (the kernel has its own
-/// copy of anything that reached it).
+/// copy of anything that reached it). The underlay and a guest's TAP are looked up once a
+/// batch, not once a frame (a batch's frames mostly go one way).
 fn carry_out(xde: &Xde<LinuxHost>, out: &mut Vec<Emit>, pool: &mut Pool) {
+    let mut under = None;
+    let mut tap: Option<Arc<Tap>> = None;
     for e in out.drain(..) {
         match e {
             Emit::Guest { port, pkt } => {
-                if let Some(tap) = xde.host().tap(port.name()) {
-                    write_frame(&tap, &pkt);
+                if tap.as_ref().is_none_or(|t| t.name() != port.name()) {
+                    tap = xde.host().tap(port.name());
+                }
+                if let Some(tap) = &tap {
+                    // A zeroed virtio-net header: nothing is left for the guest to finish.
+                    let res = with_iov(&[0u8; VNET_HDR_LEN], &pkt, |iov| {
+                        tap.file().write_vectored(iov).map(|_| ())
+                    });
+                    if let Err(e) = res {
+                        // A TAP whose guest side is down refuses writes: the frame is lost,
+                        // as on a wire.
+                        tracing::debug!(port = tap.name(), error = %e, "writing the TAP failed");
+                    }
                 }
                 pool.give(pkt);
             }
             Emit::Underlay { link, pkt } => {
-                if let Some(l) = xde.host().underlay().as_ref().and_then(|u| u.link(link)) {
-                    let segs: Vec<&[u8]> = pkt.segments().map(|s| s.data()).collect();
-                    if let Err(e) = l.send(&segs) {
-                        tracing::debug!(link = l.name(), error = %e, "sending on the underlay failed");
-                    }
+                let u = under.get_or_insert_with(|| xde.host().underlay());
+                if let Some(l) = u.as_ref().and_then(|u| u.link(link))
+                    && let Err(e) = with_iov(&[], &pkt, |iov| l.send(iov))
+                {
+                    tracing::debug!(link = l.name(), error = %e, "sending on the underlay failed");
                 }
                 pool.give(pkt);
             }
@@ -221,15 +235,23 @@ fn carry_out(xde: &Xde<LinuxHost>, out: &mut Vec<Emit>, pool: &mut Pool) {
     }
 }
 
-/// Write `pkt` to `tap` behind a zeroed virtio-net header (nothing left for the guest to
-/// finish), gathering its segments in one write.
-fn write_frame(tap: &Tap, pkt: &Packet) {
-    let hdr = [0u8; VNET_HDR_LEN];
-    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(1 + pkt.seg_count());
-    iov.push(IoSlice::new(&hdr));
-    iov.extend(pkt.segments().map(|s| IoSlice::new(s.data())));
-    if let Err(e) = tap.file().write_vectored(&iov) {
-        // A TAP whose guest side is down refuses writes: the frame is lost, as on a wire.
-        tracing::debug!(port = tap.name(), error = %e, "writing the TAP failed");
+/// `f` with `head` (if not empty) and `pkt`'s segments gathered for one vectored write;
+/// nothing is allocated for the usual chains of up to three segments.
+fn with_iov<R>(head: &[u8], pkt: &Packet, f: impl FnOnce(&[IoSlice<'_>]) -> R) -> R {
+    const INLINE: usize = 4;
+    let pieces = std::iter::once(head)
+        .filter(|h| !h.is_empty())
+        .chain(pkt.segments().map(|s| s.data()));
+    if pkt.seg_count() < INLINE {
+        let mut iov = [IoSlice::new(&[]); INLINE];
+        let mut n = 0;
+        for (slot, piece) in iov.iter_mut().zip(pieces) {
+            *slot = IoSlice::new(piece);
+            n += 1;
+        }
+        f(iov.get(..n).unwrap_or(&[]))
+    } else {
+        let iov: Vec<IoSlice<'_>> = pieces.map(IoSlice::new).collect();
+        f(&iov)
     }
 }

@@ -145,11 +145,9 @@ impl UnderlayLink {
         &self.sock
     }
 
-    /// Send one complete frame, its segments gathered.
-    pub fn send(&self, segs: &[&[u8]]) -> io::Result<()> {
-        let iov: Vec<std::io::IoSlice<'_>> =
-            segs.iter().map(|s| std::io::IoSlice::new(s)).collect();
-        nix::sys::uio::writev(&self.sock, &iov)
+    /// Send one complete frame, its pieces gathered.
+    pub fn send(&self, iov: &[std::io::IoSlice<'_>]) -> io::Result<()> {
+        nix::sys::uio::writev(&self.sock, iov)
             .map(|_| ())
             .map_err(io::Error::from)
     }
