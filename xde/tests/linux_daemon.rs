@@ -87,6 +87,28 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Lease an address for `dev` with `dhclient` (`family` "-4" or "-6"), its lease and
+    /// PID files in `dir`; returns the lease file. (The namespace's guard ends it.)
+    fn dhclient(&self, family: &str, dev: &str, dir: &Path) -> PathBuf {
+        let lease = dir.join(format!("{dev}{family}.lease"));
+        let pid = dir.join(format!("{dev}{family}.pid"));
+        self.exec(&[
+            "timeout",
+            "30",
+            "dhclient",
+            family,
+            "-1",
+            "-lf",
+            lease.to_str().unwrap(),
+            "-pf",
+            pid.to_str().unwrap(),
+            dev,
+        ]);
+        lease
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         // Anything still running in it (a dhclient) is ended by its PID first.
@@ -253,20 +275,7 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
     let ns = Netns::new();
     ok("ip", &["link", "set", &port, "netns", &ns.0]);
     ns.exec(&["ip", "link", "set", &port, "up"]);
-    let lease = d.dir.join("dhclient.lease");
-    let pidf = d.dir.join("dhclient.pid");
-    ns.exec(&[
-        "timeout",
-        "30",
-        "dhclient",
-        "-4",
-        "-1",
-        "-lf",
-        lease.to_str().unwrap(),
-        "-pf",
-        pidf.to_str().unwrap(),
-        &port,
-    ]);
+    let lease = ns.dhclient("-4", &port, &d.dir);
     let addrs = ns.exec(&["ip", "-4", "-o", "addr", "show", "dev", &port]);
     assert!(
         addrs.contains("inet 172.30.0.5/"),
@@ -292,20 +301,7 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
         ra.contains("Stateful address conf.    :          Yes"),
         "{ra}"
     );
-    let lease6 = d.dir.join("dhclient6.lease");
-    let pid6 = d.dir.join("dhclient6.pid");
-    ns.exec(&[
-        "timeout",
-        "30",
-        "dhclient",
-        "-6",
-        "-1",
-        "-lf",
-        lease6.to_str().unwrap(),
-        "-pf",
-        pid6.to_str().unwrap(),
-        &port,
-    ]);
+    ns.dhclient("-6", &port, &d.dir);
     let addrs6 = ns.exec(&["ip", "-6", "-o", "addr", "show", "dev", &port]);
     assert!(
         addrs6.contains("inet6 fd00::5/128"),
@@ -318,11 +314,6 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
     assert_eq!(ports.ports[0].name, port);
 
     // delete-xde removes the TAP, even from inside the namespace.
-    for p in [&pidf, &pid6] {
-        if let Ok(pid) = std::fs::read_to_string(p) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
     hdl.delete_xde(&port).unwrap();
     let until = Instant::now() + Duration::from_secs(5);
     while ns.exec(&["ip", "-o", "link"]).contains(&port) {
@@ -336,18 +327,10 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
     assert!(!d.sock().exists(), "the socket file is removed");
 }
 
-/// [`guest_in_netns`] for a daemon running in namespace `sled`, where the TAP is made.
-fn guest_in_netns_from(d: &Daemon, sled: Option<&Netns>, name: &str, cfg: &VpcCfg) -> Netns {
-    guest_netns(d, sled, name, cfg)
-}
-
 /// Make port `name` for `cfg` with the routes and firewall rules of a VPC guest, move its
-/// TAP into a new namespace and lease its address there with `dhclient`.
-fn guest_in_netns(d: &Daemon, name: &str, cfg: &VpcCfg) -> Netns {
-    guest_netns(d, None, name, cfg)
-}
-
-fn guest_netns(d: &Daemon, sled: Option<&Netns>, name: &str, cfg: &VpcCfg) -> Netns {
+/// TAP (made in namespace `sled`, where the daemon runs, or in this one) into a new
+/// namespace and lease its address there with `dhclient`.
+fn guest_in_netns(d: &Daemon, sled: Option<&Netns>, name: &str, cfg: &VpcCfg) -> Netns {
     let hdl = d.hdl();
     hdl.create_xde(name, cfg.clone(), None).unwrap();
     let sub = IpCidr::Ip4(cfg.ipv4().unwrap().vpc_subnet);
@@ -369,20 +352,7 @@ fn guest_netns(d: &Daemon, sled: Option<&Netns>, name: &str, cfg: &VpcCfg) -> Ne
         None => ok("ip", &["link", "set", name, "netns", &ns.0]),
     };
     ns.exec(&["ip", "link", "set", name, "up"]);
-    let lease = d.dir.join(format!("{name}.lease"));
-    let pid = d.dir.join(format!("{name}.pid"));
-    ns.exec(&[
-        "timeout",
-        "30",
-        "dhclient",
-        "-4",
-        "-1",
-        "-lf",
-        lease.to_str().unwrap(),
-        "-pf",
-        pid.to_str().unwrap(),
-        name,
-    ]);
+    ns.dhclient("-4", name, &d.dir);
     ns
 }
 
@@ -421,8 +391,8 @@ fn two_guests_on_one_host_talk_without_the_underlay() {
     d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
     let (c1, c2) = (guest(78, 5, 0), guest(78, 6, 0));
     let (p1, p2) = (unique("xp"), unique("xp"));
-    let n1 = guest_in_netns(&d, &p1, &c1);
-    let _n2 = guest_in_netns(&d, &p2, &c2);
+    let n1 = guest_in_netns(&d, None, &p1, &c1);
+    let _n2 = guest_in_netns(&d, None, &p2, &c2);
     let ping = n1.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.30.0.6"]);
     assert!(ping.contains("3 received"), "{ping}");
     // Three requests and three replies went from one TAP to the other, none to the wire.
@@ -441,7 +411,7 @@ fn geneve_from_the_underlay_reaches_the_guest_and_nothing_else_is_taken() {
     let here = guest(79, 5, 0);
     let peer = guest(79, 9, 1);
     let port = unique("xp");
-    let _ns = guest_in_netns(&d, &port, &here);
+    let _ns = guest_in_netns(&d, None, &port, &here);
     // Where the peer lives, so that the guest's reply can be encapsulated to it.
     map_peer(&d, &peer);
     // The peer's sled, simulated, makes the frame a real sled would send: an echo request
@@ -599,7 +569,7 @@ fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
     here.phys_ip = "fd00:77::1".parse().unwrap();
     peer.phys_ip = "fd00:77::2".parse().unwrap();
     let port = unique("xp");
-    let ns = guest_in_netns(&d, &port, &here);
+    let ns = guest_in_netns(&d, None, &port, &here);
     map_peer(&d, &peer);
 
     let cap = capture_geneve(&wire.0, &w1.1);
@@ -753,8 +723,8 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
     ga.phys_ip = "fd00:a::1".parse().unwrap();
     gb.phys_ip = "fd00:b::1".parse().unwrap();
     let (pa, pb) = (unique("xp"), unique("xp"));
-    let na = guest_in_netns_from(&da, Some(&sled_a), &pa, &ga);
-    let nb = guest_in_netns_from(&db, Some(&sled_b), &pb, &gb);
+    let na = guest_in_netns(&da, Some(&sled_a), &pa, &ga);
+    let nb = guest_in_netns(&db, Some(&sled_b), &pb, &gb);
     map_peer(&da, &gb);
     map_peer(&db, &ga);
 
@@ -921,8 +891,8 @@ fn a_firewall_rule_opens_inbound_tcp_and_its_removal_closes_it() {
     d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
     let (c1, c2) = (guest(82, 5, 0), guest(82, 6, 0));
     let (p1, p2) = (unique("xp"), unique("xp"));
-    let n1 = guest_in_netns(&d, &p1, &c1);
-    let n2 = guest_in_netns(&d, &p2, &c2);
+    let n1 = guest_in_netns(&d, None, &p1, &c1);
+    let n2 = guest_in_netns(&d, None, &p2, &c2);
     // Guest 2 admits ICMP only.
     d.hdl()
         .set_firewall_rules(&SetFwRulesReq {
@@ -978,8 +948,8 @@ fn guests_of_two_vpcs_on_one_host_cannot_reach_each_other() {
     // The same subnet in two VPCs: only the VNI tells them apart.
     let (c1, c2) = (guest(84, 5, 0), guest(85, 6, 0));
     let (p1, p2) = (unique("xp"), unique("xp"));
-    let n1 = guest_in_netns(&d, &p1, &c1);
-    let n2 = guest_in_netns(&d, &p2, &c2);
+    let n1 = guest_in_netns(&d, None, &p1, &c1);
+    let n2 = guest_in_netns(&d, None, &p2, &c2);
     for (from, to) in [(&n1, "172.30.0.6"), (&n2, "172.30.0.5")] {
         let out = run(
             "ip",
@@ -1005,7 +975,7 @@ fn a_port_whose_namespace_is_deleted_is_left_alone_until_it_is_deleted() {
     let d = Daemon::start();
     d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
     let port = unique("xp");
-    let ns = guest_in_netns(&d, &port, &guest(86, 5, 0));
+    let ns = guest_in_netns(&d, None, &port, &guest(86, 5, 0));
     // The container goes without telling anyone: its TAP goes with its namespace.
     drop(ns);
     std::thread::sleep(Duration::from_millis(500));
