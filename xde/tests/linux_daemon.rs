@@ -251,6 +251,15 @@ impl Drop for Daemon {
     }
 }
 
+/// A daemon in this namespace with a veth pair for its two underlay links (the pair is
+/// removed when the returned guard drops).
+fn host_with_underlay() -> (Veth, Daemon) {
+    let under = Veth::new();
+    let d = Daemon::start();
+    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    (under, d)
+}
+
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
@@ -260,10 +269,8 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
     if !root_or_skip() {
         return;
     }
-    let under = Veth::new();
-    let mut d = Daemon::start();
+    let (_under, mut d) = host_with_underlay();
     let hdl = d.hdl();
-    hdl.set_xde_underlay(&under.0, &under.1).unwrap();
     let cfg = guest(77, 5, 0);
     let port = unique("xp");
     hdl.create_xde(&port, cfg.clone(), None).unwrap();
@@ -386,9 +393,7 @@ fn two_guests_on_one_host_talk_without_the_underlay() {
     if !root_or_skip() {
         return;
     }
-    let under = Veth::new();
-    let d = Daemon::start();
-    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    let (_under, d) = host_with_underlay();
     let (c1, c2) = (guest(78, 5, 0), guest(78, 6, 0));
     let (p1, p2) = (unique("xp"), unique("xp"));
     let n1 = guest_in_netns(&d, None, &p1, &c1);
@@ -886,9 +891,7 @@ fn a_firewall_rule_opens_inbound_tcp_and_its_removal_closes_it() {
     if !root_or_skip() {
         return;
     }
-    let under = Veth::new();
-    let d = Daemon::start();
-    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    let (_under, d) = host_with_underlay();
     let (c1, c2) = (guest(82, 5, 0), guest(82, 6, 0));
     let (p1, p2) = (unique("xp"), unique("xp"));
     let n1 = guest_in_netns(&d, None, &p1, &c1);
@@ -942,9 +945,7 @@ fn guests_of_two_vpcs_on_one_host_cannot_reach_each_other() {
     if !root_or_skip() {
         return;
     }
-    let under = Veth::new();
-    let d = Daemon::start();
-    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    let (_under, d) = host_with_underlay();
     // The same subnet in two VPCs: only the VNI tells them apart.
     let (c1, c2) = (guest(84, 5, 0), guest(85, 6, 0));
     let (p1, p2) = (unique("xp"), unique("xp"));
@@ -971,9 +972,7 @@ fn a_port_whose_namespace_is_deleted_is_left_alone_until_it_is_deleted() {
     if !root_or_skip() {
         return;
     }
-    let under = Veth::new();
-    let d = Daemon::start();
-    d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
+    let (_under, d) = host_with_underlay();
     let port = unique("xp");
     let ns = guest_in_netns(&d, None, &port, &guest(86, 5, 0));
     // The container goes without telling anyone: its TAP goes with its namespace.
