@@ -20,123 +20,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use xde_lab::{Daemon, Netns, Proc, Veth, in_netns, ok, root_or_skip, unique};
 
-/// Root is needed to make TAP devices and namespaces. CI runs as root; elsewhere the test
-/// says it did not run.
-fn root_or_skip() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the daemon's end-to-end tests need root, and CI runs as root"
-    );
-    eprintln!("skipped: needs root");
-    false
-}
-
-/// A short name unique to this process and call (interface names hold 15 bytes).
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id() % 100_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+/// `xded` started in namespace `ns`, or in this one.
+fn daemon(ns: Option<&Netns>) -> Daemon {
+    Daemon::start(Path::new(env!("CARGO_BIN_EXE_xded")), ns).unwrap()
 }
 
 fn run(cmd: &str, args: &[&str]) -> std::process::Output {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd}: {e}"))
-}
-
-fn ok(cmd: &str, args: &[&str]) -> String {
-    let out = run(cmd, args);
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Self {
-        let name = unique("xdet");
-        ok("ip", &["netns", "add", &name]);
-        let ns = Self(name);
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        // Links that come into it may use their IPv6 addresses at once: no duplicate
-        // address detection to wait out (only the test's own devices are in it).
-        ns.exec(&["sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"]);
-        ns
-    }
-
-    fn exec(&self, args: &[&str]) -> String {
-        let mut a = vec!["netns", "exec", &self.0];
-        a.extend_from_slice(args);
-        ok("ip", &a)
-    }
-}
-
-impl Netns {
-    /// Lease an address for `dev` with `dhclient` (`family` "-4" or "-6"), its lease and
-    /// PID files in `dir`; returns the lease file. (The namespace's guard ends it.)
-    fn dhclient(&self, family: &str, dev: &str, dir: &Path) -> PathBuf {
-        let lease = dir.join(format!("{dev}{family}.lease"));
-        let pid = dir.join(format!("{dev}{family}.pid"));
-        self.exec(&[
-            "timeout",
-            "30",
-            "dhclient",
-            family,
-            "-1",
-            "-lf",
-            lease.to_str().unwrap(),
-            "-pf",
-            pid.to_str().unwrap(),
-            dev,
-        ]);
-        lease
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Anything still running in it (a dhclient) is ended by its PID first.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").arg(pid).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A veth pair standing in for the two underlay links, deleted on drop.
-struct Veth(String, String);
-
-impl Veth {
-    fn new() -> Self {
-        let (a, b) = (unique("xu"), unique("xu"));
-        ok(
-            "ip",
-            &["link", "add", &a, "type", "veth", "peer", "name", &b],
-        );
-        let v = Self(a, b);
-        for end in [&v.0, &v.1] {
-            ok("ip", &["link", "set", end, "up"]);
-        }
-        v
-    }
+    xde_lab::run(cmd, args).unwrap()
 }
 
 /// Send one raw frame out of link `name`, as another host on the wire would.
@@ -166,96 +60,11 @@ fn inject(name: &str, frame: &[u8]) {
     }
 }
 
-impl Drop for Veth {
-    fn drop(&mut self) {
-        // Gone already if its namespace was deleted first.
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// A running `xded` with its socket in a directory of its own; ended by its PID on drop.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start() -> Self {
-        Self::start_in(None)
-    }
-
-    /// Start it in network namespace `ns` (a sled of its own), or in this one.
-    fn start_in(ns: Option<&Netns>) -> Self {
-        let dir = std::env::temp_dir().join(unique("xded-test-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let sock = dir.join("xde.sock");
-        // `ip netns exec` execs the daemon itself: the child's PID is the daemon's.
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_xded")]);
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_xded")),
-        };
-        let child = cmd
-            .arg("--socket")
-            .arg(&sock)
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("xded.log")).unwrap())
-            .spawn()
-            .expect("xded starts");
-        let d = Self { child, dir };
-        let until = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&sock).is_err() {
-            assert!(
-                Instant::now() < until,
-                "xded never opened {}",
-                sock.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.join("xde.sock")
-    }
-
-    fn hdl(&self) -> OpteHdl {
-        OpteHdl::new(UnixTransport::new(self.sock()))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("xded.log")).unwrap_or_default()
-    }
-
-    /// SIGTERM, and the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A daemon in this namespace with a veth pair for its two underlay links (the pair is
 /// removed when the returned guard drops).
 fn host_with_underlay() -> (Veth, Daemon) {
     let under = Veth::new();
-    let d = Daemon::start();
+    let d = daemon(None);
     d.hdl().set_xde_underlay(&under.0, &under.1).unwrap();
     (under, d)
 }
@@ -279,10 +88,10 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
     assert_eq!(mac.trim(), cfg.guest_mac.to_string().to_lowercase());
 
     // The TAP becomes the guest's NIC in its namespace; the daemon keeps its fd.
-    let ns = Netns::new();
-    ok("ip", &["link", "set", &port, "netns", &ns.0]);
+    let ns = Netns::new("xdet");
+    ok("ip", &["link", "set", &port, "netns", ns.name()]);
     ns.exec(&["ip", "link", "set", &port, "up"]);
-    let lease = ns.dhclient("-4", &port, &d.dir);
+    let lease = ns.dhclient("-4", &port, &d.dir).unwrap();
     let addrs = ns.exec(&["ip", "-4", "-o", "addr", "show", "dev", &port]);
     assert!(
         addrs.contains("inet 172.30.0.5/"),
@@ -308,7 +117,7 @@ fn a_guest_in_a_namespace_gets_dhcp_and_pings_the_gateway_through_a_tap() {
         ra.contains("Stateful address conf.    :          Yes"),
         "{ra}"
     );
-    ns.dhclient("-6", &port, &d.dir);
+    ns.dhclient("-6", &port, &d.dir).unwrap();
     let addrs6 = ns.exec(&["ip", "-6", "-o", "addr", "show", "dev", &port]);
     assert!(
         addrs6.contains("inet6 fd00::5/128"),
@@ -353,13 +162,13 @@ fn guest_in_netns(d: &Daemon, sled: Option<&Netns>, name: &str, cfg: &VpcCfg) ->
         rules: default_fw_rules(cfg.vni),
     })
     .unwrap();
-    let ns = Netns::new();
+    let ns = Netns::new("xdet");
     match sled {
-        Some(sled) => sled.exec(&["ip", "link", "set", name, "netns", &ns.0]),
-        None => ok("ip", &["link", "set", name, "netns", &ns.0]),
+        Some(sled) => sled.exec(&["ip", "link", "set", name, "netns", ns.name()]),
+        None => ok("ip", &["link", "set", name, "netns", ns.name()]),
     };
     ns.exec(&["ip", "link", "set", name, "up"]);
-    ns.dhclient("-4", name, &d.dir);
+    ns.dhclient("-4", name, &d.dir).unwrap();
     ns
 }
 
@@ -377,17 +186,6 @@ fn map_peer(d: &Daemon, peer: &VpcCfg) {
         .unwrap();
 }
 
-/// A host-wide counter of the daemon.
-fn counter(d: &Daemon, name: &str) -> u64 {
-    let stats = d.hdl().dump_xde_stats().unwrap();
-    stats
-        .counters
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no counter {name}"))
-        .1
-}
-
 #[test]
 fn two_guests_on_one_host_talk_without_the_underlay() {
     if !root_or_skip() {
@@ -401,8 +199,8 @@ fn two_guests_on_one_host_talk_without_the_underlay() {
     let ping = n1.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "172.30.0.6"]);
     assert!(ping.contains("3 received"), "{ping}");
     // Three requests and three replies went from one TAP to the other, none to the wire.
-    assert_eq!(counter(&d, "tx_loopback"), 6);
-    assert_eq!(counter(&d, "tx_underlay"), 0);
+    assert_eq!(d.counter("tx_loopback"), 6);
+    assert_eq!(d.counter("tx_underlay"), 0);
 }
 
 #[test]
@@ -411,7 +209,7 @@ fn geneve_from_the_underlay_reaches_the_guest_and_nothing_else_is_taken() {
         return;
     }
     let (w1, w2) = (Veth::new(), Veth::new());
-    let d = Daemon::start();
+    let d = daemon(None);
     d.hdl().set_xde_underlay(&w1.0, &w2.0).unwrap();
     let here = guest(79, 5, 0);
     let peer = guest(79, 9, 1);
@@ -458,33 +256,21 @@ fn geneve_from_the_underlay_reaches_the_guest_and_nothing_else_is_taken() {
     // The guest's kernel got the request and answered: the answer is encapsulated to sled
     // 1, and there this daemon stops, having no next hop to reach it yet.
     let until = Instant::now() + Duration::from_secs(5);
-    while counter(&d, "tx_no_route") == 0 {
+    while d.counter("tx_no_route") == 0 {
         assert!(Instant::now() < until, "no reply came back: {}", d.log());
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(counter(&d, "rx_delivered"), 1);
+    assert_eq!(d.counter("rx_delivered"), 1);
     let parse_drops: u64 = [
         "in_drop_unwanted_proto",
         "in_drop_truncated",
         "in_drop_misc",
     ]
     .iter()
-    .map(|c| counter(&d, c))
+    .map(|c| d.counter(c))
     .sum();
     assert_eq!(parse_drops, 0, "the filter let other traffic through");
-    assert_eq!(counter(&d, "rx_no_port"), 0);
-}
-
-/// Run `f` on a thread inside network namespace `ns`.
-fn in_netns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let nsf = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
-    std::thread::spawn(move || {
-        nix::sched::setns(&nsf, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        f()
-    })
+    assert_eq!(d.counter("rx_no_port"), 0);
 }
 
 /// The first Geneve frame that arrives on link `name` of namespace `ns` within 10 s, read
@@ -559,15 +345,15 @@ fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
     let (w1, w2) = (Veth::new(), Veth::new());
     // The far end of underlay 1 is another host: a namespace holding the peer sled's
     // address, found by the kernel's neighbour discovery.
-    let wire = Netns::new();
-    ok("ip", &["link", "set", &w1.1, "netns", &wire.0]);
+    let wire = Netns::new("xdet");
+    ok("ip", &["link", "set", &w1.1, "netns", wire.name()]);
     wire.exec(&["ip", "link", "set", &w1.1, "up"]);
     wire.exec(&["ip", "addr", "add", "fd00:77::2/64", "dev", &w1.1, "nodad"]);
     ok(
         "ip",
         &["addr", "add", "fd00:77::1/64", "dev", &w1.0, "nodad"],
     );
-    let d = Daemon::start();
+    let d = daemon(None);
     d.hdl().set_xde_underlay(&w1.0, &w2.0).unwrap();
     let mut here = guest(80, 5, 0);
     let mut peer = guest(80, 9, 1);
@@ -577,11 +363,20 @@ fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
     let ns = guest_in_netns(&d, None, &port, &here);
     map_peer(&d, &peer);
 
-    let cap = capture_geneve(&wire.0, &w1.1);
+    let cap = capture_geneve(wire.name(), &w1.1);
     // Nobody answers on the far side; the echo requests are what is looked for.
     let _ = Command::new("ip")
         .args([
-            "netns", "exec", &ns.0, "ping", "-c", "10", "-i", "0.2", "-W", "1",
+            "netns",
+            "exec",
+            ns.name(),
+            "ping",
+            "-c",
+            "10",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
         ])
         .arg("172.30.0.9")
         .output();
@@ -615,7 +410,7 @@ fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
     assert_eq!(n.outer.geneve.vni, here.vni);
     assert_eq!(n.inner.flow.addrs.src(), ip4(&here));
     assert_eq!(n.inner.flow.addrs.dst(), ip4(&peer));
-    assert!(counter(&d, "tx_underlay") >= 1);
+    assert!(d.counter("tx_underlay") >= 1);
 
     // tshark reads the captured frame as the rack's switch would: Geneve over IPv6, the
     // VNI, the inner packet, and not a checksum or a field it finds wrong.
@@ -676,14 +471,14 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
     }
     // Two sleds, each a namespace running its own daemon; underlay 1 of each joined by one
     // wire, underlay 2 by another.
-    let (sled_a, sled_b) = (Netns::new(), Netns::new());
+    let (sled_a, sled_b) = (Netns::new("xdet"), Netns::new("xdet"));
     let (w1, w2) = (Veth::new(), Veth::new());
     for (w, a_addr, b_addr) in [
         (&w1, "fd00:1::a/64", "fd00:1::b/64"),
         (&w2, "fd00:2::a/64", "fd00:2::b/64"),
     ] {
-        ok("ip", &["link", "set", &w.0, "netns", &sled_a.0]);
-        ok("ip", &["link", "set", &w.1, "netns", &sled_b.0]);
+        ok("ip", &["link", "set", &w.0, "netns", sled_a.name()]);
+        ok("ip", &["link", "set", &w.1, "netns", sled_b.name()]);
         // A jumbo underlay, as the rack's: a full guest frame plus Geneve fits.
         sled_a.exec(&["ip", "link", "set", &w.0, "mtu", "9000", "up"]);
         sled_b.exec(&["ip", "link", "set", &w.1, "mtu", "9000", "up"]);
@@ -720,8 +515,8 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
             "via", via[1], "dev", links[1],
         ]);
     }
-    let da = Daemon::start_in(Some(&sled_a));
-    let db = Daemon::start_in(Some(&sled_b));
+    let da = daemon(Some(&sled_a));
+    let db = daemon(Some(&sled_b));
     da.hdl().set_xde_underlay(&w1.0, &w2.0).unwrap();
     db.hdl().set_xde_underlay(&w1.1, &w2.1).unwrap();
     let (mut ga, mut gb) = (guest(81, 5, 0), guest(81, 6, 1));
@@ -754,7 +549,7 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
     let data: Vec<u8> = (0..32usize << 20).map(|i| (i * 7 % 251) as u8).collect();
     let want = (data.len(), crc32fast::hash(&data));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server = in_netns(&nb.0, move || {
+    let server = in_netns(nb.name(), move || {
         let l = std::net::TcpListener::bind("172.30.0.6:7777").unwrap();
         ready_tx.send(()).unwrap();
         let (mut conn, _) = l.accept().unwrap();
@@ -774,7 +569,7 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
     });
     ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let t0 = Instant::now();
-    let client = in_netns(&na.0, move || {
+    let client = in_netns(na.name(), move || {
         let mut conn = std::net::TcpStream::connect_timeout(
             &"172.30.0.6:7777".parse().unwrap(),
             Duration::from_secs(10),
@@ -815,12 +610,12 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
         "32 MiB across two sleds in {secs:.2} s, a link lost midway ({:.0} Mbit/s)",
         32.0 * 8.0 * 1.048_576 / secs
     );
-    assert!(counter(&da, "tx_underlay") > 100);
-    assert!(counter(&db, "rx_delivered") > 100);
+    assert!(da.counter("tx_underlay") > 100);
+    assert!(db.counter("rx_delivered") > 100);
 
     // UDP: 1,000 numbered datagrams of 1,000 bytes, paced; every one arrives, intact.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server = in_netns(&nb.0, move || {
+    let server = in_netns(nb.name(), move || {
         let s = std::net::UdpSocket::bind("172.30.0.6:7778").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         ready_tx.send(()).unwrap();
@@ -837,7 +632,7 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
         seen.len()
     });
     ready_rx.recv().unwrap();
-    in_netns(&na.0, || {
+    in_netns(na.name(), || {
         let s = std::net::UdpSocket::bind("172.30.0.5:0").unwrap();
         for i in 0u32..1000 {
             let mut d = vec![i as u8; 1000];
@@ -859,7 +654,7 @@ fn guests_on_two_sleds_move_tcp_data_through_two_daemons() {
 /// (a listener in namespace `server_ns` accepts it).
 fn tcp_opens(from: &Netns, server_ns: &Netns, to: &'static str) -> bool {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server = in_netns(&server_ns.0, move || {
+    let server = in_netns(server_ns.name(), move || {
         let l = std::net::TcpListener::bind(format!("{to}:7777")).unwrap();
         l.set_nonblocking(true).unwrap();
         ready_tx.send(()).unwrap();
@@ -873,7 +668,7 @@ fn tcp_opens(from: &Netns, server_ns: &Netns, to: &'static str) -> bool {
         false
     });
     ready_rx.recv().unwrap();
-    let client = in_netns(&from.0, move || {
+    let client = in_netns(from.name(), move || {
         std::net::TcpStream::connect_timeout(
             &format!("{to}:7777").parse().unwrap(),
             Duration::from_secs(1),
@@ -955,13 +750,23 @@ fn guests_of_two_vpcs_on_one_host_cannot_reach_each_other() {
         let out = run(
             "ip",
             &[
-                "netns", "exec", &from.0, "ping", "-c", "2", "-i", "0.2", "-W", "1", to,
+                "netns",
+                "exec",
+                from.name(),
+                "ping",
+                "-c",
+                "2",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                to,
             ],
         );
         assert!(!out.status.success(), "{to} answered across VPCs");
     }
-    assert_eq!(counter(&d, "tx_loopback"), 0);
-    assert_eq!(counter(&d, "tx_underlay"), 0);
+    assert_eq!(d.counter("tx_loopback"), 0);
+    assert_eq!(d.counter("tx_underlay"), 0);
     // Each still reaches its own gateway.
     let ping = n1.exec(&["ping", "-c", "1", "-W", "2", "172.30.0.1"]);
     assert!(ping.contains("1 received"), "{ping}");
@@ -1036,7 +841,7 @@ fn opteadm_configures_the_daemon() {
         return;
     };
     let under = Veth::new();
-    let mut d = Daemon::start();
+    let mut d = daemon(None);
     let sock = d.sock();
     let adm = |args: &[&str], stdin: &str| opteadm_run(&adm, &sock, args, stdin);
     let (okay, _, err) = adm(&["set-xde-underlay", &under.0, &under.1], "");
@@ -1092,7 +897,7 @@ fn the_daemon_survives_bad_clients_and_refuses_a_second_instance() {
     if !root_or_skip() {
         return;
     }
-    let mut d = Daemon::start();
+    let mut d = daemon(None);
     let sock = d.sock();
 
     // A second daemon on the same socket says why it will not start.
@@ -1165,7 +970,7 @@ fn a_client_that_is_not_root_is_refused() {
     if !root_or_skip() {
         return;
     }
-    let d = Daemon::start();
+    let d = daemon(None);
     // Open the socket to everyone, so that only the daemon's own check stands in the way.
     std::fs::set_permissions(&d.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(d.sock(), std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -1214,21 +1019,19 @@ fn a_daemon_killed_outright_leaves_a_socket_the_next_one_replaces() {
     if !root_or_skip() {
         return;
     }
-    let mut d = Daemon::start();
-    d.child.kill().unwrap();
-    d.child.wait().unwrap();
+    let mut d = daemon(None);
+    d.proc.kill();
     assert!(d.sock().exists(), "SIGKILL leaves the socket file");
     // A new daemon on the same path: the dead one's socket answers no one, so it is replaced.
-    let child = Command::new(env!("CARGO_BIN_EXE_xded"))
-        .arg("--socket")
-        .arg(d.sock())
-        .arg("--log")
-        .arg("json")
-        .stdin(Stdio::null())
-        .stderr(std::fs::File::create(d.dir.join("xded.log")).unwrap())
-        .spawn()
-        .unwrap();
-    d.child = child;
+    d.proc = Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_xded"))
+            .arg("--socket")
+            .arg(d.sock())
+            .arg("--log")
+            .arg("json")
+            .stderr(std::fs::File::create(d.dir.join("xded.log")).unwrap()),
+    )
+    .unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     while d.hdl().list_ports().is_err() {
         assert!(

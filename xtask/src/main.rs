@@ -17,6 +17,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("isc-dhcp-client", "dhclient"),
     ("iputils-ping", "ping"),
     ("ndisc6", "rdisc6"),
+    ("iperf3", "iperf3"),
+    ("curl", "curl"),
 ];
 
 fn main() -> ExitCode {

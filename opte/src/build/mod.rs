@@ -106,6 +106,19 @@ impl Encap {
         n += self.geneve.emit(buf.get_mut(n..).unwrap_or(&mut []))?;
         Ok(n)
     }
+
+    /// The encapsulation bytes for an inner frame of `inner_len` bytes: the UDP and IPv6
+    /// lengths filled in, the UDP checksum zero (RFC 6935 allows it for tunnels).
+    pub fn header_bytes(mut self, inner_len: usize) -> Vec<u8> {
+        let udp_len = UdpHdr::LEN + self.geneve.emitted_len() + inner_len;
+        self.udp.len = udp_len as u16;
+        self.udp.csum = 0;
+        self.ip6.payload_len = (self.ip6.ext.len() + udp_len) as u16;
+        let mut out = alloc::vec![0u8; self.emitted_len()];
+        // The buffer is exactly the headers' length: emitting cannot run out of room.
+        let _ = self.emit(&mut out);
+        out
+    }
 }
 
 /// Every header of a frame, owned.

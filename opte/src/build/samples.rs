@@ -217,20 +217,6 @@ fn boundary_encap(v: u32, options: Vec<GeneveOpt>) -> Encap {
     }
 }
 
-impl Encap {
-    /// The encapsulation bytes for an inner frame of `inner_len` bytes, lengths filled in
-    /// and the UDP checksum zero.
-    pub fn header_bytes(mut self, inner_len: usize) -> Vec<u8> {
-        let udp_len = crate::wire::udp::UdpHdr::LEN + self.geneve.emitted_len() + inner_len;
-        self.udp.len = udp_len as u16;
-        self.udp.csum = 0;
-        self.ip6.payload_len = (self.ip6.ext.len() + udp_len) as u16;
-        let mut out = vec![0u8; self.emitted_len()];
-        let _ = self.emit(&mut out);
-        out
-    }
-}
-
 /// The hairpin benchmark packets: `(family, instance)` pairs.
 pub const HAIRPIN_CASES: [(&str, &str); 8] = [
     ("Hairpin-DHCPv4", "Discover"),

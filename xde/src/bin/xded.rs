@@ -3,16 +3,11 @@
 //!
 //! `xded [--socket PATH] [--log text|json]`, in the foreground, as root.
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use xde::linux::daemon::{self, Options};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
+use xde::linux::{LogFormat, init_logging};
 
 /// The OPTE host daemon: ports as TAP devices, configured by opteadm over a Unix socket.
 #[derive(Debug, Parser)]
@@ -28,13 +23,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let logger = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO);
-    match args.log {
-        LogFormat::Text => logger.init(),
-        LogFormat::Json => logger.json().init(),
-    }
+    init_logging(args.log);
     let socket = args
         .socket
         .or_else(|| std::env::var_os("OPTE_XDE_SOCKET").map(PathBuf::from))

@@ -28,12 +28,7 @@ pub struct Options {
 pub fn run(opts: &Options) -> Result<(), String> {
     // Block the signals before any thread starts, so every thread inherits the mask and
     // the main thread alone takes them, with sigwait.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
-    signals
-        .thread_block()
-        .map_err(|e| format!("blocking SIGTERM and SIGINT: {e}"))?;
+    let signals = block_stop_signals()?;
 
     let listener = control::bind(&opts.socket).map_err(|e| e.to_string())?;
     let seed = SystemTime::now()
@@ -98,4 +93,16 @@ pub fn run(opts: &Options) -> Result<(), String> {
     xde.host().close_all();
     tracing::info!("xded stopped");
     Ok(())
+}
+
+/// Block SIGTERM and SIGINT in this thread (and the threads it starts), to be taken with
+/// the returned set's `wait`.
+pub(super) fn block_stop_signals() -> Result<SigSet, String> {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals
+        .thread_block()
+        .map_err(|e| format!("blocking SIGTERM and SIGINT: {e}"))?;
+    Ok(signals)
 }

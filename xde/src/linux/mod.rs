@@ -10,7 +10,9 @@
 //! | [`datapath`] | the two loops: TAPs in and underlay links in, through the core, out where it says |
 //! | [`nexthop`] | next hops from the kernel's route and neighbour tables over rtnetlink |
 //! | [`underlay`] | one underlay link: AF_PACKET with a Geneve filter |
+//! | [`boundary`] | boundary services for the demo and tests: Geneve ↔ an "internet" TUN |
 
+pub mod boundary;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
@@ -18,3 +20,23 @@ pub mod host;
 pub mod nexthop;
 pub mod tap;
 pub mod underlay;
+
+/// How the daemons write their log lines (on standard error).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Plain text.
+    Text,
+    /// A JSON object per line.
+    Json,
+}
+
+/// Send `tracing`'s events at INFO and above to standard error, in `format`.
+pub fn init_logging(format: LogFormat) {
+    let logger = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO);
+    match format {
+        LogFormat::Text => logger.init(),
+        LogFormat::Json => logger.json().init(),
+    }
+}

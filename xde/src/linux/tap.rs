@@ -48,19 +48,38 @@ impl Tap {
     /// Create TAP `name` with the guest's `mac` and `mtu`, and bring it up. Fails, leaving
     /// nothing behind, if the name is taken or invalid.
     pub fn create(name: &str, mac: MacAddr, mtu: u32) -> io::Result<Self> {
+        Self::open(name, Some(mac), mtu)
+    }
+
+    /// Create TUN `name` (`IFF_TUN | IFF_NO_PI`: bare IPv4 and IPv6 packets, no virtio-net
+    /// header) with `mtu`, and bring it up: an IP link between a process and the kernel's
+    /// routing, as boundary services uses toward its "internet".
+    pub fn create_tun(name: &str, mtu: u32) -> io::Result<Self> {
+        Self::open(name, None, mtu)
+    }
+
+    /// A TAP with a virtio-net header and `mac`, or without a MAC a TUN.
+    fn open(name: &str, mac: Option<MacAddr>, mtu: u32) -> io::Result<Self> {
         let mut ifr = ifreq(name)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open("/dev/net/tun")?;
-        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16;
+        let kind = if mac.is_some() {
+            libc::IFF_TAP | libc::IFF_VNET_HDR
+        } else {
+            libc::IFF_TUN
+        };
+        ifr.ifr_ifru.ifru_flags = (kind | libc::IFF_NO_PI) as i16;
         // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
         unsafe { tun_set_iff(file.as_raw_fd(), &ifr) }.map_err(|e| named(e, "TUNSETIFF", name))?;
-        let hdr_len = VNET_HDR_LEN as libc::c_int;
-        // SAFETY: a tun fd and a pointer to an int that outlives the call.
-        unsafe { tun_set_vnet_hdr_sz(file.as_raw_fd(), &hdr_len) }
-            .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
+        if mac.is_some() {
+            let hdr_len = VNET_HDR_LEN as libc::c_int;
+            // SAFETY: a tun fd and a pointer to an int that outlives the call.
+            unsafe { tun_set_vnet_hdr_sz(file.as_raw_fd(), &hdr_len) }
+                .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
+        }
         let tap = Self {
             name: name.to_string(),
             file,
@@ -70,16 +89,18 @@ impl Tap {
         ifr.ifr_ifru.ifru_mtu = i32::try_from(mtu).unwrap_or(i32::MAX);
         // SAFETY: a socket fd and an `ifreq` naming the device, alive across the call.
         unsafe { siocsifmtu(ctl.as_raw_fd(), &ifr) }.map_err(|e| named(e, "SIOCSIFMTU", name))?;
-        // SAFETY: `sockaddr` is plain old data; all zeroes is a valid value.
-        let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
-        sa.sa_family = libc::ARPHRD_ETHER;
-        for (d, s) in sa.sa_data.iter_mut().zip(mac.bytes()) {
-            *d = s as libc::c_char;
+        if let Some(mac) = mac {
+            // SAFETY: `sockaddr` is plain old data; all zeroes is a valid value.
+            let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
+            sa.sa_family = libc::ARPHRD_ETHER;
+            for (d, s) in sa.sa_data.iter_mut().zip(mac.bytes()) {
+                *d = s as libc::c_char;
+            }
+            ifr.ifr_ifru.ifru_hwaddr = sa;
+            // SAFETY: as above.
+            unsafe { siocsifhwaddr(ctl.as_raw_fd(), &ifr) }
+                .map_err(|e| named(e, "SIOCSIFHWADDR", name))?;
         }
-        ifr.ifr_ifru.ifru_hwaddr = sa;
-        // SAFETY: as above.
-        unsafe { siocsifhwaddr(ctl.as_raw_fd(), &ifr) }
-            .map_err(|e| named(e, "SIOCSIFHWADDR", name))?;
         // SAFETY: as above; the kernel fills in the flags.
         unsafe { siocgifflags(ctl.as_raw_fd(), &mut ifr) }
             .map_err(|e| named(e, "SIOCGIFFLAGS", name))?;

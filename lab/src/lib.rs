@@ -1,0 +1,406 @@
+//! A VPC on one Linux machine: the pieces (network namespaces, veth wires, `xded` and
+//! `xde-boundary` processes) as guards that remove what they made when dropped, also when
+//! a test panics, and the demo's topology built from them ([`vpc::Lab`]).
+//!
+//! Every namespace is named uniquely (a prefix, this process's ID, a counter), so that a
+//! test run and a demo never collide; interfaces live inside those namespaces and so may
+//! have fixed names. Processes are ended by their PID.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod http;
+pub mod vpc;
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// For a test that needs root: true as root; otherwise it says it did not run and is
+/// false, except under CI (which runs as root), where the missing root is a failure.
+pub fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the end-to-end tests need root, and CI runs as root"
+    );
+    eprintln!("skipped: needs root");
+    false
+}
+
+/// A name unique to this process and call: `prefix`, the PID, a counter.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Run `cmd`, its output captured.
+pub fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output, String> {
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {cmd}: {e}"))
+}
+
+/// Run `cmd`; its standard output if it succeeds, else what it said.
+pub fn try_ok(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = run(cmd, args)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{cmd} {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Run `cmd`, which must succeed (a panic says why not).
+pub fn ok(cmd: &str, args: &[&str]) -> String {
+    try_ok(cmd, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A network namespace, deleted on drop (after what still runs in it is ended).
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+    keep: bool,
+}
+
+impl Netns {
+    /// A new namespace named uniquely from `prefix`, loopback up, no duplicate address
+    /// detection to wait out (only the lab's own devices are in it).
+    pub fn new(prefix: &str) -> Self {
+        Self::named(&unique(prefix))
+    }
+
+    /// A new namespace named `name`.
+    pub fn named(name: &str) -> Self {
+        Self::try_named(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A new namespace named `name`, or why it could not be made.
+    pub fn try_named(name: &str) -> Result<Self, String> {
+        try_ok("ip", &["netns", "add", name])?;
+        let ns = Self {
+            name: name.to_string(),
+            keep: false,
+        };
+        ns.try_exec(&["ip", "link", "set", "lo", "up"])?;
+        for s in ["default", "all"] {
+            ns.try_exec(&[
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.ipv6.conf.{s}.accept_dad=0"),
+            ])?;
+        }
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Run `args` in the namespace: its standard output, or an error saying what failed.
+    pub fn try_exec(&self, args: &[&str]) -> Result<String, String> {
+        let mut a = vec!["netns", "exec", &self.name];
+        a.extend_from_slice(args);
+        try_ok("ip", &a)
+    }
+
+    /// Run `args` in the namespace, which must succeed.
+    pub fn exec(&self, args: &[&str]) -> String {
+        self.try_exec(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A command that runs `program` in the namespace (`ip netns exec` execs it, so the
+    /// child's PID is the program's).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Lease an address for `dev` with `dhclient` (`family` "-4" or "-6"), its lease and
+    /// PID files in `dir`; returns the lease file. The dhclient stays, renewing, until the
+    /// namespace goes.
+    pub fn dhclient(&self, family: &str, dev: &str, dir: &Path) -> Result<PathBuf, String> {
+        let lease = dir.join(format!("{}-{dev}{family}.lease", self.name));
+        let pid = dir.join(format!("{}-{dev}{family}.pid", self.name));
+        self.try_exec(&[
+            "timeout",
+            "30",
+            "dhclient",
+            family,
+            "-1",
+            "-lf",
+            path_str(&lease),
+            "-pf",
+            path_str(&pid),
+            dev,
+        ])?;
+        Ok(lease)
+    }
+
+    /// Leave the namespace (and what runs in it) in place when this guard drops.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if !self.keep {
+            remove_netns(&self.name);
+        }
+    }
+}
+
+/// End what runs in namespace `name` (by PID) and delete it.
+pub fn remove_netns(name: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+    }
+    let _ = Command::new("ip")
+        .args(["netns", "del", name])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A wire between two namespaces: veth `a` in `na`, its peer `b` in `nb`, both up. It
+/// lives as long as the namespaces do.
+pub fn wire(na: &Netns, a: &str, nb: &Netns, b: &str, mtu: u32) -> Result<(), String> {
+    let mtu = mtu.to_string();
+    try_ok(
+        "ip",
+        &[
+            "link", "add", a, "netns", &na.name, "mtu", &mtu, "type", "veth", "peer", "name", b,
+            "netns", &nb.name, "mtu", &mtu,
+        ],
+    )?;
+    na.try_exec(&["ip", "link", "set", a, "up"])?;
+    nb.try_exec(&["ip", "link", "set", b, "up"])?;
+    Ok(())
+}
+
+/// A veth pair in this namespace, deleted on drop (if its ends were not moved away into a
+/// namespace that took it with it).
+#[derive(Debug)]
+pub struct Veth(pub String, pub String);
+
+impl Veth {
+    pub fn new() -> Self {
+        let (a, b) = (unique("xu"), unique("xu"));
+        ok(
+            "ip",
+            &["link", "add", &a, "type", "veth", "peer", "name", &b],
+        );
+        let v = Self(a, b);
+        for end in [&v.0, &v.1] {
+            ok("ip", &["link", "set", end, "up"]);
+        }
+        v
+    }
+}
+
+impl Default for Veth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A child process, ended by its PID on drop: SIGTERM, then SIGKILL if it lingers.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    keep: bool,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Result<Self, String> {
+        let child = cmd
+            .stdin(Stdio::null())
+            // Not in the caller's process group: a ^C to the demo is the demo's to handle.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("starting {:?}: {e}", cmd.get_program()))?;
+        Ok(Self { child, keep: false })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, and its exit status (SIGKILL after 5 s).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap_or_default();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL, and wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Leave it running when this guard drops.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if !self.keep && self.exited().is_none() {
+            self.stop();
+        }
+    }
+}
+
+/// A running `xded` with its socket and log in a directory of its own (removed on drop,
+/// after the daemon is ended).
+#[derive(Debug)]
+pub struct Daemon {
+    pub proc: Proc,
+    pub dir: PathBuf,
+    keep: bool,
+}
+
+impl Daemon {
+    /// Start `xded` (the binary at `bin`) in namespace `ns`, or in this one; wait for its
+    /// socket.
+    pub fn start(bin: &Path, ns: Option<&Netns>) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(unique("xded-lab-"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let sock = dir.join("xde.sock");
+        let mut cmd = match ns {
+            Some(ns) => ns.command(bin),
+            None => Command::new(bin),
+        };
+        let log = std::fs::File::create(dir.join("xded.log")).map_err(|e| e.to_string())?;
+        cmd.arg("--socket").arg(&sock).stderr(log);
+        let mut d = Self {
+            proc: Proc::spawn(&mut cmd)?,
+            dir,
+            keep: false,
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            if let Some(s) = d.proc.exited() {
+                return Err(format!("xded exited ({s}): {}", d.log()));
+            }
+            if Instant::now() > until {
+                return Err(format!("xded never opened {}", sock.display()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(d)
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.dir.join("xde.sock")
+    }
+
+    pub fn hdl(&self) -> opte_ioctl::OpteHdl {
+        opte_ioctl::OpteHdl::new(opte_ioctl::UnixTransport::new(self.sock()))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("xded.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.proc.stop()
+    }
+
+    /// A host-wide counter of the daemon.
+    pub fn counter(&self, name: &str) -> u64 {
+        let stats = self.hdl().dump_xde_stats().expect("xde stats");
+        stats
+            .counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no counter {name}"))
+            .1
+    }
+
+    /// Leave it running, its directory in place, when this guard drops.
+    pub fn keep(&mut self) {
+        self.keep = true;
+        self.proc.keep();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if !self.keep {
+            if self.proc.exited().is_none() {
+                self.proc.stop();
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Run `f` on a thread inside network namespace `ns`.
+pub fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let nsf = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("the namespace exists");
+    std::thread::spawn(move || {
+        nix::sched::setns(&nsf, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}

@@ -1,0 +1,656 @@
+//! The demo's VPC, built for real in network namespaces:
+//!
+//! ```text
+//!              internet (203.0.113.10, a web server)
+//!                 │ eth0 ── inet0 (203.0.113.1)
+//!              boundary services (xde-boundary; fd00:99::1; a TUN toward the internet)
+//!                 │ u1 u2
+//!   rack switch: two bridges, sw1 (fd00:1::/64) and sw2 (fd00:2::/64)
+//!                 │ u1 u2                     │ u1 u2
+//!              sled 0 (xded; fd00:10::1)   sled 1 (xded; fd00:10::2)
+//!                 │ TAP                       │ TAP        │ TAP
+//!              guest a1                    guest a2     guest b1
+//! ```
+//!
+//! Every sled and the boundary have two underlay links, one to each bridge, their own
+//! address on the loopback, and ECMP routes to each other's over both. Guests are
+//! namespaces holding their port's TAP; they lease their addresses with `dhclient`.
+
+use crate::{Daemon, Netns, Proc, wire};
+use opte_api::{DhcpCfg, IpAddr, IpCidr, Ipv6Addr, MacAddr, Vni};
+use oxide_vpc::api::{
+    AddRouterEntryReq, ExternalIpCfg, FirewallRule, IpCfg, Ipv4Cfg, Ipv6Cfg, PhysNet, RouterClass,
+    RouterTarget, SNatCfg, SetFwRulesReq, SetVirt2BoundaryReq, SetVirt2PhysReq, TunnelEndpoint,
+    VpcCfg,
+};
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The VNI of traffic to boundary services.
+pub const BOUNDARY_VNI: u32 = 99;
+/// The boundary's underlay address.
+pub const BOUNDARY_IP: &str = "fd00:99::1";
+/// The internet host's address, and the boundary's on the same link.
+pub const INTERNET_IP: &str = "203.0.113.10";
+const INTERNET_GW: &str = "203.0.113.1";
+/// External IPs (SNAT, ephemeral, floating) are taken from here.
+pub const EXTERNAL_NET: &str = "198.51.100.0/24";
+/// The virtual gateway's MAC on every port.
+pub const GW_MAC: MacAddr = MacAddr::from_const([0xa8, 0x40, 0x25, 0xff, 0x77, 0x77]);
+/// The underlay's MTU: a full guest frame plus Geneve fits.
+const UNDERLAY_MTU: u32 = 9000;
+
+/// The programs the lab runs.
+#[derive(Clone, Debug)]
+pub struct Bins {
+    pub xded: PathBuf,
+    pub boundary: PathBuf,
+}
+
+/// A guest to make.
+#[derive(Clone, Debug)]
+pub struct GuestSpec {
+    /// Its port's (and TAP's) name.
+    pub name: String,
+    pub vni: u32,
+    /// Its IPv4 address is 172.`net`.0.`last` in 172.`net`.0.0/22; its IPv6 address
+    /// fd`net`::`last` in fd`net`::/64.
+    pub net: u8,
+    pub last: u8,
+    pub sled: usize,
+    /// Its SNAT address and port range.
+    pub snat: Option<(String, RangeInclusive<u16>)>,
+    /// More external IPs that boundary services routes to it (ephemeral and floating IPs
+    /// it may be given later).
+    pub more_external: Vec<String>,
+}
+
+impl GuestSpec {
+    pub fn new(name: &str, vni: u32, net: u8, last: u8, sled: usize) -> Self {
+        Self {
+            name: name.into(),
+            vni,
+            net,
+            last,
+            sled,
+            snat: None,
+            more_external: Vec::new(),
+        }
+    }
+
+    pub fn snat(mut self, ip: &str, ports: RangeInclusive<u16>) -> Self {
+        self.snat = Some((ip.into(), ports));
+        self
+    }
+
+    pub fn external(mut self, ip: &str) -> Self {
+        self.more_external.push(ip.into());
+        self
+    }
+
+    /// The port's configuration on sled address `phys_ip`.
+    pub fn cfg(&self, phys_ip: Ipv6Addr) -> Result<VpcCfg, String> {
+        let n = self.net;
+        let snat = match &self.snat {
+            Some((ip, ports)) => Some(SNatCfg {
+                external_ip: parse(ip)?,
+                ports: ports.clone(),
+            }),
+            None => None,
+        };
+        Ok(VpcCfg {
+            ip_cfg: IpCfg::DualStack {
+                ipv4: Ipv4Cfg {
+                    vpc_subnet: parse(&format!("172.{n}.0.0/22"))?,
+                    private_ip: parse(&format!("172.{n}.0.{}", self.last))?,
+                    gateway_ip: parse(&format!("172.{n}.0.1"))?,
+                    external_ips: ExternalIpCfg {
+                        snat,
+                        ephemeral_ip: None,
+                        floating_ips: vec![],
+                    },
+                    attached_subnets: BTreeMap::new(),
+                    transit_ips: BTreeMap::new(),
+                },
+                ipv6: Ipv6Cfg {
+                    vpc_subnet: parse(&format!("fd{n}::/64"))?,
+                    private_ip: parse(&format!("fd{n}::{}", self.last))?,
+                    gateway_ip: parse(&format!("fd{n}::1"))?,
+                    external_ips: ExternalIpCfg::default(),
+                    attached_subnets: BTreeMap::new(),
+                    transit_ips: BTreeMap::new(),
+                },
+            },
+            guest_mac: MacAddr::from_const([
+                0xa8,
+                0x40,
+                0x25,
+                0xfa,
+                (self.vni % 251) as u8,
+                self.last,
+            ]),
+            gateway_mac: GW_MAC,
+            vni: Vni::new(self.vni).ok_or("bad VNI")?,
+            phys_ip,
+            dhcp: DhcpCfg {
+                hostname: Some(parse(&self.name)?),
+                host_domain: Some(parse("vpc.example")?),
+                domain_search_list: vec![parse("vpc.example")?],
+                dns4_servers: vec![parse("203.0.113.53")?],
+                dns6_servers: vec![],
+            },
+        })
+    }
+}
+
+/// The RFD 63 default inbound rules: from the VPC, SSH, ICMP.
+pub fn default_fw_rules(v: Vni) -> Vec<FirewallRule> {
+    [
+        format!(
+            "dir=in action=allow priority=65534 hosts=vni={}",
+            v.as_u32()
+        ),
+        "dir=in action=allow priority=65534 protocol=tcp port=22".to_string(),
+        "dir=in action=allow priority=65534 protocol=icmp".to_string(),
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}
+
+/// A sled: a namespace running `xded`.
+#[derive(Debug)]
+pub struct Sled {
+    /// Dropped first: the daemon ends (its TAPs go with it) before its namespace.
+    pub daemon: Daemon,
+    pub ns: Netns,
+    pub ip: Ipv6Addr,
+}
+
+/// A guest: a namespace holding its port's TAP.
+#[derive(Debug)]
+pub struct Guest {
+    pub name: String,
+    pub cfg: VpcCfg,
+    pub sled: usize,
+    pub ns: Netns,
+    /// Its `dhclient` lease files: DHCPv4, DHCPv6.
+    pub leases: [PathBuf; 2],
+}
+
+impl Guest {
+    pub fn ip4(&self) -> String {
+        self.cfg
+            .ipv4()
+            .map(|c| c.private_ip.to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn ip6(&self) -> String {
+        self.cfg
+            .ipv6()
+            .map(|c| c.private_ip.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// The whole VPC. Its parts go in field order when it drops: guests, sleds, boundary,
+/// internet, switch.
+#[derive(Debug)]
+pub struct Lab {
+    pub id: String,
+    pub guests: Vec<Guest>,
+    pub sleds: Vec<Sled>,
+    pub boundary: Proc,
+    pub boundary_ns: Netns,
+    pub internet: Netns,
+    pub switch: Netns,
+    /// Leases, PID files, the boundary's log.
+    pub dir: PathBuf,
+    keep: bool,
+}
+
+/// The underlay addresses of host `k` (a sled, or the boundary after them): on link 1,
+/// on link 2.
+fn link_addrs(k: usize) -> [String; 2] {
+    [format!("fd00:1::{}", k + 1), format!("fd00:2::{}", k + 1)]
+}
+
+fn sled_ip(i: usize) -> String {
+    format!("fd00:10::{}", i + 1)
+}
+
+impl Lab {
+    /// Build it: `sleds` sleds, the boundary, the internet, and `guests` (each leasing its
+    /// addresses by DHCP). Anything made is removed again if a step fails.
+    pub fn build(
+        bins: &Bins,
+        prefix: &str,
+        sleds: usize,
+        guests: &[GuestSpec],
+    ) -> Result<Self, String> {
+        let id = crate::unique(prefix);
+        let dir = std::env::temp_dir().join(&id);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lab = Self::build_in(bins, id, dir.clone(), sleds, guests);
+        if lab.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        lab
+    }
+
+    fn build_in(
+        bins: &Bins,
+        id: String,
+        dir: PathBuf,
+        sleds: usize,
+        guests: &[GuestSpec],
+    ) -> Result<Self, String> {
+        let ns = |role: &str| Netns::try_named(&format!("{id}-{role}"));
+        // Made in the reverse of the order they are removed.
+        let switch = ns("switch")?;
+        let internet = ns("inet")?;
+        let boundary_ns = ns("bsvc")?;
+        let mut hosts: Vec<Netns> = Vec::new();
+        for i in 0..sleds {
+            hosts.push(ns(&format!("sled{i}"))?);
+        }
+
+        // The rack switch: a bridge per underlay; every sled and the boundary on both.
+        for br in ["sw1", "sw2"] {
+            switch.try_exec(&["ip", "link", "add", br, "type", "bridge"])?;
+            switch.try_exec(&["ip", "link", "set", br, "up"])?;
+        }
+        let mut all: Vec<(&Netns, String)> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h, sled_ip(i)))
+            .collect();
+        all.push((&boundary_ns, BOUNDARY_IP.to_string()));
+        for (k, (h, lo)) in all.iter().enumerate() {
+            for (l, br) in [(1, "sw1"), (2, "sw2")] {
+                let port = format!("h{k}u{l}");
+                wire(h, &format!("u{l}"), &switch, &port, UNDERLAY_MTU)?;
+                switch.try_exec(&["ip", "link", "set", &port, "master", br])?;
+            }
+            let [a1, a2] = link_addrs(k);
+            h.try_exec(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{a1}/64"),
+                "dev",
+                "u1",
+                "nodad",
+            ])?;
+            h.try_exec(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{a2}/64"),
+                "dev",
+                "u2",
+                "nodad",
+            ])?;
+            h.try_exec(&["ip", "addr", "add", &format!("{lo}/128"), "dev", "lo"])?;
+            // A link without carrier is no way to a peer.
+            h.try_exec(&[
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.ignore_routes_with_linkdown=1",
+            ])?;
+        }
+        for (k, (h, _)) in all.iter().enumerate() {
+            for (j, (_, peer_lo)) in all.iter().enumerate() {
+                if j == k {
+                    continue;
+                }
+                let [v1, v2] = link_addrs(j);
+                h.try_exec(&[
+                    "ip",
+                    "-6",
+                    "route",
+                    "add",
+                    &format!("{peer_lo}/128"),
+                    "nexthop",
+                    "via",
+                    &v1,
+                    "dev",
+                    "u1",
+                    "nexthop",
+                    "via",
+                    &v2,
+                    "dev",
+                    "u2",
+                ])?;
+            }
+        }
+        // Neighbours learnt before traffic flows: a frame whose next hop is unresolved is
+        // dropped while the kernel resolves it (a counted drop, never a guess).
+        for (k, (h, _)) in all.iter().enumerate() {
+            for j in (0..all.len()).filter(|&j| j != k) {
+                for a in link_addrs(j) {
+                    h.try_exec(&["ping", "-c", "1", "-W", "2", &a])?;
+                }
+            }
+        }
+
+        // The internet, behind the boundary.
+        wire(&boundary_ns, "inet0", &internet, "eth0", 1500)?;
+        boundary_ns.try_exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{INTERNET_GW}/24"),
+            "dev",
+            "inet0",
+        ])?;
+        boundary_ns.try_exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])?;
+        internet.try_exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{INTERNET_IP}/24"),
+            "dev",
+            "eth0",
+        ])?;
+        internet.try_exec(&["ip", "route", "add", "default", "via", INTERNET_GW])?;
+
+        // Boundary services, told who owns each external IP.
+        let mut nat = Vec::new();
+        for g in guests {
+            let (sled, mac, vni) = (
+                sled_ip(g.sled),
+                g.cfg(Ipv6Addr::from_const([0; 16]))?.guest_mac,
+                g.vni,
+            );
+            if let Some((ip, ports)) = &g.snat {
+                nat.push(format!(
+                    "{ip}@{}-{}={sled},{vni},{mac}",
+                    ports.start(),
+                    ports.end()
+                ));
+            }
+            for ip in &g.more_external {
+                nat.push(format!("{ip}={sled},{vni},{mac}"));
+            }
+        }
+        let log_path = dir.join("boundary.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let mut cmd = boundary_ns.command(&bins.boundary);
+        cmd.args([
+            "--underlay",
+            "u1",
+            "--underlay",
+            "u2",
+            "--addr",
+            BOUNDARY_IP,
+            "--tun",
+            "bsvc",
+        ]);
+        for n in &nat {
+            cmd.args(["--nat", n]);
+        }
+        cmd.stderr(log);
+        let mut boundary = Proc::spawn(&mut cmd)?;
+        let until = Instant::now() + Duration::from_secs(10);
+        while boundary_ns
+            .try_exec(&["ip", "link", "show", "bsvc"])
+            .is_err()
+        {
+            if boundary.exited().is_some() || Instant::now() > until {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!("xde-boundary did not start: {log}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        boundary_ns.try_exec(&["ip", "route", "add", EXTERNAL_NET, "dev", "bsvc"])?;
+
+        // The sleds' daemons, their underlay, the way to the boundary.
+        let mut sled_v = Vec::new();
+        for (i, ns) in hosts.into_iter().enumerate() {
+            let daemon = Daemon::start(&bins.xded, Some(&ns))?;
+            let hdl = daemon.hdl();
+            hdl.set_xde_underlay("u1", "u2")
+                .map_err(|e| e.to_string())?;
+            for vip in ["0.0.0.0/0", "::/0"] {
+                hdl.set_v2b(&SetVirt2BoundaryReq {
+                    vip: vip.parse().map_err(|_| "bad prefix")?,
+                    tep: vec![TunnelEndpoint {
+                        ip: parse(BOUNDARY_IP)?,
+                        vni: Vni::new(BOUNDARY_VNI).ok_or("bad VNI")?,
+                    }],
+                })
+                .map_err(|e| e.to_string())?;
+            }
+            sled_v.push(Sled {
+                daemon,
+                ns,
+                ip: parse(&sled_ip(i))?,
+            });
+        }
+        let mut lab = Self {
+            id,
+            guests: Vec::new(),
+            sleds: sled_v,
+            boundary,
+            boundary_ns,
+            internet,
+            switch,
+            dir,
+            keep: false,
+        };
+        for g in guests {
+            lab.add_guest(g)?;
+        }
+        Ok(lab)
+    }
+
+    /// Make guest `g`: its port on its sled, the port's routes and firewall, its TAP moved
+    /// into a namespace of its own, its addresses leased there by DHCPv4 and DHCPv6; every
+    /// sled told where it lives.
+    pub fn add_guest(&mut self, g: &GuestSpec) -> Result<(), String> {
+        let sled = self
+            .sleds
+            .get(g.sled)
+            .ok_or_else(|| format!("no sled {}", g.sled))?;
+        let cfg = g.cfg(sled.ip)?;
+        let hdl = sled.daemon.hdl();
+        let e = |e: opte_ioctl::Error| format!("{}: {e}", g.name);
+        hdl.create_xde(&g.name, cfg.clone(), None).map_err(e)?;
+        let mut routes = Vec::new();
+        if let Some(c) = cfg.ipv4() {
+            routes.push((IpCidr::Ip4(c.vpc_subnet), true));
+            routes.push((parse_cidr("0.0.0.0/0")?, false));
+        }
+        if let Some(c) = cfg.ipv6() {
+            routes.push((IpCidr::Ip6(c.vpc_subnet), true));
+            routes.push((parse_cidr("::/0")?, false));
+        }
+        for (dest, subnet) in routes {
+            hdl.add_router_entry(&AddRouterEntryReq {
+                port_name: g.name.clone(),
+                dest,
+                target: if subnet {
+                    RouterTarget::VpcSubnet(dest)
+                } else {
+                    RouterTarget::InternetGateway(None)
+                },
+                class: RouterClass::System,
+            })
+            .map_err(e)?;
+        }
+        hdl.set_firewall_rules(&SetFwRulesReq {
+            port_name: g.name.clone(),
+            rules: default_fw_rules(cfg.vni),
+        })
+        .map_err(e)?;
+        let ns = Netns::try_named(&format!("{}-{}", self.id, g.name))?;
+        sled.ns
+            .try_exec(&["ip", "link", "set", &g.name, "netns", ns.name()])?;
+        ns.try_exec(&["ip", "link", "set", &g.name, "up"])?;
+        for s in &self.sleds {
+            for vip in [ipv4_of(&cfg), ipv6_of(&cfg)].into_iter().flatten() {
+                s.daemon
+                    .hdl()
+                    .set_v2p(&SetVirt2PhysReq {
+                        vip,
+                        phys: PhysNet {
+                            ether: cfg.guest_mac,
+                            ip: cfg.phys_ip,
+                            vni: cfg.vni,
+                        },
+                    })
+                    .map_err(e)?;
+            }
+        }
+        let leases = [
+            ns.dhclient("-4", &g.name, &self.dir)?,
+            ns.dhclient("-6", &g.name, &self.dir)?,
+        ];
+        self.guests.push(Guest {
+            name: g.name.clone(),
+            cfg,
+            sled: g.sled,
+            ns,
+            leases,
+        });
+        Ok(())
+    }
+
+    pub fn guest(&self, name: &str) -> &Guest {
+        self.guests
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap_or_else(|| panic!("no guest {name}"))
+    }
+
+    /// The sled a guest is on.
+    pub fn sled_of(&self, name: &str) -> &Sled {
+        &self.sleds[self.guest(name).sled]
+    }
+
+    /// The boundary's log.
+    pub fn boundary_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("boundary.log")).unwrap_or_default()
+    }
+
+    /// Leave everything up when this drops; returns the namespaces and PIDs to remove
+    /// later (see [`down`]).
+    pub fn keep(&mut self) -> State {
+        self.keep = true;
+        let mut namespaces: Vec<String> = self.guests.iter().map(|g| g.ns.name().into()).collect();
+        let mut pids = vec![self.boundary.pid()];
+        let mut dirs = vec![self.dir.clone()];
+        for g in &mut self.guests {
+            g.ns.keep();
+        }
+        for s in &mut self.sleds {
+            namespaces.push(s.ns.name().into());
+            pids.push(s.daemon.proc.pid());
+            dirs.push(s.daemon.dir.clone());
+            s.ns.keep();
+            s.daemon.keep();
+        }
+        self.boundary.keep();
+        for ns in [&mut self.boundary_ns, &mut self.internet, &mut self.switch] {
+            namespaces.push(ns.name().into());
+            ns.keep();
+        }
+        State {
+            pids,
+            namespaces,
+            dirs,
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// What a kept lab left running: enough to take it down from another process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub pids: Vec<u32>,
+    pub namespaces: Vec<String>,
+    pub dirs: Vec<PathBuf>,
+}
+
+impl State {
+    /// One `kind value` line each.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for p in &self.pids {
+            s += &format!("pid {p}\n");
+        }
+        for n in &self.namespaces {
+            s += &format!("netns {n}\n");
+        }
+        for d in &self.dirs {
+            s += &format!("dir {}\n", d.display());
+        }
+        s
+    }
+
+    pub fn from_text(t: &str) -> Self {
+        let mut s = Self::default();
+        for line in t.lines() {
+            match line.split_once(' ') {
+                Some(("pid", p)) => s.pids.extend(p.parse::<u32>().ok()),
+                Some(("netns", n)) => s.namespaces.push(n.into()),
+                Some(("dir", d)) => s.dirs.push(d.into()),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// Take down what a kept lab left: its processes by PID (SIGTERM: the daemons remove
+/// their TAPs and sockets), then its namespaces, then its directories.
+pub fn down(s: &State) {
+    for &pid in &s.pids {
+        // Only a process of ours: the PID may have been reused since.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains("xde") {
+            continue;
+        }
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
+            let until = Instant::now() + Duration::from_secs(5);
+            while nix::sys::signal::kill(pid, None).is_ok() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    for n in &s.namespaces {
+        crate::remove_netns(n);
+    }
+    for d in &s.dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|_| format!("{s:?} does not parse"))
+}
+
+fn parse_cidr(s: &str) -> Result<IpCidr, String> {
+    parse(s)
+}
+
+fn ipv4_of(c: &VpcCfg) -> Option<IpAddr> {
+    c.ipv4().map(|c| IpAddr::Ip4(c.private_ip))
+}
+
+fn ipv6_of(c: &VpcCfg) -> Option<IpAddr> {
+    c.ipv6().map(|c| IpAddr::Ip6(c.private_ip))
+}
