@@ -44,9 +44,27 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A command for `program` whose process starts with no signal blocked, whatever the
+/// calling thread blocks (the demo blocks SIGINT and SIGTERM to take them itself, and a
+/// child inherits the mask across exec: a dhclient or web server that could not be
+/// ended by SIGTERM would outlive the lab).
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    // SAFETY: between fork and exec the closure calls only pthread_sigmask, which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        c.pre_exec(|| {
+            nix::sys::signal::SigSet::empty()
+                .thread_set_mask()
+                .map_err(std::io::Error::from)
+        });
+    }
+    c
+}
+
 /// Run `cmd`, its output captured.
 pub fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output, String> {
-    Command::new(cmd)
+    command(cmd)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -130,7 +148,7 @@ impl Netns {
     /// A command that runs `program` in the namespace (`ip netns exec` execs it, so the
     /// child's PID is the program's).
     pub fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new("ip");
+        let mut c = command("ip");
         c.args(["netns", "exec", &self.name]).arg(program);
         c
     }
@@ -316,15 +334,22 @@ impl Daemon {
     /// Start `xded` (the binary at `bin`) in namespace `ns`, or in this one; wait for its
     /// socket.
     pub fn start(bin: &Path, ns: Option<&Netns>) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(unique("xded-lab-"));
+        Self::start_at(bin, ns, std::env::temp_dir().join(unique("xded-lab-")))
+    }
+
+    /// [`Daemon::start`], its socket and log in directory `dir` (made).
+    pub fn start_at(bin: &Path, ns: Option<&Netns>, dir: PathBuf) -> Result<Self, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let sock = dir.join("xde.sock");
         let mut cmd = match ns {
             Some(ns) => ns.command(bin),
-            None => Command::new(bin),
+            None => command(bin),
         };
         let log = std::fs::File::create(dir.join("xded.log")).map_err(|e| e.to_string())?;
-        cmd.arg("--socket").arg(&sock).stderr(log);
+        cmd.arg("--socket")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(log);
         let mut d = Self {
             proc: Proc::spawn(&mut cmd)?,
             dir,

@@ -225,14 +225,18 @@ fn sled_ip(i: usize) -> String {
 impl Lab {
     /// Build it: `sleds` sleds, the boundary, the internet, and `guests` (each leasing its
     /// addresses by DHCP). Anything made is removed again if a step fails.
+    ///
+    /// `id` names it: its namespaces are `ID-ROLE` (`ID-sled0`, `ID-a1`...), its files are
+    /// in the directory `ID` under the temporary directory. Make it unique
+    /// ([`crate::unique`]); [`remove_by_id`] removes what a lab of that id left.
     pub fn build(
         bins: &Bins,
-        prefix: &str,
+        id: &str,
         sleds: usize,
         guests: &[GuestSpec],
     ) -> Result<Self, String> {
-        let id = crate::unique(prefix);
-        let dir = std::env::temp_dir().join(&id);
+        let id = id.to_string();
+        let dir = lab_dir(&id);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let lab = Self::build_in(bins, id, dir.clone(), sleds, guests);
         if lab.is_err() {
@@ -394,7 +398,7 @@ impl Lab {
         for n in &nat {
             cmd.args(["--nat", n]);
         }
-        cmd.stderr(log);
+        cmd.stdout(std::process::Stdio::null()).stderr(log);
         let mut boundary = Proc::spawn(&mut cmd)?;
         let until = Instant::now() + Duration::from_secs(10);
         while boundary_ns
@@ -412,7 +416,7 @@ impl Lab {
         // The sleds' daemons, their underlay, the way to the boundary.
         let mut sled_v = Vec::new();
         for (i, ns) in hosts.into_iter().enumerate() {
-            let daemon = Daemon::start(&bins.xded, Some(&ns))?;
+            let daemon = Daemon::start_at(&bins.xded, Some(&ns), dir.join(format!("sled{i}")))?;
             let hdl = daemon.hdl();
             hdl.set_xde_underlay("u1", "u2")
                 .map_err(|e| e.to_string())?;
@@ -544,14 +548,13 @@ impl Lab {
         self.keep = true;
         let mut namespaces: Vec<String> = self.guests.iter().map(|g| g.ns.name().into()).collect();
         let mut pids = vec![self.boundary.pid()];
-        let mut dirs = vec![self.dir.clone()];
+        let dirs = vec![self.dir.clone()];
         for g in &mut self.guests {
             g.ns.keep();
         }
         for s in &mut self.sleds {
             namespaces.push(s.ns.name().into());
             pids.push(s.daemon.proc.pid());
-            dirs.push(s.daemon.dir.clone());
             s.ns.keep();
             s.daemon.keep();
         }
@@ -637,6 +640,24 @@ pub fn down(s: &State) {
     for d in &s.dirs {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// Where a lab keeps its files.
+fn lab_dir(id: &str) -> PathBuf {
+    std::env::temp_dir().join(id)
+}
+
+/// Remove what a lab named `id` left, from anywhere (a demo interrupted midway): its
+/// namespaces (what runs in them is ended first) and its files.
+pub fn remove_by_id(id: &str) {
+    if let Ok(list) = crate::try_ok("ip", &["netns", "list"]) {
+        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            if name.strip_prefix(id).is_some_and(|r| r.starts_with('-')) {
+                crate::remove_netns(name);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(lab_dir(id));
 }
 
 fn parse<T: std::str::FromStr>(s: &str) -> Result<T, String> {

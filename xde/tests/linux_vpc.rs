@@ -11,7 +11,7 @@ use oxide_vpc::api::{ExternalIpCfg, SNatCfg, SetExternalIpsReq};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use xde_lab::vpc::{Bins, GuestSpec, INTERNET_IP, Lab};
-use xde_lab::{Proc, http, in_netns, root_or_skip};
+use xde_lab::{Proc, http, in_netns, root_or_skip, unique};
 
 fn bins() -> Bins {
     Bins {
@@ -30,7 +30,7 @@ fn guests_reach_the_internet_by_snat_ephemeral_and_floating_ips() {
     }
     let lab = Lab::build(
         &bins(),
-        "xdet",
+        &unique("xdet"),
         2,
         &[
             GuestSpec::new("a1", A, 30, 5, 0)
@@ -156,7 +156,7 @@ fn iperf3_across_sleds_and_two_vpcs_apart() {
     }
     let lab = Lab::build(
         &bins(),
-        "xdet",
+        &unique("xdet"),
         2,
         &[
             GuestSpec::new("a1", A, 30, 5, 0),

@@ -1,5 +1,7 @@
 //! `cargo xtask`: the project's tasks.
 //!
+//! - `demo [--keep | --down]`: the project's main job, a small VPC on this machine (see
+//!   `lab/src/bin/xde-demo.rs`), built in release after installing what it needs.
 //! - `test`: everything CI checks, in the order a failure is cheapest to see: formatting,
 //!   clippy (warnings are errors), the `no_std` build of the engine crates, and every test of
 //!   the workspace (which includes the tshark dissection check and the fuzz corpus replay).
@@ -7,10 +9,9 @@
 
 use std::process::{Command, ExitCode};
 
-/// Debian packages the tests use, and a command each provides.
-/// The Debian packages the tests use, each with a command that shows it is installed: tshark
+/// The Debian packages the tests and the demo use, each with a command that shows it is installed: tshark
 /// dissects our packets; the daemon's end-to-end tests make namespaces and links (iproute2)
-/// and run real clients in them (dhclient, ping, rdisc6).
+/// and run real clients in them (dhclient, ping, rdisc6, iperf3, curl).
 const APT_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("iproute2", "ip"),
@@ -25,9 +26,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("demo") => demo(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!(
-                "usage: cargo xtask <task>\n\ntasks:\n  test   format, lint and run every test (installs what tests need)"
+                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down]   a small VPC on this machine, step by step (root; installs what it needs)\n  test                     format, lint and run every test (installs what tests need)"
             );
             Ok(())
         }
@@ -39,6 +41,59 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The demo: as root, what it needs installed, built in release, then run
+/// (`target/release/xde-demo`, with `--keep` or `--down` passed on).
+fn demo(args: &[String]) -> Result<(), String> {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if uid != "0" {
+        return Err(
+            "the demo must run as root: it makes network namespaces, bridges and TAP devices \
+             (try: sudo -E cargo xtask demo)"
+                .into(),
+        );
+    }
+    let flags: Vec<&str> = args.iter().map(String::as_str).collect();
+    if !matches!(flags.as_slice(), [] | ["--keep"] | ["--down"]) {
+        return Err(format!(
+            "demo takes --keep or --down, not {}",
+            flags.join(" ")
+        ));
+    }
+    if flags.is_empty() || flags == ["--keep"] {
+        ensure_apt_packages()?;
+    }
+    step(
+        "build xded, xde-boundary, opteadm and the demo (release)",
+        cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "xde",
+            "-p",
+            "opteadm",
+            "-p",
+            "xde-lab",
+            "--bins",
+        ]),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let status = Command::new(target.join("release/xde-demo"))
+        .args(&flags)
+        .status()
+        .map_err(|e| format!("running the demo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the demo failed ({status})"))
     }
 }
 
