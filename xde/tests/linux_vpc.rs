@@ -10,7 +10,7 @@
 use oxide_vpc::api::{ExternalIpCfg, SNatCfg, SetExternalIpsReq};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use xde_lab::vpc::{Bins, GuestSpec, INTERNET_IP, Lab};
+use xde_lab::vpc::{BOUNDARY_IP, Bins, GuestSpec, INTERNET_IP, Lab};
 use xde_lab::{Proc, http, in_netns, root_or_skip, unique};
 
 fn bins() -> Bins {
@@ -46,6 +46,32 @@ fn guests_reach_the_internet_by_snat_ephemeral_and_floating_ips() {
         format!("{INTERNET_IP}:80").parse().unwrap(),
     )
     .unwrap();
+    // Every underlay frame, on both of the rack switch's bridges, is captured from here on.
+    let pcap = lab.dir.join("underlay.pcapng");
+    let mut capture = Proc::spawn(
+        lab.switch
+            .command(std::path::Path::new("tshark"))
+            .args([
+                "-q",
+                "-i",
+                "sw1",
+                "-i",
+                "sw2",
+                "-f",
+                "ip6 and udp port 6081",
+                "-w",
+            ])
+            .arg(&pcap)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&pcap).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < until, "tshark never started capturing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     let url = format!("http://{INTERNET_IP}/");
     let curl = |g: &str| {
         lab.guest(g)
@@ -123,6 +149,98 @@ fn guests_reach_the_internet_by_snat_ephemeral_and_floating_ips() {
     .unwrap();
     assert_eq!(connected.ok().as_deref(), Some(INTERNET_IP));
     assert_eq!(server.join().unwrap().as_deref(), Some(INTERNET_IP));
+
+    std::thread::sleep(Duration::from_millis(300));
+    capture.stop();
+    check_underlay_capture(&pcap);
+}
+
+/// tshark reads every captured underlay frame as the rack's switch would, and finds
+/// nothing wrong: each but the kernels' own neighbour discovery is IPv6 / UDP 6081 /
+/// Geneve carrying IPv4, checksums good; to boundary services
+/// on VNI 99 from an external address; from it on the guest's VNI with the Oxide
+/// "external" option, to an external address.
+fn check_underlay_capture(pcap: &std::path::Path) {
+    let p = pcap.to_str().unwrap();
+    let prefs = [
+        "-o",
+        "udp.ignore_ipv6_zero_checksum:TRUE",
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+    ];
+    let tshark = |filter: &[&str]| {
+        let mut args = vec!["-r", p, "-n"];
+        args.extend(prefs);
+        args.extend_from_slice(filter);
+        xde_lab::ok("tshark", &args)
+    };
+    let bad = tshark(&[
+        "-Y",
+        "!icmpv6 && !(eth.type == 0x86dd && udp.dstport == 6081 && geneve && ip) || _ws.malformed || _ws.expert.severity == \"Error\"",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "_ws.expert.message",
+    ]);
+    assert!(bad.trim().is_empty(), "frames tshark finds wrong: {bad}");
+    let fields = tshark(&[
+        "-Y",
+        "geneve",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-e",
+        "ipv6.src",
+        "-e",
+        "ipv6.dst",
+        "-e",
+        "udp.dstport",
+        "-e",
+        "geneve.vni",
+        "-e",
+        "geneve.option.class",
+        "-e",
+        "geneve.option.type",
+        "-e",
+        "ip.src",
+        "-e",
+        "ip.dst",
+    ]);
+    let (mut to_b, mut from_b) = (0, 0);
+    for line in fields.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let [src, dst, port, vni, class, ty, isrc, idst] = f[..] else {
+            panic!("{line}");
+        };
+        assert_eq!(port, "6081", "{line}");
+        if dst == BOUNDARY_IP {
+            to_b += 1;
+            assert_eq!(vni, "0x000063", "to the boundary on VNI 99: {line}");
+            assert!(isrc.starts_with("198.51.100."), "{line}");
+        } else if src == BOUNDARY_IP {
+            from_b += 1;
+            assert!(["0x000064", "0x0000c8"].contains(&vni), "{line}");
+            assert_eq!(
+                (class, ty),
+                ("0x0129", "0x00"),
+                "the Oxide external option: {line}"
+            );
+            assert!(idst.starts_with("198.51.100."), "{line}");
+        } else {
+            panic!("a frame neither to nor from the boundary: {line}");
+        }
+    }
+    assert!(
+        to_b >= 10 && from_b >= 10,
+        "{to_b} frames to the boundary, {from_b} from it"
+    );
 }
 
 /// Run `iperf3 -c` from guest `from` against an `iperf3 -s -1` started in guest `to`, with
