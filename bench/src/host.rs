@@ -7,6 +7,7 @@ use opte::build::samples::{self, Side};
 use opte::engine::time::Moment;
 use opte::packet::Packet;
 use opte_api::{IpCidr, Ipv6Addr, MacAddr, OpteError, SetXdeUnderlayReq};
+use oxide_vpc::api::PortAttach;
 use oxide_vpc::api::cmd::{self, Command};
 use oxide_vpc::api::{
     AddRouterEntryReq, CreateXdeReq, RouterClass, RouterTarget, SetExternalIpsReq, SetFwRulesReq,
@@ -25,7 +26,7 @@ impl Host for BenchHost {
         Ok(())
     }
     fn detach_underlay(&self) {}
-    fn create_port(&self, _: &str, _: MacAddr, _: u32) -> Result<(), OpteError> {
+    fn create_port(&self, _: &str, _: MacAddr, _: u32, _: PortAttach) -> Result<(), OpteError> {
         Ok(())
     }
     fn delete_port(&self, _: &str) {}
@@ -61,6 +62,7 @@ pub fn ulp_host() -> (Xde<BenchHost>, Arc<XdePort>) {
             xde_devname: port_name(),
             cfg: vpc::cfg(),
             mtu: None,
+            attach: PortAttach::Netdev,
         },
     );
     let sub: IpCidr = "172.30.0.0/22".parse().expect("a CIDR");

@@ -278,6 +278,7 @@ pub mod control_fixture {
                     xde_devname: name.into(),
                     cfg: cfg(last),
                     mtu: None,
+                    attach: PortAttach::Netdev,
                 },
             );
             let sub: IpCidr = "172.30.0.0/22".parse().expect("cidr");
@@ -373,6 +374,7 @@ pub mod control_fixture {
                 xde_devname: "opte2".into(),
                 cfg: cfg(7),
                 mtu: Some(1500),
+                attach: PortAttach::Netdev,
             }),
         );
         add(

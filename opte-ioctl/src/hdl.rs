@@ -20,9 +20,9 @@ use oxide_vpc::api::{
     CreateXdeReq, DelRouterEntryReq, DelRouterEntryResp, DeleteXdeReq, DetachSubnetReq,
     DetachSubnetResp, DumpMcast2PhysResp, DumpMcastForwardingResp, DumpMcastSubscriptionsResp,
     DumpVirt2BoundaryResp, DumpVirt2PhysResp, ListPortsResp, McastSubscribeReq,
-    McastUnsubscribeAllReq, McastUnsubscribeReq, RemFwRuleReq, RemoveCidrReq, RemoveCidrResp,
-    SetExternalIpsReq, SetFwRulesReq, SetMcast2PhysReq, SetMcastForwardingReq, SetVirt2BoundaryReq,
-    SetVirt2PhysReq, VpcCfg,
+    McastUnsubscribeAllReq, McastUnsubscribeReq, PortAttach, RemFwRuleReq, RemoveCidrReq,
+    RemoveCidrResp, SetExternalIpsReq, SetFwRulesReq, SetMcast2PhysReq, SetMcastForwardingReq,
+    SetVirt2BoundaryReq, SetVirt2PhysReq, VpcCfg,
 };
 
 /// The response buffer offered first: 16 KiB, as the reference client does.
@@ -115,11 +115,24 @@ impl OpteHdl {
     /// The link id is 0: the Linux daemon has no datalink registry, and on illumos this
     /// client does not (yet) allocate one from dlmgmtd as the reference's does.
     pub fn create_xde(&self, name: &str, cfg: VpcCfg, mtu: Option<u32>) -> Result<NoResp, Error> {
+        self.create_xde_attached(name, cfg, mtu, PortAttach::Netdev)
+    }
+
+    /// Create port `name`, its guest attaching as `attach` says (a container's NIC, or a
+    /// VMM's TAP).
+    pub fn create_xde_attached(
+        &self,
+        name: &str,
+        cfg: VpcCfg,
+        mtu: Option<u32>,
+        attach: PortAttach,
+    ) -> Result<NoResp, Error> {
         self.run::<cmd::CreateXde>(&CreateXdeReq {
             linkid: 0,
             xde_devname: name.into(),
             cfg,
             mtu,
+            attach,
         })
     }
 

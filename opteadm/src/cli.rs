@@ -321,6 +321,10 @@ pub struct CreateXdeArgs {
     /// The guest link's MTU [default: 1500].
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// Leave the port's TAP for a VM monitor to open by name (QEMU `-netdev
+    /// tap,ifname=NAME`), rather than keep it as a container's NIC (the Linux daemon).
+    #[arg(long)]
+    pub vmm: bool,
     /// A private IPv6 address as well (dual stack; --private-ip must be IPv4).
     #[arg(long, requires_all = ["vpc_ipv6_subnet", "gateway_ipv6"])]
     pub private_ipv6: Option<Ipv6Addr>,

@@ -12,7 +12,7 @@ use oxide_vpc::api::{
     ClearMcastForwardingReq, ClearVirt2BoundaryReq, ClearVirt2PhysReq, DEFAULT_MULTICAST_VNI,
     DelRouterEntryReq, DelRouterEntryResp, DetachSubnetResp, Filters, FirewallRule,
     McastForwardingNextHop, McastSubscribeReq, McastUnsubscribeAllReq, McastUnsubscribeReq,
-    NextHopV6, PhysNet, RemFwRuleReq, RemoveCidrResp, SetExternalIpsReq, SetFwRulesReq,
+    NextHopV6, PhysNet, PortAttach, RemFwRuleReq, RemoveCidrResp, SetExternalIpsReq, SetFwRulesReq,
     SetMcast2PhysReq, SetMcastForwardingReq, SetVirt2BoundaryReq, SetVirt2PhysReq, SourceFilter,
     TunnelEndpoint,
 };
@@ -101,7 +101,14 @@ pub fn run(
             port_name: port,
             rules: read_rules(stdin)?,
         })),
-        Command::CreateXde(a) => done(hdl.create_xde(&a.name, vpc_cfg(&a)?, a.mtu)),
+        Command::CreateXde(a) => {
+            let attach = if a.vmm {
+                PortAttach::Vmm
+            } else {
+                PortAttach::Netdev
+            };
+            done(hdl.create_xde_attached(&a.name, vpc_cfg(&a)?, a.mtu, attach))
+        }
         Command::DeleteXde { name } => done(hdl.delete_xde(&name)),
         Command::SetXdeUnderlay { u1, u2 } => done(hdl.set_xde_underlay(&u1, &u2)),
         Command::ClearXdeUnderlay => done(hdl.clear_xde_underlay()),

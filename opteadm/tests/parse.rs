@@ -122,7 +122,12 @@ fn create_xde_arguments() {
     assert_eq!(a.guest_mac.to_string(), "A8:40:25:FA:FA:37");
     assert_eq!(a.vpc_vni.as_u32(), 1287581);
     assert_eq!(a.mtu, None);
+    assert!(!a.vmm, "a container's NIC unless --vmm");
     assert!(a.dns_servers.is_empty() && a.external.floating_ip.is_empty());
+    let C::CreateXde(a) = cmd(&format!("{line} --vmm")) else {
+        panic!()
+    };
+    assert!(a.vmm);
 
     let C::CreateXde(a) = cmd(&format!(
         "{line} --mtu 1400 --snat-ip 10.0.0.9 --snat-start 1024 --snat-end 2047 \

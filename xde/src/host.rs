@@ -7,6 +7,7 @@
 
 use crate::route::{Route, RouteError};
 use opte_api::{Ipv6Addr, MacAddr, OpteError};
+use oxide_vpc::api::PortAttach;
 
 /// One of the host's two underlay links.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +33,13 @@ pub trait Host: Send + Sync {
     fn detach_underlay(&self);
 
     /// Create the guest-side device of a port (a TAP, a mac provider) named `name`.
-    fn create_port(&self, name: &str, mac: MacAddr, mtu: u32) -> Result<(), OpteError>;
+    fn create_port(
+        &self,
+        name: &str,
+        mac: MacAddr,
+        mtu: u32,
+        attach: PortAttach,
+    ) -> Result<(), OpteError>;
 
     /// Remove it.
     fn delete_port(&self, name: &str);
@@ -54,7 +61,13 @@ impl Host for NullHost {
 
     fn detach_underlay(&self) {}
 
-    fn create_port(&self, _name: &str, _mac: MacAddr, _mtu: u32) -> Result<(), OpteError> {
+    fn create_port(
+        &self,
+        _name: &str,
+        _mac: MacAddr,
+        _mtu: u32,
+        _attach: PortAttach,
+    ) -> Result<(), OpteError> {
         Ok(())
     }
 

@@ -224,6 +224,7 @@ fn every_refused_mutating_command_changes_nothing() {
         xde_devname: name.into(),
         cfg,
         mtu,
+        attach: PortAttach::Netdev,
     };
     assert_eq!(
         refused::<cmd::CreateXde>(&rack, create("g1", guest(VNI_A, 77, 0), None)),
@@ -541,6 +542,7 @@ fn ports_are_deleted_and_the_underlay_cleared_in_order() {
                 xde_devname: "g1".into(),
                 cfg: guest(VNI_A, 5, 0),
                 mtu: None,
+                attach: PortAttach::Netdev,
             },
         )
         .unwrap_err();

@@ -1059,3 +1059,107 @@ fn a_daemon_killed_outright_leaves_a_socket_the_next_one_replaces() {
         "{log}"
     );
 }
+
+/// Open TAP `name` as a VMM does (QEMU `-netdev tap,ifname=NAME`): TUNSETIFF by name with
+/// a 12-byte virtio-net header.
+fn open_tap_as_vmm(name: &str) -> std::io::Result<std::fs::File> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    nix::ioctl_write_ptr_bad!(tun_set_iff, libc::TUNSETIFF, libc::ifreq);
+    nix::ioctl_write_ptr_bad!(tun_set_vnet_hdr_sz, libc::TUNSETVNETHDRSZ, libc::c_int);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/net/tun")?;
+    // SAFETY: `ifreq` is plain old data; the ioctls get a valid tun fd and pointers to
+    // values alive across each call.
+    unsafe {
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16;
+        tun_set_iff(f.as_raw_fd(), &ifr)?;
+        tun_set_vnet_hdr_sz(f.as_raw_fd(), &12)?;
+    }
+    Ok(f)
+}
+
+/// The next frame the VMM's side of a TAP reads within 3 s, its virtio-net header off.
+fn vmm_read(f: &mut std::fs::File) -> Option<Vec<u8>> {
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut buf = vec![0u8; 9216];
+    while Instant::now() < until {
+        match f.read(&mut buf) {
+            Ok(n) if n > 12 => return Some(buf[12..n].to_vec()),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    None
+}
+
+#[test]
+fn a_vmm_opens_its_port_by_name_and_the_gateway_answers_it() {
+    if !root_or_skip() {
+        return;
+    }
+    let (_under, mut d) = host_with_underlay();
+    let cfg = guest(87, 5, 0);
+    let port = unique("xv");
+    d.hdl()
+        .create_xde_attached(
+            &port,
+            cfg.clone(),
+            Some(1500),
+            oxide_vpc::api::PortAttach::Vmm,
+        )
+        .unwrap();
+    assert!(link_exists(&port));
+    let v6 = std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{port}/disable_ipv6"));
+    assert_eq!(
+        v6.unwrap().trim(),
+        "1",
+        "the host keeps quiet on the VM's TAP"
+    );
+
+    // The VMM opens the TAP by name (the daemon does not hold it) and the guest pings
+    // the gateway through it: the gateway's answer comes back to the VMM.
+    let mut vm = open_tap_as_vmm(&port).expect("a VMM opens the port's TAP by name");
+    let echo = L4::Echo { id: 0x51, seq: 1 };
+    let req = from_guest(&cfg, ip4(&cfg), "172.30.0.1".parse().unwrap(), echo, b"vm");
+    vm.write_all(&[vec![0u8; 12], req].concat()).unwrap();
+    let reply = vmm_read(&mut vm).expect("the gateway answered the VM");
+    let m = opte::packet::parse::parse_guest(&mut opte::packet::Packet::copy_from(&reply)).unwrap();
+    assert_eq!(m.eth.dst, cfg.guest_mac);
+    assert_eq!(m.flow.addrs.src().to_string(), "172.30.0.1");
+    assert_eq!(m.flow.proto_info[0] >> 8, 0, "an echo reply");
+    assert_eq!(d.counter("tx_hairpin"), 1);
+
+    // delete-xde removes the TAP although the VMM still has it open.
+    d.hdl().delete_xde(&port).unwrap();
+    // (The datapath lets go of the port's device at its next rescan.)
+    let until = Instant::now() + Duration::from_secs(5);
+    while link_exists(&port) {
+        assert!(
+            Instant::now() < until,
+            "the VMM's TAP outlived delete-xde: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(vm);
+
+    // And the daemon's exit removes a VMM's TAP too.
+    let port2 = unique("xv");
+    d.hdl()
+        .create_xde_attached(&port2, cfg, None, oxide_vpc::api::PortAttach::Vmm)
+        .unwrap();
+    assert!(link_exists(&port2));
+    assert!(d.stop().success(), "{}", d.log());
+    assert!(
+        !link_exists(&port2),
+        "the daemon's exit deletes the VMM's TAP"
+    );
+}

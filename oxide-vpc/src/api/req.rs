@@ -22,6 +22,22 @@ pub struct CreateXdeReq {
     pub xde_devname: String,
     pub cfg: VpcCfg,
     pub mtu: Option<u32>,
+    /// How the guest attaches to the port's device, where the host offers a choice.
+    pub attach: PortAttach,
+}
+
+/// How a guest attaches to its port on a host that offers a choice: the Linux daemon,
+/// whose port is a TAP device. (On illumos a port is always a MAC client's link, and
+/// this is ignored.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PortAttach {
+    /// The host holds the TAP's file descriptor and the network device is the guest's
+    /// NIC, with the guest's MAC: a container's, moved into its network namespace.
+    #[default]
+    Netdev,
+    /// The TAP is left for a virtual machine monitor to open by name (QEMU
+    /// `-netdev tap,ifname=NAME`); the host sends and receives on the network device.
+    Vmm,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

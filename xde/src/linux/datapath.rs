@@ -114,7 +114,7 @@ fn wait_ready<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>) -> Option<Vec<bool>
 fn read_frame(tap: &Tap, pool: &mut Pool) -> Option<Packet> {
     let mut buf = pool.take();
     // The header lands just in front of the frame, which then starts at HEADROOM.
-    let at = HEADROOM - VNET_HDR_LEN;
+    let at = HEADROOM - tap.hdr_len();
     let n = loop {
         match tap.file().read(buf.get_mut(at..).unwrap_or(&mut [])) {
             Ok(n) => break n,
@@ -134,7 +134,7 @@ fn read_frame(tap: &Tap, pool: &mut Pool) -> Option<Packet> {
             }
         }
     };
-    if n <= VNET_HDR_LEN {
+    if n <= tap.hdr_len() {
         pool.0.push(buf);
         return None;
     }
@@ -210,9 +210,9 @@ fn carry_out(xde: &Xde<LinuxHost>, out: &mut Vec<Emit>, pool: &mut Pool) {
                 }
                 if let Some(tap) = &tap {
                     // A zeroed virtio-net header: nothing is left for the guest to finish.
-                    let res = with_iov(&[0u8; VNET_HDR_LEN], &pkt, |iov| {
-                        tap.file().write_vectored(iov).map(|_| ())
-                    });
+                    let hdr = [0u8; VNET_HDR_LEN];
+                    let hdr = hdr.get(..tap.hdr_len()).unwrap_or(&[]);
+                    let res = with_iov(hdr, &pkt, |iov| tap.file().write_vectored(iov).map(|_| ()));
                     if let Err(e) = res {
                         // A TAP whose guest side is down refuses writes: the frame is lost,
                         // as on a wire.

@@ -12,6 +12,7 @@ use crate::Link;
 use crate::host::Host;
 use crate::route::{Route, RouteError};
 use opte_api::{Ipv6Addr, MacAddr, OpteError};
+use oxide_vpc::api::PortAttach;
 use std::collections::BTreeMap;
 use std::format;
 use std::prelude::rust_2024::*;
@@ -113,10 +114,19 @@ impl Host for LinuxHost {
         *self.underlay.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    fn create_port(&self, name: &str, mac: MacAddr, mtu: u32) -> Result<(), OpteError> {
-        let tap = Tap::create(name, mac, mtu)
-            .map_err(|e| system(&e, format!("creating TAP {name}: {e}")))?;
-        tracing::info!(port = name, %mac, mtu, "TAP created");
+    fn create_port(
+        &self,
+        name: &str,
+        mac: MacAddr,
+        mtu: u32,
+        attach: PortAttach,
+    ) -> Result<(), OpteError> {
+        let tap = match attach {
+            PortAttach::Netdev => Tap::create(name, mac, mtu),
+            PortAttach::Vmm => Tap::create_for_vmm(name, mtu),
+        }
+        .map_err(|e| system(&e, format!("creating TAP {name}: {e}")))?;
+        tracing::info!(port = name, %mac, mtu, ?attach, "TAP created");
         self.taps
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -16,7 +16,10 @@ use std::prelude::rust_2024::*;
 use super::underlay::UnderlayLink;
 use crate::Link;
 use crate::route::{Route, RouteError};
-use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
@@ -51,6 +54,35 @@ impl Rtnl {
 
     /// One request, its one answer (a route or neighbour message), or the kernel's error.
     fn ask(&self, msg: RouteNetlinkMessage) -> io::Result<RouteNetlinkMessage> {
+        match self.exchange(msg, NLM_F_REQUEST)? {
+            NetlinkPayload::InnerMessage(m) => Ok(m),
+            NetlinkPayload::Error(e) => Err(e.code.map_or_else(
+                || io::Error::other("empty answer"),
+                |c| io::Error::from_raw_os_error(-c.get()),
+            )),
+            _ => Err(io::Error::other("unexpected rtnetlink answer")),
+        }
+    }
+
+    /// Delete network interface `ifindex` (RTM_DELLINK, acknowledged).
+    pub fn delete_link(&self, ifindex: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = ifindex;
+        match self.exchange(RouteNetlinkMessage::DelLink(m), NLM_F_REQUEST | NLM_F_ACK)? {
+            NetlinkPayload::Error(e) => match e.code {
+                None => Ok(()),
+                Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
+            },
+            _ => Err(io::Error::other("unexpected rtnetlink answer")),
+        }
+    }
+
+    /// Send `msg` with `flags`; the answer to it.
+    fn exchange(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<NetlinkPayload<RouteNetlinkMessage>> {
         let mut g = self
             .inner
             .lock()
@@ -58,7 +90,7 @@ impl Rtnl {
         let (sock, seq) = &mut *g;
         *seq = seq.wrapping_add(1);
         let mut hdr = NetlinkHeader::default();
-        hdr.flags = NLM_F_REQUEST;
+        hdr.flags = flags;
         hdr.sequence_number = *seq;
         let mut packet = NetlinkMessage::new(hdr, NetlinkPayload::from(msg));
         packet.finalize();
@@ -75,14 +107,7 @@ impl Rtnl {
                 // An answer to an earlier request that timed out.
                 continue;
             }
-            return match reply.payload {
-                NetlinkPayload::InnerMessage(m) => Ok(m),
-                NetlinkPayload::Error(e) => Err(e.code.map_or_else(
-                    || io::Error::other("empty answer"),
-                    |c| io::Error::from_raw_os_error(-c.get()),
-                )),
-                _ => Err(io::Error::other("unexpected rtnetlink answer")),
-            };
+            return Ok(reply.payload);
         }
     }
 

@@ -30,6 +30,7 @@ pub const NAME_MAX: usize = 15;
 
 nix::ioctl_write_ptr_bad!(tun_set_iff, libc::TUNSETIFF, libc::ifreq);
 nix::ioctl_write_ptr_bad!(tun_set_vnet_hdr_sz, libc::TUNSETVNETHDRSZ, libc::c_int);
+nix::ioctl_write_int_bad!(tun_set_persist, libc::TUNSETPERSIST);
 nix::ioctl_write_ptr_bad!(siocsifmtu, libc::SIOCSIFMTU, libc::ifreq);
 nix::ioctl_write_ptr_bad!(siocsifhwaddr, libc::SIOCSIFHWADDR, libc::ifreq);
 nix::ioctl_read_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
@@ -39,57 +40,96 @@ nix::ioctl_write_ptr_bad!(siocsifflags, libc::SIOCSIFFLAGS, libc::ifreq);
 #[derive(Debug)]
 pub struct Tap {
     name: String,
+    /// Where the guest's frames are read and written: the TAP's own descriptor, or for a
+    /// VMM's TAP an AF_PACKET socket on the network device.
     file: File,
+    /// The bytes of virtio-net header in front of every frame on `file`.
+    hdr_len: usize,
+    /// A VMM's TAP is persistent: it is deleted (by this interface index) with the port.
+    persistent: Option<u32>,
     /// The device is gone while the port is not (its network namespace was deleted, say).
     gone: AtomicBool,
+}
+
+/// What kind of device to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A TAP whose descriptor the daemon keeps (a container's NIC), with the guest's MAC.
+    Netdev(MacAddr),
+    /// A persistent TAP left for a VMM to open by name.
+    Vmm,
+    /// A TUN (bare IP packets).
+    Tun,
 }
 
 impl Tap {
     /// Create TAP `name` with the guest's `mac` and `mtu`, and bring it up. Fails, leaving
     /// nothing behind, if the name is taken or invalid.
     pub fn create(name: &str, mac: MacAddr, mtu: u32) -> io::Result<Self> {
-        Self::open(name, Some(mac), mtu)
+        Self::open(name, Kind::Netdev(mac), mtu)
+    }
+
+    /// Create TAP `name` for a virtual machine monitor to open by name (QEMU `-netdev
+    /// tap,ifname=NAME`): persistent, up, with `mtu`, IPv6 off on it (the host itself
+    /// has nothing to say to the guest), and not held open, since a TAP takes one opener.
+    /// The guest's frames are read and written on the network device with an AF_PACKET
+    /// socket: what the VMM writes arrives there, what is sent there reaches the VMM.
+    pub fn create_for_vmm(name: &str, mtu: u32) -> io::Result<Self> {
+        Self::open(name, Kind::Vmm, mtu)
     }
 
     /// Create TUN `name` (`IFF_TUN | IFF_NO_PI`: bare IPv4 and IPv6 packets, no virtio-net
     /// header) with `mtu`, and bring it up: an IP link between a process and the kernel's
     /// routing, as boundary services uses toward its "internet".
     pub fn create_tun(name: &str, mtu: u32) -> io::Result<Self> {
-        Self::open(name, None, mtu)
+        Self::open(name, Kind::Tun, mtu)
     }
 
-    /// A TAP with a virtio-net header and `mac`, or without a MAC a TUN.
-    fn open(name: &str, mac: Option<MacAddr>, mtu: u32) -> io::Result<Self> {
+    fn open(name: &str, kind: Kind, mtu: u32) -> io::Result<Self> {
         let mut ifr = ifreq(name)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open("/dev/net/tun")?;
-        let kind = if mac.is_some() {
-            libc::IFF_TAP | libc::IFF_VNET_HDR
-        } else {
-            libc::IFF_TUN
+        let flags = match kind {
+            Kind::Netdev(_) | Kind::Vmm => libc::IFF_TAP | libc::IFF_VNET_HDR,
+            Kind::Tun => libc::IFF_TUN,
         };
-        ifr.ifr_ifru.ifru_flags = (kind | libc::IFF_NO_PI) as i16;
+        ifr.ifr_ifru.ifru_flags = (flags | libc::IFF_NO_PI) as i16;
         // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
         unsafe { tun_set_iff(file.as_raw_fd(), &ifr) }.map_err(|e| named(e, "TUNSETIFF", name))?;
-        if mac.is_some() {
-            let hdr_len = VNET_HDR_LEN as libc::c_int;
-            // SAFETY: a tun fd and a pointer to an int that outlives the call.
-            unsafe { tun_set_vnet_hdr_sz(file.as_raw_fd(), &hdr_len) }
-                .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
-        }
-        let tap = Self {
+        let mut tap = Self {
             name: name.to_string(),
             file,
+            hdr_len: 0,
+            persistent: None,
             gone: AtomicBool::new(false),
         };
+        match kind {
+            Kind::Netdev(_) => {
+                let hdr_len = VNET_HDR_LEN as libc::c_int;
+                // SAFETY: a tun fd and a pointer to an int that outlives the call.
+                unsafe { tun_set_vnet_hdr_sz(tap.file.as_raw_fd(), &hdr_len) }
+                    .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
+                tap.hdr_len = VNET_HDR_LEN;
+            }
+            Kind::Vmm => {
+                // SAFETY: a tun fd and an integer argument.
+                unsafe { tun_set_persist(tap.file.as_raw_fd(), 1) }
+                    .map_err(|e| named(e, "TUNSETPERSIST", name))?;
+                // From here on the device outlives the descriptor: dropping `tap` deletes it.
+                let ifindex = nix::net::if_::if_nametoindex(name)
+                    .map_err(|e| named(e, "if_nametoindex", name))?;
+                tap.persistent = Some(ifindex);
+            }
+            Kind::Tun => {}
+        }
         let ctl = control_socket()?;
         ifr.ifr_ifru.ifru_mtu = i32::try_from(mtu).unwrap_or(i32::MAX);
         // SAFETY: a socket fd and an `ifreq` naming the device, alive across the call.
         unsafe { siocsifmtu(ctl.as_raw_fd(), &ifr) }.map_err(|e| named(e, "SIOCSIFMTU", name))?;
-        if let Some(mac) = mac {
+        if let Kind::Netdev(mac) = kind {
             // SAFETY: `sockaddr` is plain old data; all zeroes is a valid value.
             let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
             sa.sa_family = libc::ARPHRD_ETHER;
@@ -101,6 +141,10 @@ impl Tap {
             unsafe { siocsifhwaddr(ctl.as_raw_fd(), &ifr) }
                 .map_err(|e| named(e, "SIOCSIFHWADDR", name))?;
         }
+        if kind == Kind::Vmm {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1")
+                .map_err(|e| io::Error::new(e.kind(), format!("IPv6 off on {name}: {e}")))?;
+        }
         // SAFETY: as above; the kernel fills in the flags.
         unsafe { siocgifflags(ctl.as_raw_fd(), &mut ifr) }
             .map_err(|e| named(e, "SIOCGIFFLAGS", name))?;
@@ -110,7 +154,17 @@ impl Tap {
         // SAFETY: as above.
         unsafe { siocsifflags(ctl.as_raw_fd(), &ifr) }
             .map_err(|e| named(e, "SIOCSIFFLAGS", name))?;
+        if let Some(ifindex) = tap.persistent {
+            // The VMM is the TAP's one opener; the daemon is on the device's side.
+            let sock = super::underlay::packet_socket(ifindex, None)?;
+            tap.file = File::from(sock);
+        }
         Ok(tap)
+    }
+
+    /// The bytes of virtio-net header in front of each frame read or written.
+    pub fn hdr_len(&self) -> usize {
+        self.hdr_len
     }
 
     pub fn name(&self) -> &str {
@@ -128,7 +182,7 @@ impl Tap {
     }
 
     /// The device's file: frames are read from and written to it, each behind a
-    /// [`VNET_HDR_LEN`]-byte virtio-net header.
+    /// [`Tap::hdr_len`]-byte virtio-net header.
     pub fn file(&self) -> &File {
         &self.file
     }
@@ -148,6 +202,19 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
         *d = s as libc::c_char;
     }
     Ok(ifr)
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        // A TAP the daemon holds goes with its descriptor; a VMM's is deleted, even while
+        // the VMM still has it open.
+        if let Some(ifindex) = self.persistent {
+            let deleted = super::nexthop::Rtnl::open().and_then(|r| r.delete_link(ifindex));
+            if let Err(e) = deleted {
+                tracing::warn!(port = %self.name, error = %e, "deleting the VMM's TAP");
+            }
+        }
+    }
 }
 
 /// A datagram socket to address interface ioctls to.

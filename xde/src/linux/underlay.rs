@@ -77,49 +77,12 @@ impl UnderlayLink {
         let ifindex = nix::net::if_::if_nametoindex(name)
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("link {name}: {e}")))?;
         let mac = link_mac(name)?;
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: socket(2) with constant arguments; the fd is owned at once.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a new socket nobody else owns.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
         // The filter goes on before the bind, so no unfiltered frame is ever queued.
         let prog = libc::sock_fprog {
             len: BPF_PROGRAM.len() as u16,
             filter: BPF_PROGRAM.as_ptr().cast_mut(),
         };
-        setsockopt(&sock, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
-        let one: libc::c_int = 1;
-        setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)?;
-        // Room for a burst while the loop serves the other link and the TAPs: the default
-        // holds fewer than a hundred full frames. (Root may exceed rmem_max.)
-        let rcvbuf: libc::c_int = RCVBUF;
-        setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf)
-            .or_else(|_| setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf))?;
-        // SAFETY: `sockaddr_ll` is plain old data; all zeroes is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: a valid socket and a `sockaddr_ll` of the length given.
-        let r = unsafe {
-            libc::bind(
-                sock.as_raw_fd(),
-                std::ptr::addr_of!(sll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let sock = packet_socket(ifindex, Some(&prog))?;
         Ok(Self {
             name: name.to_string(),
             ifindex,
@@ -164,6 +127,56 @@ impl UnderlayLink {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// An AF_PACKET socket bound to interface `ifindex`, non-blocking, its frames filtered by
+/// `filter` (attached before the bind, so no unfiltered frame is ever queued), the frames
+/// it sends not looped back to it, with a receive buffer of [`RCVBUF`].
+pub(super) fn packet_socket(
+    ifindex: u32,
+    filter: Option<&libc::sock_fprog>,
+) -> io::Result<OwnedFd> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: socket(2) with constant arguments; the fd is owned at once.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new socket nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    if let Some(prog) = filter {
+        setsockopt(&sock, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, prog)?;
+    }
+    let one: libc::c_int = 1;
+    setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)?;
+    // Room for a burst while the loop serves the other devices: the default holds fewer
+    // than a hundred full frames. (Root may exceed rmem_max.)
+    let rcvbuf: libc::c_int = RCVBUF;
+    setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf)
+        .or_else(|_| setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf))?;
+    // SAFETY: `sockaddr_ll` is plain old data; all zeroes is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: a valid socket and a `sockaddr_ll` of the length given.
+    let r = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            std::ptr::addr_of!(sll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
 }
 
 /// A UDP socket on the Geneve port, on every address, that nothing reads: while it is

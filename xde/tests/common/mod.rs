@@ -16,6 +16,7 @@ use opte_api::{
     ControlRequest, ControlResponse, DhcpCfg, IpAddr, IpCidr, Ipv6Addr, MacAddr, OpteError,
     SetXdeUnderlayReq, Vni,
 };
+use oxide_vpc::api::PortAttach;
 use oxide_vpc::api::cmd::{self, Command};
 use oxide_vpc::api::{
     CreateXdeReq, ExternalIpCfg, FirewallRule, IpCfg, Ipv4Cfg, Ipv6Cfg, PhysNet, RouterClass,
@@ -83,7 +84,13 @@ impl Host for SimHost {
         self.attached.store(false, Ordering::SeqCst);
     }
 
-    fn create_port(&self, name: &str, _mac: MacAddr, _mtu: u32) -> Result<(), OpteError> {
+    fn create_port(
+        &self,
+        name: &str,
+        _mac: MacAddr,
+        _mtu: u32,
+        _attach: PortAttach,
+    ) -> Result<(), OpteError> {
         self.ports.write().unwrap().push(name.to_string());
         Ok(())
     }
@@ -246,6 +253,7 @@ impl Rack {
                 xde_devname: name.into(),
                 cfg: cfg.clone(),
                 mtu: None,
+                attach: PortAttach::Netdev,
             },
         )
         .unwrap();
