@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod http;
+pub mod kernel;
 pub mod vpc;
 
 /// Whether this process runs as root.
@@ -411,6 +412,47 @@ impl Drop for Daemon {
             }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// `iperf3 -c` run in namespace `from` against an `iperf3 -s -1` started for it in
+/// namespace `to` on address `to_ip`, with `args`; its JSON report.
+pub fn iperf3(
+    from: &Netns,
+    to: &Netns,
+    to_ip: &str,
+    args: &[&str],
+) -> Result<serde_json::Value, String> {
+    let mut server = Proc::spawn(
+        to.command(Path::new("iperf3"))
+            .args(["-s", "-1", "-B", to_ip])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    let until = Instant::now() + Duration::from_secs(5);
+    while !to
+        .try_exec(&["ss", "-ltn"])?
+        .contains(&format!("{to_ip}:5201"))
+    {
+        if Instant::now() > until {
+            return Err("iperf3 -s did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut a = vec!["iperf3", "-c", to_ip, "-J"];
+    a.extend_from_slice(args);
+    let out = from.try_exec(&a);
+    server.stop();
+    let out = out?;
+    serde_json::from_str(&out).map_err(|e| format!("iperf3's report: {e}: {out}"))
+}
+
+/// The throughput the receiver measured in an iperf3 TCP report, in bits per second.
+pub fn iperf3_received_bps(report: &serde_json::Value) -> Result<f64, String> {
+    let r = &report["end"]["sum_received"];
+    match (r["bits_per_second"].as_f64(), r["bytes"].as_u64()) {
+        (Some(bps), Some(bytes)) if bytes > 0 => Ok(bps),
+        _ => Err(format!("iperf3 moved no data: {}", report["error"])),
     }
 }
 

@@ -243,28 +243,11 @@ fn check_underlay_capture(pcap: &std::path::Path) {
     );
 }
 
-/// Run `iperf3 -c` from guest `from` against an `iperf3 -s -1` started in guest `to`, with
+/// Run `iperf3 -c` from guest `from` against an `iperf3 -s -1` in guest `to`, with
 /// `extra` arguments; its JSON report.
 fn iperf3(lab: &Lab, from: &str, to: &str, extra: &[&str]) -> serde_json::Value {
     let (src, dst) = (lab.guest(from), lab.guest(to));
-    let ip = dst.ip4();
-    let mut server = Proc::spawn(
-        dst.ns
-            .command(std::path::Path::new("iperf3"))
-            .args(["-s", "-1", "-B", &ip])
-            .stdout(std::process::Stdio::null()),
-    )
-    .unwrap();
-    let until = Instant::now() + Duration::from_secs(5);
-    while !dst.ns.exec(&["ss", "-ltn"]).contains(&format!("{ip}:5201")) {
-        assert!(Instant::now() < until, "iperf3 -s never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut args = vec!["iperf3", "-c", &ip, "-J"];
-    args.extend_from_slice(extra);
-    let out = src.ns.exec(&args);
-    let _ = server.stop();
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("iperf3's report: {e}: {out}"))
+    xde_lab::iperf3(&src.ns, &dst.ns, &dst.ip4(), extra).unwrap()
 }
 
 #[test]

@@ -5,20 +5,23 @@
 //! everything is removed, and the exit status is 0 only if every step passed.
 //!
 //! `xde-demo [--keep]`: `--keep` leaves the VPC up and says how to enter each guest.
-//! `xde-demo --down [ID]`: removes the kept ones (or the one named). As root. `xded`, `xde-boundary` and `opteadm`
+//! `xde-demo --down [ID]`: removes the kept ones (or the one named).
+//! `xde-demo --compare`: iperf3 TCP, one stream, guest to guest across sleds through the
+//! daemons and through the same topology built with the kernel alone (bridge + VXLAN),
+//! interleaved, three runs each. As root. `xded`, `xde-boundary` and `opteadm`
 //! are taken from beside this program.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use xde_lab::vpc::{self, Bins, GuestSpec, INTERNET_IP, Lab, State};
 use xde_lab::{Proc, is_root, unique};
 
 /// Where kept demos are written down, for `--down`.
 const STATE_DIR: &str = "/run/opte-demo";
 
-const USAGE: &str = "usage: xde-demo [--keep] | --down [ID]";
+const USAGE: &str = "usage: xde-demo [--keep] | --down [ID] | --compare";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
         ["--keep"] => demo(true),
         ["--down"] => down(None),
         ["--down", id] => down(Some(id)),
+        ["--compare"] => compare(3),
         ["-h" | "--help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -324,39 +328,14 @@ fn ping(from: &vpc::Guest, to: &str) -> Result<String, String> {
 
 /// iperf3 for 3 s from `from` to `to`: the throughput the receiver measured.
 fn iperf3(from: &vpc::Guest, to: &vpc::Guest) -> Result<String, String> {
-    let ip = to.ip4();
-    let mut server = Proc::spawn(
-        to.ns
-            .command(Path::new("iperf3"))
-            .args(["-s", "-1", "-B", &ip])
-            .stdout(std::process::Stdio::null()),
-    )?;
-    let until = Instant::now() + Duration::from_secs(5);
-    while !to
-        .ns
-        .try_exec(&["ss", "-ltn"])?
-        .contains(&format!("{ip}:5201"))
-    {
-        if Instant::now() > until {
-            return Err("iperf3 -s did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = from.ns.try_exec(&["iperf3", "-c", &ip, "-t", "3", "-J"]);
-    server.stop();
-    let out = out?;
-    let v: serde_json::Value =
-        serde_json::from_str(&out).map_err(|e| format!("iperf3's report: {e}"))?;
-    let r = &v["end"]["sum_received"];
-    let (bps, bytes) = (r["bits_per_second"].as_f64(), r["bytes"].as_u64());
-    match (bps, bytes) {
-        (Some(bps), Some(bytes)) if bytes > 0 => Ok(format!(
-            "{:.0} Mbit/s, {:.0} MB received",
-            bps / 1e6,
-            bytes as f64 / 1e6
-        )),
-        _ => Err(format!("no data: {}", v["error"])),
-    }
+    let report = xde_lab::iperf3(&from.ns, &to.ns, &to.ip4(), &["-t", "3"])?;
+    let bps = xde_lab::iperf3_received_bps(&report)?;
+    let bytes = report["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    Ok(format!(
+        "{:.0} Mbit/s, {:.0} MB received",
+        bps / 1e6,
+        bytes as f64 / 1e6
+    ))
 }
 
 /// curl the internet host's web server: the address it saw.
@@ -389,6 +368,85 @@ fn curl(g: &vpc::Guest) -> Result<String, String> {
         ));
     }
     Ok(format!("the internet saw {seen}"))
+}
+
+/// iperf3 TCP (one stream, 3 s) guest to guest across sleds, through OPTE and through the
+/// kernel's bridge + VXLAN, `runs` times each, interleaved; both and their ratio.
+fn compare(runs: usize) -> ExitCode {
+    if !is_root() {
+        eprintln!("xde-demo --compare must run as root");
+        return ExitCode::FAILURE;
+    }
+    let (Ok(xded), Ok(boundary)) = (beside_me("xded"), beside_me("xde-boundary")) else {
+        eprintln!("xde-demo: xded or xde-boundary is missing beside me");
+        return ExitCode::FAILURE;
+    };
+    let id = unique("xdcmp");
+    on_interrupt_remove(id.clone());
+    let built = Lab::build(
+        &Bins { xded, boundary },
+        &id,
+        2,
+        &[
+            GuestSpec::new("a1", 100, 30, 5, 0),
+            GuestSpec::new("a2", 100, 30, 6, 1),
+        ],
+    )
+    .and_then(|lab| Ok((lab, xde_lab::kernel::KernelVpc::build(&id)?)));
+    let (lab, kernel) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("xde-demo: {e}");
+            vpc::remove_by_id(&id);
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut opte, mut kern) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let o = xde_lab::iperf3(
+            &lab.guest("a1").ns,
+            &lab.guest("a2").ns,
+            "172.30.0.6",
+            &["-t", "3"],
+        )
+        .and_then(|r| xde_lab::iperf3_received_bps(&r));
+        let k = xde_lab::iperf3(
+            &kernel.guests[0],
+            &kernel.guests[1],
+            "172.30.0.6",
+            &["-t", "3"],
+        )
+        .and_then(|r| xde_lab::iperf3_received_bps(&r));
+        match (o, k) {
+            (Ok(o), Ok(k)) => {
+                opte.push(o / 1e6);
+                kern.push(k / 1e6);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("xde-demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let show = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("iperf3 TCP, 1 stream, 3 s, guest to guest across sleds (Mbit/s):");
+    println!("  OPTE (xded ×2, Geneve):      {}", show(&opte));
+    println!("  kernel (bridge + VXLAN):     {}", show(&kern));
+    let (mo, mk) = (median(&mut opte), median(&mut kern));
+    println!(
+        "  medians: OPTE {mo:.0}, kernel {mk:.0}; OPTE/kernel = {:.2}",
+        mo / mk
+    );
+    ExitCode::SUCCESS
 }
 
 /// On SIGINT or SIGTERM, remove what demo `id` made and exit.

@@ -135,13 +135,20 @@ impl Host for LinuxHost {
     }
 
     fn delete_port(&self, name: &str) {
-        if self
+        let tap = self
             .taps
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(name)
-            .is_some()
-        {
+            .remove(name);
+        if let Some(tap) = tap {
+            // The device goes when its last holder lets go: the datapath drops its view of
+            // the ports within one rescan. Wait for that (boundedly), so that the device is
+            // gone when delete-xde returns.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while Arc::strong_count(&tap) > 1 && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            drop(tap);
             tracing::info!(port = name, "TAP removed");
         }
     }
