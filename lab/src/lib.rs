@@ -456,6 +456,49 @@ pub fn iperf3_received_bps(report: &serde_json::Value) -> Result<f64, String> {
     }
 }
 
+/// Read capture `pcap` with tshark, checksums validated (IPv4, UDP, TCP; a zero UDP
+/// checksum over IPv6 is allowed, as RFC 6935 allows it for tunnels), with `args` (a
+/// display filter, fields...); its output.
+pub fn tshark(pcap: &Path, args: &[&str]) -> String {
+    let mut a = vec![
+        "-r",
+        pcap.to_str().unwrap_or_default(),
+        "-n",
+        "-o",
+        "udp.ignore_ipv6_zero_checksum:TRUE",
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+    ];
+    a.extend_from_slice(args);
+    ok("tshark", &a)
+}
+
+/// The frames of `pcap` that tshark finds malformed or in error, or that match
+/// `also_bad` (a display filter; empty for none): their numbers and tshark's messages.
+pub fn tshark_problems(pcap: &Path, also_bad: &str) -> String {
+    let mut filter = String::from("_ws.malformed || _ws.expert.severity == \"Error\"");
+    if !also_bad.is_empty() {
+        filter = format!("({also_bad}) || {filter}");
+    }
+    tshark(
+        pcap,
+        &[
+            "-Y",
+            &filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "_ws.expert.message",
+        ],
+    )
+}
+
 /// Run `f` on a thread inside network namespace `ns`.
 pub fn in_netns<T: Send + 'static>(
     ns: &str,

@@ -145,21 +145,6 @@ impl GuestSpec {
     }
 }
 
-/// The RFD 63 default inbound rules: from the VPC, SSH, ICMP.
-pub fn default_fw_rules(v: Vni) -> Vec<FirewallRule> {
-    [
-        format!(
-            "dir=in action=allow priority=65534 hosts=vni={}",
-            v.as_u32()
-        ),
-        "dir=in action=allow priority=65534 protocol=tcp port=22".to_string(),
-        "dir=in action=allow priority=65534 protocol=icmp".to_string(),
-    ]
-    .iter()
-    .filter_map(|s| s.parse().ok())
-    .collect()
-}
-
 /// A sled: a namespace running `xded`.
 #[derive(Debug)]
 pub struct Sled {
@@ -489,7 +474,7 @@ impl Lab {
         }
         hdl.set_firewall_rules(&SetFwRulesReq {
             port_name: g.name.clone(),
-            rules: default_fw_rules(cfg.vni),
+            rules: FirewallRule::vpc_defaults(cfg.vni),
         })
         .map_err(e)?;
         let ns = Netns::try_named(&format!("{}-{}", self.id, g.name))?;

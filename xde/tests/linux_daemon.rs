@@ -419,31 +419,9 @@ fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
         w.write_frame(0, &frame).unwrap();
         w.flush().unwrap();
     }
-    let prefs = [
-        "-o",
-        "udp.ignore_ipv6_zero_checksum:TRUE",
-        "-o",
-        "ip.check_checksum:TRUE",
-        "-o",
-        "udp.check_checksum:TRUE",
-    ];
-    let p = pcap.to_str().unwrap();
-    let mut args = vec!["-r", p, "-n"];
-    args.extend(prefs);
-    args.extend(["-Y", "_ws.malformed || _ws.expert.severity == \"Error\""]);
-    args.extend([
-        "-T",
-        "fields",
-        "-e",
-        "frame.number",
-        "-e",
-        "_ws.expert.message",
-    ]);
-    let bad = ok("tshark", &args);
+    let bad = xde_lab::tshark_problems(&pcap, "");
     assert!(bad.trim().is_empty(), "tshark: {bad}");
-    let mut args = vec!["-r", p, "-n"];
-    args.extend(prefs);
-    args.extend(["-T", "fields", "-E", "separator=|"]);
+    let mut args = vec!["-T", "fields", "-E", "separator=|"];
     for f in [
         "ipv6.dst",
         "udp.dstport",
@@ -454,7 +432,7 @@ fn a_guest_reaches_another_sled_through_the_kernels_next_hop() {
     ] {
         args.extend(["-e", f]);
     }
-    let fields = ok("tshark", &args);
+    let fields = xde_lab::tshark(&pcap, &args);
     assert_eq!(
         fields.trim(),
         "fd00:77::2|6081|0x000050|172.30.0.5|172.30.0.9|8",

@@ -161,58 +161,38 @@ fn guests_reach_the_internet_by_snat_ephemeral_and_floating_ips() {
 /// on VNI 99 from an external address; from it on the guest's VNI with the Oxide
 /// "external" option, to an external address.
 fn check_underlay_capture(pcap: &std::path::Path) {
-    let p = pcap.to_str().unwrap();
-    let prefs = [
-        "-o",
-        "udp.ignore_ipv6_zero_checksum:TRUE",
-        "-o",
-        "ip.check_checksum:TRUE",
-        "-o",
-        "udp.check_checksum:TRUE",
-        "-o",
-        "tcp.check_checksum:TRUE",
-    ];
-    let tshark = |filter: &[&str]| {
-        let mut args = vec!["-r", p, "-n"];
-        args.extend(prefs);
-        args.extend_from_slice(filter);
-        xde_lab::ok("tshark", &args)
-    };
-    let bad = tshark(&[
-        "-Y",
-        "!icmpv6 && !(eth.type == 0x86dd && udp.dstport == 6081 && geneve && ip) || _ws.malformed || _ws.expert.severity == \"Error\"",
-        "-T",
-        "fields",
-        "-e",
-        "frame.number",
-        "-e",
-        "_ws.expert.message",
-    ]);
+    let bad = xde_lab::tshark_problems(
+        pcap,
+        "!icmpv6 && !(eth.type == 0x86dd && udp.dstport == 6081 && geneve && ip)",
+    );
     assert!(bad.trim().is_empty(), "frames tshark finds wrong: {bad}");
-    let fields = tshark(&[
-        "-Y",
-        "geneve",
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-e",
-        "ipv6.src",
-        "-e",
-        "ipv6.dst",
-        "-e",
-        "udp.dstport",
-        "-e",
-        "geneve.vni",
-        "-e",
-        "geneve.option.class",
-        "-e",
-        "geneve.option.type",
-        "-e",
-        "ip.src",
-        "-e",
-        "ip.dst",
-    ]);
+    let fields = xde_lab::tshark(
+        pcap,
+        &[
+            "-Y",
+            "geneve",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "geneve.vni",
+            "-e",
+            "geneve.option.class",
+            "-e",
+            "geneve.option.type",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+        ],
+    );
     let (mut to_b, mut from_b) = (0, 0);
     for line in fields.lines() {
         let f: Vec<&str> = line.split('|').collect();

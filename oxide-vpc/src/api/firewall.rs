@@ -81,6 +81,32 @@ pub struct FirewallRule {
     pub priority: u16,
 }
 
+impl FirewallRule {
+    /// The default inbound rules of a VPC's guests (RFD 63), as the control plane
+    /// installs them: from any guest of VPC `vni`, SSH, and ICMP, at priority 65534.
+    pub fn vpc_defaults(vni: Vni) -> Vec<Self> {
+        let allow = |hosts, protocol, ports| Self {
+            direction: Direction::In,
+            filters: Filters {
+                hosts,
+                protocol,
+                ports,
+            },
+            action: FirewallAction::Allow,
+            priority: 65534,
+        };
+        alloc::vec![
+            allow(Address::Vni(vni), ProtoFilter::Any, Ports::Any),
+            allow(
+                Address::Any,
+                ProtoFilter::Tcp,
+                Ports::PortList(alloc::vec![22])
+            ),
+            allow(Address::Any, ProtoFilter::Icmp(None), Ports::Any),
+        ]
+    }
+}
+
 /// What was wrong with a firewall rule's text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FwRuleParseError {
@@ -330,6 +356,20 @@ impl FromStr for FirewallRule {
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn vpc_defaults_are_the_rfd63_rules() {
+        let vni = Vni::new(7777u32).unwrap();
+        let want: Vec<FirewallRule> = [
+            "dir=in action=allow priority=65534 hosts=vni=7777",
+            "dir=in action=allow priority=65534 protocol=tcp port=22",
+            "dir=in action=allow priority=65534 protocol=icmp",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(FirewallRule::vpc_defaults(vni), want);
+    }
 
     #[test]
     fn ports_from_str_good() {

@@ -132,17 +132,7 @@ pub fn register(tables: &VpcTables, c: &VpcCfg) {
 
 /// The RFD 63 default inbound rules the control plane installs.
 pub fn default_fw_rules(v: Vni) -> Vec<FirewallRule> {
-    [
-        format!(
-            "dir=in action=allow priority=65534 hosts=vni={}",
-            v.as_u32()
-        ),
-        "dir=in action=allow priority=65534 protocol=tcp port=22".to_string(),
-        "dir=in action=allow priority=65534 protocol=icmp".to_string(),
-    ]
-    .iter()
-    .map(|s| s.parse().unwrap())
-    .collect()
+    FirewallRule::vpc_defaults(v)
 }
 
 /// A running port set up like the reference harness: V2P of itself, V2B defaults to

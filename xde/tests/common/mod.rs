@@ -416,17 +416,7 @@ pub fn own_ips(cfg: &VpcCfg) -> Vec<IpAddr> {
 
 /// The RFD 63 default inbound rules: from the VPC, SSH, ICMP.
 pub fn default_fw_rules(v: Vni) -> Vec<FirewallRule> {
-    [
-        format!(
-            "dir=in action=allow priority=65534 hosts=vni={}",
-            v.as_u32()
-        ),
-        "dir=in action=allow priority=65534 protocol=tcp port=22".to_string(),
-        "dir=in action=allow priority=65534 protocol=icmp".to_string(),
-    ]
-    .iter()
-    .map(|s| s.parse().unwrap())
-    .collect()
+    FirewallRule::vpc_defaults(v)
 }
 
 /// A dual-stack guest of VPC `v`: 172.30.0.`last` and fd00::`last`, SNAT on 10.77.77.13.
