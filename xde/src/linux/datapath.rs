@@ -67,6 +67,7 @@ impl Pool {
 pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
     let mut pool = Pool::default();
     let mut out: Vec<Emit> = Vec::with_capacity(BATCH * 2);
+    let mut sends = Vec::with_capacity(BATCH * 2);
     while !stop.load(Ordering::Acquire) {
         let taps = xde.host().taps();
         let Some(ready) = wait_ready(taps.iter().map(|t| t.file().as_fd())) else {
@@ -83,7 +84,7 @@ pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool
                 };
                 xde.tx(&port, pkt, now, &mut out);
             }
-            carry_out(&xde, &mut out, &mut pool);
+            carry_out(&xde, &mut out, &mut pool, &mut sends);
         }
     }
 }
@@ -147,11 +148,14 @@ fn read_frame(tap: &Tap, pool: &mut Pool) -> Option<Packet> {
     }
 }
 
-/// Run until `stop` is set: read both underlay links (while attached), carry out what the
-/// core says.
+/// Run until `stop` is set: read both underlay links (while attached), a batch of frames
+/// per system call, and carry out what the core says.
 pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
     let mut pool = Pool::default();
     let mut out: Vec<Emit> = Vec::with_capacity(BATCH * 2);
+    let mut sends = Vec::with_capacity(BATCH * 2);
+    let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
+    let mut lens = [0usize; BATCH];
     while !stop.load(Ordering::Acquire) {
         let Some(under) = xde.host().underlay() else {
             std::thread::sleep(RESCAN);
@@ -166,41 +170,38 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
             .zip(ready)
             .filter(|(_, r)| *r)
         {
-            let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
-            for _ in 0..BATCH {
-                let mut buf = pool.take();
-                let n = match l.recv(buf.get_mut(HEADROOM..).unwrap_or(&mut [])) {
-                    Ok(Some(n)) => n,
-                    Ok(None) => {
-                        pool.0.push(buf);
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(link = l.name(), error = %e, "reading the underlay failed");
-                        pool.0.push(buf);
-                        break;
-                    }
-                };
-                let pkt = match Segment::from_vec(buf, HEADROOM, HEADROOM + n) {
-                    Ok(seg) => Packet::from_segment(seg),
-                    Err((buf, _)) => {
-                        pool.0.push(buf);
-                        continue;
-                    }
-                };
-                xde.rx(link, pkt, now, &mut out);
+            while bufs.len() < BATCH {
+                bufs.push(pool.take());
             }
-            carry_out(&xde, &mut out, &mut pool);
+            let n = match l.recv_batch(&mut bufs, HEADROOM, &mut lens) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(link = l.name(), error = %e, "reading the underlay failed");
+                    continue;
+                }
+            };
+            let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
+            for (buf, &len) in bufs.drain(..n).zip(&lens) {
+                match Segment::from_vec(buf, HEADROOM, HEADROOM + len) {
+                    Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut out),
+                    Err((buf, _)) => pool.0.push(buf),
+                }
+            }
+            carry_out(&xde, &mut out, &mut pool, &mut sends);
         }
     }
 }
 
 /// Do what the core asked: frames for guests are written to their TAPs, frames for the
-/// underlay sent on the link it chose; what is not ours is dropped (the kernel has its own
-/// copy of anything that reached it). The underlay and a guest's TAP are looked up once a
-/// batch, not once a frame (a batch's frames mostly go one way).
-fn carry_out(xde: &Xde<LinuxHost>, out: &mut Vec<Emit>, pool: &mut Pool) {
-    let mut under = None;
+/// underlay sent on the link it chose, a batch per link per system call; what is not ours
+/// is dropped (the kernel has its own copy of anything that reached it). A guest's TAP is
+/// looked up once a batch, not once a frame (a batch's frames mostly go one way).
+fn carry_out(
+    xde: &Xde<LinuxHost>,
+    out: &mut Vec<Emit>,
+    pool: &mut Pool,
+    sends: &mut Vec<(Link, Packet)>,
+) {
     let mut tap: Option<Arc<Tap>> = None;
     for e in out.drain(..) {
         match e {
@@ -221,17 +222,45 @@ fn carry_out(xde: &Xde<LinuxHost>, out: &mut Vec<Emit>, pool: &mut Pool) {
                 }
                 pool.give(pkt);
             }
-            Emit::Underlay { link, pkt } => {
-                let u = under.get_or_insert_with(|| xde.host().underlay());
-                if let Some(l) = u.as_ref().and_then(|u| u.link(link))
-                    && let Err(e) = with_iov(&[], &pkt, |iov| l.send(iov))
-                {
-                    tracing::debug!(link = l.name(), error = %e, "sending on the underlay failed");
-                }
-                pool.give(pkt);
-            }
+            Emit::Underlay { link, pkt } => sends.push((link, pkt)),
             Emit::NotOurs(pkt) => pool.give(pkt),
         }
+    }
+    send_underlay(xde, sends, pool);
+}
+
+/// Send the frames gathered for the underlay, one sendmmsg per link (and per 64 frames).
+fn send_underlay(xde: &Xde<LinuxHost>, sends: &mut Vec<(Link, Packet)>, pool: &mut Pool) {
+    if sends.is_empty() {
+        return;
+    }
+    if let Some(u) = xde.host().underlay() {
+        for link in [Link::U1, Link::U2] {
+            let Some(l) = u.link(link) else {
+                continue;
+            };
+            let mut iov: Vec<IoSlice<'_>> = Vec::new();
+            let mut counts: Vec<usize> = Vec::new();
+            for (_, pkt) in sends.iter().filter(|(k, _)| *k == link) {
+                let before = iov.len();
+                iov.extend(pkt.segments().map(|s| IoSlice::new(s.data())));
+                counts.push(iov.len() - before);
+            }
+            if counts.is_empty() {
+                continue;
+            }
+            let sent = l.send_batch(&iov, &counts);
+            if sent < counts.len() {
+                tracing::debug!(
+                    link = l.name(),
+                    lost = counts.len() - sent,
+                    "the underlay refused frames"
+                );
+            }
+        }
+    }
+    for (_, pkt) in sends.drain(..) {
+        pool.give(pkt);
     }
 }
 

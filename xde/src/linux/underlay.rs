@@ -115,6 +115,103 @@ impl UnderlayLink {
             .map_err(io::Error::from)
     }
 
+    /// Send frames at once (sendmmsg): frame `i` is the next `counts[i]` pieces of `iov`.
+    /// Returns how many were sent; the rest were refused by the kernel (a full queue, a
+    /// link gone down) and are lost, as on a wire.
+    pub fn send_batch(&self, iov: &[std::io::IoSlice<'_>], counts: &[usize]) -> usize {
+        const MAX: usize = 64;
+        let (mut sent, mut at) = (0, 0);
+        for chunk in counts.chunks(MAX) {
+            // SAFETY: `mmsghdr` is plain old data; all zeroes is a valid value.
+            let mut msgs: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
+            let mut n = 0;
+            for (m, &k) in msgs.iter_mut().zip(chunk) {
+                let Some(pieces) = iov.get(at..at + k) else {
+                    break;
+                };
+                // `IoSlice` is ABI compatible with `iovec` on Unix; the kernel only reads.
+                m.msg_hdr.msg_iov = pieces.as_ptr().cast_mut().cast();
+                m.msg_hdr.msg_iovlen = k;
+                at += k;
+                n += 1;
+            }
+            let mut done = 0;
+            while done < n {
+                let Some(rest) = msgs.get_mut(done..n) else {
+                    break;
+                };
+                // SAFETY: `rest` holds `rest.len()` headers whose iovecs point into `iov`,
+                // borrowed for the whole call.
+                let r = unsafe {
+                    libc::sendmmsg(
+                        self.sock.as_raw_fd(),
+                        rest.as_mut_ptr(),
+                        rest.len() as u32,
+                        0,
+                    )
+                };
+                if r <= 0 {
+                    // The first frame was refused: skip it, try the rest.
+                    done += 1;
+                } else {
+                    done += r as usize;
+                    sent += r as usize;
+                }
+            }
+        }
+        sent
+    }
+
+    /// Receive up to `bufs.len()` waiting frames at once (recvmmsg), frame `i` into
+    /// `bufs[i][at..]`, its length into `lens[i]`; how many (0 when none is waiting).
+    pub fn recv_batch(
+        &self,
+        bufs: &mut [Vec<u8>],
+        at: usize,
+        lens: &mut [usize],
+    ) -> io::Result<usize> {
+        const MAX: usize = 64;
+        // SAFETY: `iovec` and `mmsghdr` are plain old data; all zeroes is a valid value.
+        let mut iov: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
+        let mut n = 0;
+        for ((v, m), b) in iov.iter_mut().zip(msgs.iter_mut()).zip(bufs.iter_mut()) {
+            let Some(room) = b.get_mut(at..) else {
+                break;
+            };
+            v.iov_base = room.as_mut_ptr().cast();
+            v.iov_len = room.len();
+            m.msg_hdr.msg_iov = std::ptr::from_mut(v);
+            m.msg_hdr.msg_iovlen = 1;
+            n += 1;
+        }
+        let n = n.min(lens.len());
+        // SAFETY: `n` headers, each with one iovec into a buffer of `bufs`, all borrowed
+        // mutably for the call.
+        let r = unsafe {
+            libc::recvmmsg(
+                self.sock.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(0),
+                _ => Err(e),
+            };
+        }
+        let r = r as usize;
+        for (len, m) in lens.iter_mut().zip(&msgs).take(r) {
+            *len = m.msg_len as usize;
+        }
+        Ok(r)
+    }
+
     /// Receive one frame into `buf`; `None` when nothing is waiting.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         match nix::sys::socket::recv(
