@@ -137,3 +137,26 @@ fn a_kept_demo_stays_up_until_down_removes_it() {
     let (ok, out) = demo(&["--down", &id]);
     assert!(ok && out.contains("no kept demo"), "{out}");
 }
+
+#[test]
+fn the_demo_run_by_someone_else_than_root_says_so_and_stops() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // A copy of the demo that `nobody` may run wherever the checkout lives.
+    let dir = std::env::temp_dir().join(xde_lab::unique("xdemo-nobody-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let me = dir.join("xde-demo");
+    std::fs::copy(env!("CARGO_BIN_EXE_xde-demo"), &me).unwrap();
+    for (p, mode) in [(&dir, 0o755), (&me, 0o755)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = Command::new(&me).uid(65534).gid(65534).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("must run as root"), "{err}");
+    assert!(out.stdout.is_empty(), "it started nothing");
+}
