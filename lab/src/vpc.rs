@@ -627,6 +627,25 @@ pub fn down(s: &State) {
     }
 }
 
+/// On SIGINT or SIGTERM, remove what the lab named `id` made (see [`remove_by_id`]) and
+/// exit. Blocks both signals in the calling thread: call it first, from the main thread.
+pub fn on_interrupt_remove(id: String) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if set.wait().is_ok() {
+            println!("\ninterrupted: removing {id}");
+            remove_by_id(&id);
+            std::process::exit(130);
+        }
+    });
+}
+
 /// Where a lab keeps its files.
 fn lab_dir(id: &str) -> PathBuf {
     std::env::temp_dir().join(id)

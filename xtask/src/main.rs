@@ -2,6 +2,8 @@
 //!
 //! - `demo [--keep | --down]`: the project's main job, a small VPC on this machine (see
 //!   `lab/src/bin/xde-demo.rs`), built in release after installing what it needs.
+//! - `kbench [--runs N] [--json]`: OPTE's Linux host against the kernel's bridge + VXLAN
+//!   (`lab/src/bin/xde-kbench.rs`), built in release; `cargo kbench` is its alias.
 //! - `test`: everything CI checks, in the order a failure is cheapest to see: formatting,
 //!   clippy (warnings are errors), the `no_std` build of the engine crates, and every test of
 //!   the workspace (which includes the tshark dissection check and the fuzz corpus replay).
@@ -27,9 +29,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("demo") => demo(&args[1..]),
+        Some("kbench") => kbench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!(
-                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down]   a small VPC on this machine, step by step (root; installs what it needs)\n  test                     format, lint and run every test (installs what tests need)"
+                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down]   a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json]  OPTE's Linux host against the kernel's bridge + VXLAN (root)\n  test                     format, lint and run every test (installs what tests need)"
             );
             Ok(())
         }
@@ -44,15 +47,67 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether this process runs as root.
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Build the Linux host's programs and the lab's (release).
+fn build_lab() -> Result<(), String> {
+    step(
+        "build xded, xde-boundary, opteadm, the demo and kbench (release)",
+        cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "xde",
+            "-p",
+            "opteadm",
+            "-p",
+            "xde-lab",
+            "--bins",
+        ]),
+    )
+}
+
+/// A program of the lab, built in release, run with `args`.
+fn run_release(program: &str, args: &[&str]) -> Result<(), String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let status = Command::new(target.join("release").join(program))
+        .args(args)
+        .status()
+        .map_err(|e| format!("running {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} failed ({status})"))
+    }
+}
+
+/// `cargo kbench`: as root, iperf3 and sockperf installed, built in release, then
+/// `xde-kbench` (a benchmark: it prints figures and never fails on them).
+fn kbench(args: &[String]) -> Result<(), String> {
+    if !is_root() {
+        return Err(
+            "kbench must run as root: it makes network namespaces, bridges and TAP devices".into(),
+        );
+    }
+    ensure_apt_packages()?;
+    ensure_packages(&[("sockperf", "sockperf")])?;
+    build_lab()?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_release("xde-kbench", &args)
+}
+
 /// The demo: as root, what it needs installed, built in release, then run
 /// (`target/release/xde-demo`, with `--keep` or `--down` passed on).
 fn demo(args: &[String]) -> Result<(), String> {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if uid != "0" {
+    if !is_root() {
         return Err(
             "the demo must run as root: it makes network namespaces, bridges and TAP devices \
              (try: sudo -E cargo xtask demo)"
@@ -69,32 +124,8 @@ fn demo(args: &[String]) -> Result<(), String> {
     if flags.is_empty() || flags == ["--keep"] {
         ensure_apt_packages()?;
     }
-    step(
-        "build xded, xde-boundary, opteadm and the demo (release)",
-        cargo(&[
-            "build",
-            "--release",
-            "-p",
-            "xde",
-            "-p",
-            "opteadm",
-            "-p",
-            "xde-lab",
-            "--bins",
-        ]),
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let status = Command::new(target.join("release/xde-demo"))
-        .args(&flags)
-        .status()
-        .map_err(|e| format!("running the demo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the demo failed ({status})"))
-    }
+    build_lab()?;
+    run_release("xde-demo", &flags).map_err(|_| "the demo failed".to_string())
 }
 
 fn test() -> Result<(), String> {
@@ -235,7 +266,13 @@ fn have_command(cmd: &str) -> bool {
 }
 
 fn ensure_apt_packages() -> Result<(), String> {
-    let missing: Vec<&str> = APT_PACKAGES
+    ensure_packages(APT_PACKAGES)
+}
+
+/// Install those of `packages` (Debian package, a command it provides) whose command is
+/// missing.
+fn ensure_packages(packages: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, cmd)| !have_command(cmd))
         .map(|(pkg, _)| *pkg)
@@ -243,13 +280,9 @@ fn ensure_apt_packages() -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    if !is_root {
+    if !is_root() {
         return Err(format!(
-            "the tests need these Debian packages: {}; install them (apt-get install {}) or run as root",
+            "these Debian packages are needed: {}; install them (apt-get install {}) or run as root",
             missing.join(", "),
             missing.join(" ")
         ));

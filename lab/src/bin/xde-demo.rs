@@ -140,7 +140,7 @@ fn demo(keep: bool) -> ExitCode {
         }
     }
     let id = unique("xdemo");
-    on_interrupt_remove(id.clone());
+    vpc::on_interrupt_remove(id.clone());
     let (bins, opteadm) = bins;
     let a = 100;
     let b = 200;
@@ -382,7 +382,7 @@ fn compare(runs: usize) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let id = unique("xdcmp");
-    on_interrupt_remove(id.clone());
+    vpc::on_interrupt_remove(id.clone());
     let built = Lab::build(
         &Bins { xded, boundary },
         &id,
@@ -447,24 +447,6 @@ fn compare(runs: usize) -> ExitCode {
         mo / mk
     );
     ExitCode::SUCCESS
-}
-
-/// On SIGINT or SIGTERM, remove what demo `id` made and exit.
-fn on_interrupt_remove(id: String) {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    if set.thread_block().is_err() {
-        return;
-    }
-    std::thread::spawn(move || {
-        if set.wait().is_ok() {
-            println!("\ninterrupted: removing demo {id}");
-            vpc::remove_by_id(&id);
-            std::process::exit(130);
-        }
-    });
 }
 
 fn save_state(id: &str, s: &State) -> Result<PathBuf, String> {

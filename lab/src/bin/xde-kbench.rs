@@ -1,0 +1,408 @@
+//! `xde-kbench` (`cargo kbench`): OPTE's Linux host against the kernel's own overlay, side
+//! by side, on this machine. The demo's two sleds with a guest of one VPC on each, once
+//! through the daemons (`xded` ×2, Geneve) and once built with the kernel alone (bridge +
+//! VXLAN over the IPv6 underlay; this kernel has no Geneve), guest to guest across sleds:
+//!
+//! - iperf3 TCP, 1 stream and 4 streams (receiver's throughput);
+//! - iperf3 UDP with 64-byte payloads: the packets per second received at under 1% loss
+//!   (the sending rate is lowered until the loss is under 1%);
+//! - request/response latency: sockperf ping-pong over TCP, full round trips, median and
+//!   99th percentile;
+//!
+//! interleaved (OPTE, kernel, OPTE, ...), `--runs N` times each (3 by default), with the
+//! CPU each side spent per packet: the whole machine's busy time (both sides), and for
+//! OPTE the daemons' own. A benchmark, never a test. `--json` prints the figures as JSON.
+
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use xde_lab::kernel::KernelVpc;
+use xde_lab::vpc::{Bins, GuestSpec, Lab};
+use xde_lab::{Netns, Proc, is_root, unique};
+
+/// The figures of one test on one side.
+#[derive(Clone, Copy, Debug, Default)]
+struct Figure {
+    /// The test's own measure (Mbit/s, packets/s or µs).
+    value: f64,
+    /// A second measure (the 99th percentile of a latency test).
+    p99: f64,
+    /// Machine CPU nanoseconds per packet.
+    cpu_ns: f64,
+    /// The daemons' CPU nanoseconds per packet (OPTE only).
+    daemon_ns: f64,
+}
+
+/// One side under test: its two guests and how to count its packets and CPU.
+trait Side {
+    fn name(&self) -> &'static str;
+    fn guests(&self) -> (&Netns, &Netns);
+    /// Packets carried across the underlay so far.
+    fn packets(&self) -> u64;
+    /// CPU time of this side's own processes so far, in ns (0 if it has none).
+    fn own_cpu_ns(&self) -> u64;
+}
+
+struct Opte {
+    lab: Lab,
+}
+
+impl Side for Opte {
+    fn name(&self) -> &'static str {
+        "OPTE"
+    }
+
+    fn guests(&self) -> (&Netns, &Netns) {
+        (&self.lab.guest("a1").ns, &self.lab.guest("a2").ns)
+    }
+
+    fn packets(&self) -> u64 {
+        self.lab
+            .sleds
+            .iter()
+            .map(|s| s.daemon.counter("tx_underlay"))
+            .sum()
+    }
+
+    fn own_cpu_ns(&self) -> u64 {
+        self.lab
+            .sleds
+            .iter()
+            .map(|s| proc_cpu_ns(s.daemon.proc.pid()))
+            .sum()
+    }
+}
+
+struct Kernel {
+    k: KernelVpc,
+}
+
+impl Side for Kernel {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+
+    fn guests(&self) -> (&Netns, &Netns) {
+        (&self.k.guests[0], &self.k.guests[1])
+    }
+
+    fn packets(&self) -> u64 {
+        self.k
+            .sleds
+            .iter()
+            .map(|s| {
+                s.try_exec(&["cat", "/sys/class/net/vx0/statistics/tx_packets"])
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    fn own_cpu_ns(&self) -> u64 {
+        0
+    }
+}
+
+/// /proc reports times in USER_HZ, which the kernel's ABI fixes at 100 a second.
+const NS_PER_TICK: u64 = 10_000_000;
+
+/// A process's CPU time (user and system), in ns.
+fn proc_cpu_ns(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) close with ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * NS_PER_TICK
+}
+
+/// The whole machine's busy CPU time so far, in ns.
+fn machine_busy_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle) * NS_PER_TICK
+}
+
+/// Run `test` on `side`, with the CPU it took per packet.
+fn measured(
+    side: &dyn Side,
+    test: impl FnOnce(&Netns, &Netns) -> Result<(f64, f64), String>,
+) -> Result<Figure, String> {
+    let (p0, m0, o0) = (side.packets(), machine_busy_ns(), side.own_cpu_ns());
+    let (a, b) = side.guests();
+    let (value, p99) = test(a, b)?;
+    let (p1, m1, o1) = (side.packets(), machine_busy_ns(), side.own_cpu_ns());
+    let pkts = (p1.saturating_sub(p0)).max(1) as f64;
+    Ok(Figure {
+        value,
+        p99,
+        cpu_ns: m1.saturating_sub(m0) as f64 / pkts,
+        daemon_ns: o1.saturating_sub(o0) as f64 / pkts,
+    })
+}
+
+const TO: &str = "172.30.0.6";
+
+fn tcp(streams: &str) -> impl Fn(&Netns, &Netns) -> Result<(f64, f64), String> {
+    move |a, b| {
+        let r = xde_lab::iperf3(a, b, TO, &["-t", "3", "-P", streams])?;
+        Ok((xde_lab::iperf3_received_bps(&r)? / 1e6, 0.0))
+    }
+}
+
+/// UDP with 64-byte payloads: the received packets per second at under 1% loss. The first
+/// try is unpaced; each next is paced at 90% of what was received before.
+fn udp_small(a: &Netns, b: &Netns) -> Result<(f64, f64), String> {
+    let mut rate = String::from("0");
+    let mut best = 0.0f64;
+    for _ in 0..4 {
+        let r = xde_lab::iperf3(a, b, TO, &["-u", "-l", "64", "-b", &rate, "-t", "2"])?;
+        let s = &r["end"]["sum"];
+        let (packets, lost, secs) = (
+            s["packets"].as_f64().unwrap_or(0.0),
+            s["lost_packets"].as_f64().unwrap_or(0.0),
+            s["seconds"].as_f64().unwrap_or(2.0).max(0.1),
+        );
+        let got_pps = (packets - lost).max(0.0) / secs;
+        if packets > 0.0 && lost / packets < 0.01 {
+            return Ok((got_pps, 0.0));
+        }
+        best = best.max(got_pps);
+        // Bits per second of 64-byte payloads at 90% of the rate that got through.
+        rate = format!("{:.0}", got_pps * 0.9 * 64.0 * 8.0);
+    }
+    Err(format!(
+        "loss stayed at 1% or more (best {best:.0} packets/s)"
+    ))
+}
+
+/// sockperf ping-pong over TCP for 3 s: the median and 99th percentile round trip, µs.
+fn rr(a: &Netns, b: &Netns) -> Result<(f64, f64), String> {
+    let mut server = Proc::spawn(
+        b.command(Path::new("sockperf"))
+            .args(["sr", "--tcp", "-i", TO, "-p", "11111"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )?;
+    let until = Instant::now() + Duration::from_secs(5);
+    while !b
+        .try_exec(&["ss", "-ltn"])?
+        .contains(&format!("{TO}:11111"))
+    {
+        if Instant::now() > until {
+            return Err("sockperf sr did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = a.try_exec(&[
+        "sockperf",
+        "pp",
+        "--tcp",
+        "--full-rtt",
+        "-i",
+        TO,
+        "-p",
+        "11111",
+        "-t",
+        "3",
+    ]);
+    server.stop();
+    let out = out?;
+    let pct = |p: &str| {
+        out.lines()
+            .find_map(|l| l.split_once(&format!("percentile {p} =")))
+            .and_then(|(_, v)| {
+                v.trim()
+                    .trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse::<f64>()
+                    .ok()
+            })
+    };
+    match (pct("50.000"), pct("99.000")) {
+        (Some(p50), Some(p99)) => Ok((p50, p99)),
+        _ => Err(format!("sockperf's report: {out}")),
+    }
+}
+
+/// A test: its name, unit, and what runs it.
+type Test = (
+    &'static str,
+    &'static str,
+    Box<dyn Fn(&Netns, &Netns) -> Result<(f64, f64), String>>,
+);
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+fn main() -> ExitCode {
+    let (mut json_out, mut runs) = (false, 3usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--json" => json_out = true,
+            "--runs" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) if n > 0 => runs = n,
+                _ => {
+                    eprintln!("xde-kbench: --runs takes a number of runs (1 or more)");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => {
+                eprintln!("usage: xde-kbench [--runs N] [--json]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if !is_root() {
+        eprintln!("xde-kbench must run as root: it makes network namespaces and TAP devices");
+        return ExitCode::FAILURE;
+    }
+    let me = std::env::current_exe().unwrap_or_default();
+    let bins = Bins {
+        xded: me.with_file_name("xded"),
+        boundary: me.with_file_name("xde-boundary"),
+    };
+    let id = unique("xdkb");
+    xde_lab::vpc::on_interrupt_remove(id.clone());
+    let built = Lab::build(
+        &bins,
+        &id,
+        2,
+        &[
+            GuestSpec::new("a1", 100, 30, 5, 0),
+            GuestSpec::new("a2", 100, 30, 6, 1),
+        ],
+    )
+    .and_then(|lab| Ok((lab, KernelVpc::build(&id)?)));
+    let (lab, k) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("xde-kbench: {e}");
+            xde_lab::vpc::remove_by_id(&id);
+            return ExitCode::FAILURE;
+        }
+    };
+    let sides: [&dyn Side; 2] = [&Opte { lab }, &Kernel { k }];
+    let tests: Vec<Test> = vec![
+        ("TCP, 1 stream", "Mbit/s", Box::new(tcp("1"))),
+        ("TCP, 4 streams", "Mbit/s", Box::new(tcp("4"))),
+        ("UDP 64 B, <1% loss", "pkt/s", Box::new(udp_small)),
+        ("TCP request/response", "µs", Box::new(rr)),
+    ];
+    // Progress on a terminal only.
+    let progress = !json_out && std::io::stderr().is_terminal();
+    // figures[test][side] = one Figure per run.
+    let mut figures = vec![vec![Vec::new(); 2]; tests.len()];
+    for run in 0..runs {
+        for (t, (name, _, f)) in tests.iter().enumerate() {
+            for (s, side) in sides.iter().enumerate() {
+                if progress {
+                    eprint!("\r\x1b[Krun {}/{runs}: {name}, {}…", run + 1, side.name());
+                }
+                match measured(*side, f) {
+                    Ok(fig) => figures[t][s].push(fig),
+                    Err(e) => {
+                        eprintln!("\nxde-kbench: {name} through {}: {e}", side.name());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        }
+    }
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    let mut report = Vec::new();
+    for (t, (name, unit, _)) in tests.iter().enumerate() {
+        let col =
+            |s: usize, f: fn(&Figure) -> f64| -> Vec<f64> { figures[t][s].iter().map(f).collect() };
+        let (o, kv) = (col(0, |f| f.value), col(1, |f| f.value));
+        let (o99, k99) = (col(0, |f| f.p99), col(1, |f| f.p99));
+        report.push(json!({
+            "test": name,
+            "unit": unit,
+            "opte": o, "kernel": kv,
+            "opte_median": median(&o), "kernel_median": median(&kv),
+            "ratio": median(&o) / median(&kv),
+            "opte_p99": o99, "kernel_p99": k99,
+            "opte_cpu_ns_per_packet": median(&col(0, |f| f.cpu_ns)),
+            "kernel_cpu_ns_per_packet": median(&col(1, |f| f.cpu_ns)),
+            "opte_daemons_cpu_ns_per_packet": median(&col(0, |f| f.daemon_ns)),
+        }));
+    }
+    if json_out {
+        println!("{}", Value::Array(report));
+        return ExitCode::SUCCESS;
+    }
+    println!("guest to guest across two sleds, {runs} runs each, interleaved; median (min–max)\n");
+    println!(
+        "{:<22} {:>26} {:>26} {:>8} {:>16} {:>16}",
+        "test",
+        "OPTE (xded ×2, Geneve)",
+        "kernel (bridge+VXLAN)",
+        "ratio",
+        "CPU ns/pkt O|K",
+        "xded ns/pkt"
+    );
+    for r in &report {
+        let nums = |k: &str| -> Vec<f64> {
+            r[k].as_array()
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default()
+        };
+        let cell = |k: &str| {
+            let v = nums(k);
+            let (lo, hi) = spread(&v);
+            format!("{:.0} ({:.0}–{:.0})", median(&v), lo, hi)
+        };
+        let unit = r["unit"].as_str().unwrap_or("");
+        println!(
+            "{:<22} {:>26} {:>26} {:>8.2} {:>16} {:>16.0}",
+            format!("{} [{unit}]", r["test"].as_str().unwrap_or("")),
+            cell("opte"),
+            cell("kernel"),
+            r["ratio"].as_f64().unwrap_or(0.0),
+            format!(
+                "{:.0}|{:.0}",
+                r["opte_cpu_ns_per_packet"].as_f64().unwrap_or(0.0),
+                r["kernel_cpu_ns_per_packet"].as_f64().unwrap_or(0.0)
+            ),
+            r["opte_daemons_cpu_ns_per_packet"].as_f64().unwrap_or(0.0),
+        );
+        if unit == "µs" {
+            println!(
+                "{:<22} {:>26} {:>26} {:>8.2}",
+                "  99th percentile [µs]",
+                cell("opte_p99"),
+                cell("kernel_p99"),
+                median(&nums("opte_p99")) / median(&nums("kernel_p99")).max(f64::MIN_POSITIVE)
+            );
+        }
+    }
+    println!("\n(ratio: OPTE / kernel; for latency, lower is better)");
+    ExitCode::SUCCESS
+}
