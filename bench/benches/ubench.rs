@@ -10,7 +10,9 @@
 //! Building the packet and each case's pre-handle are untimed setup (`iter_batched`,
 //! `LargeInput`). IN packets are a 2-segment chain (74-byte outer headers + inner frame);
 //! the ICMPv6 echo is 3 segments. The fast path's pre-handle sends the flow's outbound
-//! packet first; the slow path's clears the UFT and every LFT. Because `LargeInput` runs all
+//! packet first; the slow path's clears the UFT, every LFT and the TCP table (upstream's
+//! keeps the TCP table, so its TCP slow-path figures never pay for creating the
+//! connection's entry; ours do). Because `LargeInput` runs all
 //! of a batch's setups before timing its packets, the batched slow-path figure mixes one
 //! miss with several hits (upstream's figure, for comparison); `ULP-SlowPath-PerIteration`
 //! times each packet right after its own setup, the true first-packet cost.

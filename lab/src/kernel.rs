@@ -1,12 +1,40 @@
 //! The yardstick: the demo's two sleds and two guests of one VPC built with the kernel
-//! alone. Each sled bridges its guest's veth with a VXLAN device over the IPv6 underlay
-//! (the kernel here has no Geneve); the sleds are joined by the same kind of rack-switch
-//! bridge, with the same MTUs as the OPTE lab. What OPTE's datapath is measured against.
+//! alone. Each sled bridges its guest's veth with a tunnel device over the IPv6 underlay,
+//! VXLAN or, where the kernel has it, Geneve; the sleds are joined by the same kind of
+//! rack-switch bridge, with the same MTUs as the OPTE lab. What OPTE's datapath is
+//! measured against.
 
 use crate::{Netns, wire};
 
-/// Two sleds, a guest on each (172.30.0.5 on sled 0, 172.30.0.6 on sled 1), VXLAN VNI 100
-/// between them. Removed when dropped.
+/// The kernel's tunnel between the sleds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tunnel {
+    Vxlan,
+    Geneve,
+}
+
+impl Tunnel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vxlan => "VXLAN",
+            Self::Geneve => "Geneve",
+        }
+    }
+}
+
+/// Whether this kernel can make Geneve devices (asked in a namespace of our own).
+pub fn has_geneve() -> bool {
+    let Ok(ns) = Netns::try_named(&crate::unique("xdgn")) else {
+        return false;
+    };
+    ns.try_exec(&[
+        "ip", "link", "add", "gn0", "type", "geneve", "id", "1", "remote", "fd00::1",
+    ])
+    .is_ok()
+}
+
+/// Two sleds, a guest on each (172.30.0.5 on sled 0, 172.30.0.6 on sled 1), a tunnel of
+/// VNI 100 between them. Removed when dropped.
 #[derive(Debug)]
 pub struct KernelVpc {
     /// Dropped first.
@@ -16,8 +44,13 @@ pub struct KernelVpc {
 }
 
 impl KernelVpc {
-    /// Build it; its namespaces are named `ID-ROLE`.
+    /// Build it with VXLAN; its namespaces are named `ID-ROLE`.
     pub fn build(id: &str) -> Result<Self, String> {
+        Self::build_with(id, Tunnel::Vxlan)
+    }
+
+    /// Build it with `tunnel`.
+    pub fn build_with(id: &str, tunnel: Tunnel) -> Result<Self, String> {
         let ns = |role: &str| Netns::try_named(&format!("{id}-{role}"));
         let switch = ns("kswitch")?;
         switch.try_exec(&["ip", "link", "add", "sw1", "type", "bridge"])?;
@@ -39,10 +72,16 @@ impl KernelVpc {
                 "u1",
                 "nodad",
             ])?;
-            sled.try_exec(&[
-                "ip", "link", "add", "vx0", "type", "vxlan", "id", "100", "local", &me, "remote",
-                &peer, "dstport", "4789", "dev", "u1",
-            ])?;
+            match tunnel {
+                Tunnel::Vxlan => sled.try_exec(&[
+                    "ip", "link", "add", "vx0", "type", "vxlan", "id", "100", "local", &me,
+                    "remote", &peer, "dstport", "4789", "dev", "u1",
+                ])?,
+                // Geneve takes no local address or device: the route to the peer decides.
+                Tunnel::Geneve => sled.try_exec(&[
+                    "ip", "link", "add", "vx0", "type", "geneve", "id", "100", "remote", &peer,
+                ])?,
+            };
             sled.try_exec(&["ip", "link", "add", "br0", "type", "bridge"])?;
             sled.try_exec(&[
                 "ip", "link", "set", "vx0", "master", "br0", "mtu", "1500", "up",

@@ -201,6 +201,20 @@ fn closing_the_connection_removes_its_state() {
 }
 
 #[test]
+fn clearing_the_tcp_table_forgets_connections_and_a_new_syn_opens_one_again() {
+    let mut p = port(64, 64, 64);
+    let t = Moment::ZERO;
+    out(&mut p, tcp4_out(10010, flags::SYN, 100, 0), t);
+    assert_eq!(p.num_tcp_flows(), 1);
+    p.clear_tcp_flows().unwrap();
+    assert_eq!(p.num_tcp_flows(), 0);
+    p.clear_uft().unwrap();
+    let (r, _) = out(&mut p, tcp4_out(10011, flags::SYN, 100, 0), t);
+    assert_eq!(r, ProcessResult::Modified);
+    assert_eq!(p.num_tcp_flows(), 1);
+}
+
+#[test]
 fn a_segment_that_cannot_open_a_connection_is_dropped() {
     let mut p = port(64, 64, 64);
     // A FIN from Closed is not a way to start a connection.

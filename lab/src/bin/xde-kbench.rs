@@ -1,7 +1,8 @@
 //! `xde-kbench` (`cargo kbench`): OPTE's Linux host against the kernel's own overlay, side
 //! by side, on this machine. The demo's two sleds with a guest of one VPC on each, once
 //! through the daemons (`xded` ×2, Geneve) and once built with the kernel alone (bridge +
-//! VXLAN over the IPv6 underlay; this kernel has no Geneve), guest to guest across sleds:
+//! VXLAN over the IPv6 underlay, and bridge + Geneve too where the kernel can make Geneve
+//! devices), guest to guest across sleds:
 //!
 //! - iperf3 TCP, 1 stream and 4 streams (receiver's throughput);
 //! - iperf3 UDP with 64-byte payloads: the packets per second received at under 1% loss
@@ -18,7 +19,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use xde_lab::kernel::KernelVpc;
+use xde_lab::kernel::{KernelVpc, Tunnel, has_geneve};
 use xde_lab::vpc::{Bins, GuestSpec, Lab};
 use xde_lab::{Netns, Proc, is_root, unique};
 
@@ -51,7 +52,7 @@ struct Opte {
 
 impl Side for Opte {
     fn name(&self) -> &'static str {
-        "OPTE"
+        "OPTE (xded ×2, Geneve)"
     }
 
     fn guests(&self) -> (&Netns, &Netns) {
@@ -77,11 +78,15 @@ impl Side for Opte {
 
 struct Kernel {
     k: KernelVpc,
+    tunnel: Tunnel,
 }
 
 impl Side for Kernel {
     fn name(&self) -> &'static str {
-        "kernel"
+        match self.tunnel {
+            Tunnel::Vxlan => "kernel (bridge+VXLAN)",
+            Tunnel::Geneve => "kernel (bridge+Geneve)",
+        }
     }
 
     fn guests(&self) -> (&Netns, &Netns) {
@@ -298,6 +303,18 @@ fn main() -> ExitCode {
         ],
     )
     .and_then(|lab| Ok((lab, KernelVpc::build(&id)?)));
+    // Geneve too, where the kernel has it (this machine kind's does not).
+    let geneve = if has_geneve() {
+        match KernelVpc::build_with(&format!("{id}g"), Tunnel::Geneve) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("xde-kbench: the kernel's Geneve: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (lab, k) = match built {
         Ok(b) => b,
         Err(e) => {
@@ -306,7 +323,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sides: [&dyn Side; 2] = [&Opte { lab }, &Kernel { k }];
+    let mut sides: Vec<Box<dyn Side>> = vec![
+        Box::new(Opte { lab }),
+        Box::new(Kernel {
+            k,
+            tunnel: Tunnel::Vxlan,
+        }),
+    ];
+    if let Some(k) = geneve {
+        sides.push(Box::new(Kernel {
+            k,
+            tunnel: Tunnel::Geneve,
+        }));
+    }
     let tests: Vec<Test> = vec![
         ("TCP, 1 stream", "Mbit/s", Box::new(tcp("1"))),
         ("TCP, 4 streams", "Mbit/s", Box::new(tcp("4"))),
@@ -316,14 +345,14 @@ fn main() -> ExitCode {
     // Progress on a terminal only.
     let progress = !json_out && std::io::stderr().is_terminal();
     // figures[test][side] = one Figure per run.
-    let mut figures = vec![vec![Vec::new(); 2]; tests.len()];
+    let mut figures = vec![vec![Vec::new(); sides.len()]; tests.len()];
     for run in 0..runs {
         for (t, (name, _, f)) in tests.iter().enumerate() {
             for (s, side) in sides.iter().enumerate() {
                 if progress {
                     eprint!("\r\x1b[Krun {}/{runs}: {name}, {}…", run + 1, side.name());
                 }
-                match measured(*side, f) {
+                match measured(side.as_ref(), f) {
                     Ok(fig) => figures[t][s].push(fig),
                     Err(e) => {
                         eprintln!("\nxde-kbench: {name} through {}: {e}", side.name());
@@ -338,71 +367,100 @@ fn main() -> ExitCode {
     }
     let mut report = Vec::new();
     for (t, (name, unit, _)) in tests.iter().enumerate() {
-        let col =
-            |s: usize, f: fn(&Figure) -> f64| -> Vec<f64> { figures[t][s].iter().map(f).collect() };
-        let (o, kv) = (col(0, |f| f.value), col(1, |f| f.value));
-        let (o99, k99) = (col(0, |f| f.p99), col(1, |f| f.p99));
+        let per_side: Vec<Value> = sides
+            .iter()
+            .zip(&figures[t])
+            .map(|(side, figs)| {
+                let col = |f: fn(&Figure) -> f64| -> Vec<f64> { figs.iter().map(f).collect() };
+                let values = col(|f| f.value);
+                json!({
+                    "side": side.name(),
+                    "values": values,
+                    "median": median(&values),
+                    "p99": col(|f| f.p99),
+                    "cpu_ns_per_packet": median(&col(|f| f.cpu_ns)),
+                    "own_cpu_ns_per_packet": median(&col(|f| f.daemon_ns)),
+                })
+            })
+            .collect();
+        let med = |i: usize| {
+            per_side
+                .get(i)
+                .and_then(|s| s["median"].as_f64())
+                .unwrap_or(0.0)
+        };
         report.push(json!({
             "test": name,
             "unit": unit,
-            "opte": o, "kernel": kv,
-            "opte_median": median(&o), "kernel_median": median(&kv),
-            "ratio": median(&o) / median(&kv),
-            "opte_p99": o99, "kernel_p99": k99,
-            "opte_cpu_ns_per_packet": median(&col(0, |f| f.cpu_ns)),
-            "kernel_cpu_ns_per_packet": median(&col(1, |f| f.cpu_ns)),
-            "opte_daemons_cpu_ns_per_packet": median(&col(0, |f| f.daemon_ns)),
+            "sides": per_side,
+            "ratio_opte_to_kernel": med(0) / med(1).max(f64::MIN_POSITIVE),
         }));
     }
     if json_out {
         println!("{}", Value::Array(report));
         return ExitCode::SUCCESS;
     }
-    println!("guest to guest across two sleds, {runs} runs each, interleaved; median (min–max)\n");
+    println!("guest to guest across two sleds, {runs} runs each, interleaved; median (min–max)");
+    if sides.len() == 2 {
+        println!("(this kernel has no Geneve devices: the kernel's side is VXLAN only)");
+    }
+    print!("\n{:<26}", "test");
+    for side in &sides {
+        print!(" {:>26}", side.name());
+    }
     println!(
-        "{:<22} {:>26} {:>26} {:>8} {:>16} {:>16}",
-        "test",
-        "OPTE (xded ×2, Geneve)",
-        "kernel (bridge+VXLAN)",
-        "ratio",
-        "CPU ns/pkt O|K",
-        "xded ns/pkt"
+        " {:>7} {:>24} {:>12}",
+        "ratio", "CPU ns/pkt (machine)", "xded ns/pkt"
     );
     for r in &report {
-        let nums = |k: &str| -> Vec<f64> {
-            r[k].as_array()
+        let sides_r = r["sides"].as_array().cloned().unwrap_or_default();
+        let nums = |s: &Value, k: &str| -> Vec<f64> {
+            s[k].as_array()
                 .map(|a| a.iter().filter_map(Value::as_f64).collect())
                 .unwrap_or_default()
         };
-        let cell = |k: &str| {
-            let v = nums(k);
+        let cell = |v: Vec<f64>| {
             let (lo, hi) = spread(&v);
             format!("{:.0} ({:.0}–{:.0})", median(&v), lo, hi)
         };
         let unit = r["unit"].as_str().unwrap_or("");
+        print!(
+            "{:<26}",
+            format!("{} [{unit}]", r["test"].as_str().unwrap_or(""))
+        );
+        for s in &sides_r {
+            print!(" {:>26}", cell(nums(s, "values")));
+        }
+        let cpu: Vec<String> = sides_r
+            .iter()
+            .map(|s| format!("{:.0}", s["cpu_ns_per_packet"].as_f64().unwrap_or(0.0)))
+            .collect();
+        let own = sides_r
+            .first()
+            .and_then(|s| s["own_cpu_ns_per_packet"].as_f64())
+            .unwrap_or(0.0);
         println!(
-            "{:<22} {:>26} {:>26} {:>8.2} {:>16} {:>16.0}",
-            format!("{} [{unit}]", r["test"].as_str().unwrap_or("")),
-            cell("opte"),
-            cell("kernel"),
-            r["ratio"].as_f64().unwrap_or(0.0),
-            format!(
-                "{:.0}|{:.0}",
-                r["opte_cpu_ns_per_packet"].as_f64().unwrap_or(0.0),
-                r["kernel_cpu_ns_per_packet"].as_f64().unwrap_or(0.0)
-            ),
-            r["opte_daemons_cpu_ns_per_packet"].as_f64().unwrap_or(0.0),
+            " {:>7.2} {:>24} {:>12.0}",
+            r["ratio_opte_to_kernel"].as_f64().unwrap_or(0.0),
+            cpu.join(" | "),
+            own
         );
         if unit == "µs" {
-            println!(
-                "{:<22} {:>26} {:>26} {:>8.2}",
-                "  99th percentile [µs]",
-                cell("opte_p99"),
-                cell("kernel_p99"),
-                median(&nums("opte_p99")) / median(&nums("kernel_p99")).max(f64::MIN_POSITIVE)
-            );
+            print!("{:<26}", "  99th percentile [µs]");
+            let mut p99 = Vec::new();
+            for s in &sides_r {
+                let v = nums(s, "p99");
+                p99.push(median(&v));
+                print!(" {:>26}", cell(v));
+            }
+            let ratio = p99.first().copied().unwrap_or(0.0)
+                / p99.get(1).copied().unwrap_or(0.0).max(f64::MIN_POSITIVE);
+            println!(" {ratio:>7.2}");
         }
     }
-    println!("\n(ratio: OPTE / kernel; for latency, lower is better)");
+    println!(
+        "\n(ratio: OPTE / the kernel's VXLAN; for latency, lower is better. CPU per packet: \
+         busy time over underlay packets, a kernel packet often being a 64 KB GSO super-frame)"
+    );
     ExitCode::SUCCESS
 }

@@ -175,6 +175,14 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         Ok(())
     }
 
+    /// Forget every tracked TCP connection (its state is rebuilt from the next segment
+    /// seen, as for a flow the port never saw).
+    pub fn clear_tcp_flows(&mut self) -> Result<(), OpteError> {
+        self.require(&[PortState::Running])?;
+        self.tcp.clear();
+        Ok(())
+    }
+
     pub fn clear_lft(&mut self, layer: &str) -> Result<(), OpteError> {
         self.require(&[PortState::Running])?;
         self.layer_mut(layer)?.clear_flows();
