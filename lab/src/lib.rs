@@ -175,6 +175,25 @@ impl Netns {
         Ok(lease)
     }
 
+    /// Start server `program` with `args` in the namespace, its output discarded, and wait
+    /// (up to 5 s) until it listens on TCP `listen` (`ADDR:PORT`).
+    pub fn serve(&self, program: &str, args: &[&str], listen: &str) -> Result<Proc, String> {
+        let mut server = Proc::spawn(
+            self.command(Path::new(program))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        let until = Instant::now() + Duration::from_secs(5);
+        while !self.try_exec(&["ss", "-ltn"])?.contains(listen) {
+            if server.exited().is_some() || Instant::now() > until {
+                return Err(format!("{program} never listened on {listen}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
     /// Leave the namespace (and what runs in it) in place when this guard drops.
     pub fn keep(&mut self) {
         self.keep = true;
@@ -423,22 +442,11 @@ pub fn iperf3(
     to_ip: &str,
     args: &[&str],
 ) -> Result<serde_json::Value, String> {
-    let mut server = Proc::spawn(
-        to.command(Path::new("iperf3"))
-            .args(["-s", "-1", "-B", to_ip])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+    let mut server = to.serve(
+        "iperf3",
+        &["-s", "-1", "-B", to_ip],
+        &format!("{to_ip}:5201"),
     )?;
-    let until = Instant::now() + Duration::from_secs(5);
-    while !to
-        .try_exec(&["ss", "-ltn"])?
-        .contains(&format!("{to_ip}:5201"))
-    {
-        if Instant::now() > until {
-            return Err("iperf3 -s did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let mut a = vec!["iperf3", "-c", to_ip, "-J"];
     a.extend_from_slice(args);
     let out = from.try_exec(&a);

@@ -16,12 +16,10 @@
 
 use serde_json::{Value, json};
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 use xde_lab::kernel::{KernelVpc, Tunnel, has_geneve};
 use xde_lab::vpc::{Bins, GuestSpec, Lab};
-use xde_lab::{Netns, Proc, is_root, unique};
+use xde_lab::{Netns, is_root, unique};
 
 /// The figures of one test on one side.
 #[derive(Clone, Copy, Debug, Default)]
@@ -198,22 +196,11 @@ fn udp_small(a: &Netns, b: &Netns) -> Result<(f64, f64), String> {
 
 /// sockperf ping-pong over TCP for 3 s: the median and 99th percentile round trip, µs.
 fn rr(a: &Netns, b: &Netns) -> Result<(f64, f64), String> {
-    let mut server = Proc::spawn(
-        b.command(Path::new("sockperf"))
-            .args(["sr", "--tcp", "-i", TO, "-p", "11111"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()),
+    let mut server = b.serve(
+        "sockperf",
+        &["sr", "--tcp", "-i", TO, "-p", "11111"],
+        &format!("{TO}:11111"),
     )?;
-    let until = Instant::now() + Duration::from_secs(5);
-    while !b
-        .try_exec(&["ss", "-ltn"])?
-        .contains(&format!("{TO}:11111"))
-    {
-        if Instant::now() > until {
-            return Err("sockperf sr did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let out = a.try_exec(&[
         "sockperf",
         "pp",

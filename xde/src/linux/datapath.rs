@@ -239,21 +239,12 @@ fn send_underlay(xde: &Xde<LinuxHost>, sends: &mut Vec<(Link, Packet)>, pool: &m
             let Some(l) = u.link(link) else {
                 continue;
             };
-            let mut iov: Vec<IoSlice<'_>> = Vec::new();
-            let mut counts: Vec<usize> = Vec::new();
-            for (_, pkt) in sends.iter().filter(|(k, _)| *k == link) {
-                let before = iov.len();
-                iov.extend(pkt.segments().map(|s| IoSlice::new(s.data())));
-                counts.push(iov.len() - before);
-            }
-            if counts.is_empty() {
-                continue;
-            }
-            let sent = l.send_batch(&iov, &counts);
-            if sent < counts.len() {
+            let mine = sends.iter().filter(|(k, _)| *k == link).map(|(_, p)| p);
+            let (sent, total) = l.send_packets(mine);
+            if sent < total {
                 tracing::debug!(
                     link = l.name(),
-                    lost = counts.len() - sent,
+                    lost = total - sent,
                     "the underlay refused frames"
                 );
             }

@@ -10,6 +10,7 @@ use std::format;
 use std::prelude::rust_2024::*;
 
 use nix::libc;
+use opte::packet::Packet;
 use opte_api::MacAddr;
 use std::io;
 use std::mem::size_of;
@@ -115,10 +116,58 @@ impl UnderlayLink {
             .map_err(io::Error::from)
     }
 
+    /// Send `pkts`, as many per sendmmsg as fit (64 frames of up to 4 segments each,
+    /// gathered on the stack: nothing is allocated). Returns how many were sent, and how
+    /// many there were; the rest were refused by the kernel (a full queue, a link gone
+    /// down) and are lost, as on a wire.
+    pub fn send_packets<'a>(&self, pkts: impl Iterator<Item = &'a Packet>) -> (usize, usize) {
+        const FRAMES: usize = 64;
+        const SEGS: usize = 4;
+        let mut iov = [std::io::IoSlice::new(&[]); FRAMES * SEGS];
+        let mut counts = [0usize; FRAMES];
+        let (mut sent, mut total, mut frames, mut used) = (0, 0, 0, 0);
+        for pkt in pkts {
+            total += 1;
+            if pkt.seg_count() > SEGS {
+                // A long chain, which the engine does not make: a write of its own.
+                let pieces: Vec<_> = pkt
+                    .segments()
+                    .map(|s| std::io::IoSlice::new(s.data()))
+                    .collect();
+                sent += usize::from(self.send(&pieces).is_ok());
+                continue;
+            }
+            if frames == FRAMES {
+                sent += self.send_batch(iov.get(..used).unwrap_or(&[]), &counts);
+                (frames, used) = (0, 0);
+            }
+            let start = used;
+            for (slot, seg) in iov
+                .get_mut(used..)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .zip(pkt.segments())
+            {
+                *slot = std::io::IoSlice::new(seg.data());
+                used += 1;
+            }
+            if let Some(c) = counts.get_mut(frames) {
+                *c = used - start;
+            }
+            frames += 1;
+        }
+        if frames > 0 {
+            sent += self.send_batch(
+                iov.get(..used).unwrap_or(&[]),
+                counts.get(..frames).unwrap_or(&[]),
+            );
+        }
+        (sent, total)
+    }
+
     /// Send frames at once (sendmmsg): frame `i` is the next `counts[i]` pieces of `iov`.
-    /// Returns how many were sent; the rest were refused by the kernel (a full queue, a
-    /// link gone down) and are lost, as on a wire.
-    pub fn send_batch(&self, iov: &[std::io::IoSlice<'_>], counts: &[usize]) -> usize {
+    /// Returns how many were sent.
+    fn send_batch(&self, iov: &[std::io::IoSlice<'_>], counts: &[usize]) -> usize {
         const MAX: usize = 64;
         let (mut sent, mut at) = (0, 0);
         for chunk in counts.chunks(MAX) {
