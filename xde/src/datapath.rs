@@ -23,7 +23,8 @@ use opte::engine::port::ProcessResult;
 use opte::engine::time::Moment;
 use opte::engine::view::Parsed;
 use opte::packet::parse::parse_network;
-use opte::packet::{EncapInfo, Packet};
+use opte::packet::parse::{L3Info, UlpKind};
+use opte::packet::{CsumState, EncapInfo, Gso, GsoKind, Offload, Packet};
 use opte_api::{Direction, IpAddr, MulticastUnderlay};
 use oxide_vpc::api::Replication;
 
@@ -56,6 +57,36 @@ fn set_macs(pkt: &mut Packet, dst: opte_api::MacAddr, src: opte_api::MacAddr) ->
         }
         None => false,
     }
+}
+
+/// A guest's TCP super-frame bound for another guest: its MSS goes in the Geneve MSS
+/// option the encapsulation left for it (SPEC §7.5), so the receiving sled can present the
+/// segments to its guest as one frame cut at that size.
+fn write_guest_mss(pkt: &mut Packet, enc: &EncapInfo) {
+    let (Some(at), Some(gso)) = (enc.mss_at, pkt.offload().gso) else {
+        return;
+    };
+    if matches!(gso.kind, GsoKind::TcpV4 | GsoKind::TcpV6) && gso.size > 0 {
+        let at = usize::from(at);
+        if let Some(b) = pkt
+            .segment_mut(0)
+            .and_then(|s| s.data_mut().get_mut(at..at + 4))
+        {
+            b.copy_from_slice(&u32::from(gso.size).to_be_bytes());
+        }
+    }
+}
+
+/// The segmentation an inbound TCP packet's Geneve MSS option asks for (SPEC §7.8): the
+/// sending guest's MSS, which the host cuts (or presents) its payload at.
+fn gso_of_mss(n: &opte::packet::parse::NetworkMeta) -> Option<Gso> {
+    let mss = u16::try_from(n.outer.geneve.mss?).ok().filter(|m| *m > 0)?;
+    let kind = match (n.inner.ulp?.kind, n.inner.l3?) {
+        (UlpKind::Tcp, L3Info::Ipv4(_)) => GsoKind::TcpV4,
+        (UlpKind::Tcp, L3Info::Ipv6(_)) => GsoKind::TcpV6,
+        _ => return None,
+    };
+    Some(Gso { kind, size: mss })
 }
 
 /// The counters of one direction's local multicast delivery.
@@ -121,6 +152,7 @@ impl<H: Host> Xde<H> {
             bump(&self.stats.tx_no_encap);
             return;
         };
+        write_guest_mss(&mut pkt, &enc);
         if let Some(group) = MulticastUnderlay::of(enc.dst) {
             self.mcast_tx(port, group, src, &enc, &pkt, now, out);
         } else if enc.dst == port.phys_ip() {
@@ -335,6 +367,12 @@ impl<H: Host> Xde<H> {
         match r {
             ProcessResult::Modified => {
                 bump(&self.stats.rx_delivered);
+                if let Some(gso) = gso_of_mss(n) {
+                    pkt.set_offload(Offload {
+                        csum: CsumState::None,
+                        gso: Some(gso),
+                    });
+                }
                 out.push(Emit::Guest { port, pkt });
             }
             ProcessResult::Hairpin(frame) => {

@@ -12,6 +12,7 @@
 //! | [`core`] | [`core::Xde`]: the port registry, the underlay, the shared tables, the tick |
 //! | [`control`] | `dispatch`: one entry point for every control command |
 //! | [`datapath`] | `tx` and `rx`: what the OS must do with each packet |
+//! | [`offload`] | segmentation and coalescing in software (TSO/USO super-frames, GRO-like) |
 //!
 //! Not for: system calls, devices, sockets or clocks; the glue passes time in and carries
 //! out what the datapath returns.
@@ -52,6 +53,7 @@ pub mod control;
 pub mod core;
 pub mod datapath;
 pub mod host;
+pub mod offload;
 #[cfg(all(feature = "daemon", target_os = "linux"))]
 pub mod linux;
 pub mod port;

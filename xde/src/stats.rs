@@ -80,6 +80,18 @@ counters! {
         mcast_tx_source_filtered,
         mcast_rx_source_filtered,
         mcast_tx_fwd_source_filtered,
+        /// Guest super-frames (TSO/USO) cut into segments for the underlay, and the
+        /// segments they made.
+        tx_gso_frames,
+        tx_gso_segments,
+        /// Guest frames whose offload request could not be honoured (an unknown
+        /// segmentation type, a size under the floor, a type that is not the frame's).
+        out_drop_bad_offload,
+        /// Frames handed to a guest as part of a coalesced super-frame, and those frames.
+        rx_coalesced_frames,
+        rx_coalesced_supers,
+        /// TCP segments for a guest whose checksum did not verify: dropped.
+        rx_bad_csum,
     }
 }
 

@@ -9,14 +9,30 @@
 //! [`HEADROOM`] bytes of room, so a frame is read once and the engine rewrites it in place
 //! (an encapsulation goes into the headroom). Buffers come back to the pool when a frame
 //! has been written or dropped.
+//!
+//! Offloads (see [`crate::offload`]): a guest's frame comes with a virtio-net header. A
+//! checksum it left partial is finished at once, unless the frame is a super-frame (TSO or
+//! USO): the engine processes that once, as one packet, and it is cut into segments only
+//! when it leaves for the underlay, each with its own checksums; a super-frame for another
+//! guest of this host is handed over whole. Towards a guest, in-order TCP segments of one
+//! flow are coalesced into one super-frame with a GSO header (and a lone segment larger
+//! than the guest's MSS, which the sending sled made so, is presented the same way).
 
 // A no_std crate: the daemon brings std's prelude in itself.
 use super::host::LinuxHost;
-use super::tap::{Tap, VNET_HDR_LEN};
+use super::tap::{
+    Tap, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4,
+    VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VnetHdr,
+};
+use super::underlay::Frame;
+use crate::offload::{IP_LEN_MAX, Layout, MIN_SEG, finish_partial};
+use crate::stats::{add, bump};
 use crate::{Emit, Link, Xde};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use opte::engine::time::Moment;
-use opte::packet::{DEFAULT_HEADROOM, Packet, Segment};
+use opte::packet::parse::{parse_guest, parse_network};
+use opte::packet::{CsumState, DEFAULT_HEADROOM, Gso, GsoKind, Offload, Packet, Segment};
+use std::ops::Range;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::prelude::rust_2024::*;
@@ -29,45 +45,83 @@ use std::vec;
 /// Geneve with options) fits without moving the frame.
 pub const HEADROOM: usize = DEFAULT_HEADROOM;
 
-/// The largest frame a TAP hands over without segmentation offloads: a 9,000-byte MTU
-/// and its Ethernet header, with room to spare.
-const FRAME_MAX: usize = 9216;
+/// The largest frame a TAP hands over: a super-frame of [`super::tap::GSO_MAX_SIZE`] and
+/// its Ethernet header, with room to spare.
+const GUEST_FRAME_MAX: usize = 65_536 + 64;
+
+/// The largest frame read from the underlay: a 9,000-byte MTU and its Ethernet header.
+const WIRE_FRAME_MAX: usize = 9216;
 
 /// Frames read from one TAP per wakeup before the others get their turn.
 pub const BATCH: usize = 64;
 
+/// At most this many segments are coalesced into one super-frame for a guest.
+const RUN_MAX: usize = 64;
+
 /// How often the loop looks for ports created or deleted since it last looked.
 const RESCAN: Duration = Duration::from_millis(100);
 
-/// Buffers kept for reuse, at most.
-const POOL_MAX: usize = 1024;
-
 /// Receive buffers, reused so that reading a frame allocates nothing.
-#[derive(Default)]
-struct Pool(Vec<Vec<u8>>);
+struct Pool {
+    bufs: Vec<Vec<u8>>,
+    /// Each buffer's size: [`HEADROOM`] and the largest frame read.
+    size: usize,
+    /// Buffers kept for reuse, at most.
+    max: usize,
+}
 
 impl Pool {
+    fn new(frame_max: usize, max: usize) -> Self {
+        Self {
+            bufs: Vec::new(),
+            size: HEADROOM + frame_max,
+            max,
+        }
+    }
+
     fn take(&mut self) -> Vec<u8> {
-        self.0
-            .pop()
-            .unwrap_or_else(|| vec![0u8; HEADROOM + FRAME_MAX])
+        self.bufs.pop().unwrap_or_else(|| vec![0u8; self.size])
+    }
+
+    fn put(&mut self, buf: Vec<u8>) {
+        if buf.len() == self.size && self.bufs.len() < self.max {
+            self.bufs.push(buf);
+        }
     }
 
     fn give(&mut self, pkt: Packet) {
         for seg in pkt.into_segments() {
-            let (buf, _, _) = seg.into_vec();
-            if buf.len() == HEADROOM + FRAME_MAX && self.0.len() < POOL_MAX {
-                self.0.push(buf);
-            }
+            self.put(seg.into_vec().0);
+        }
+    }
+}
+
+/// What a loop keeps between batches, so that carrying out a batch allocates nothing once
+/// it has warmed up.
+struct Work {
+    pool: Pool,
+    out: Vec<Emit>,
+    sends: Vec<(Link, Packet)>,
+    cutter: Cutter,
+    guests: GuestWriter,
+}
+
+impl Work {
+    fn new(frame_max: usize, pool_max: usize) -> Self {
+        Self {
+            pool: Pool::new(frame_max, pool_max),
+            out: Vec::with_capacity(BATCH * 2),
+            sends: Vec::with_capacity(BATCH * 2),
+            cutter: Cutter::default(),
+            guests: GuestWriter::default(),
         }
     }
 }
 
 /// Run until `stop` is set: read every TAP, carry out what the core says.
 pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
-    let mut pool = Pool::default();
-    let mut out: Vec<Emit> = Vec::with_capacity(BATCH * 2);
-    let mut sends = Vec::with_capacity(BATCH * 2);
+    // 256 super-frame buffers: 16 MiB at most.
+    let mut w = Work::new(GUEST_FRAME_MAX, 256);
     while !stop.load(Ordering::Acquire) {
         let taps = xde.host().taps();
         let Some(ready) = wait_ready(taps.iter().map(|t| t.file().as_fd())) else {
@@ -79,12 +133,13 @@ pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool
             };
             let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
             for _ in 0..BATCH {
-                let Some(pkt) = read_frame(tap, &mut pool) else {
-                    break;
-                };
-                xde.tx(&port, pkt, now, &mut out);
+                match read_frame(&xde, tap, &mut w.pool) {
+                    Got::Frame(pkt) => xde.tx(&port, pkt, now, &mut w.out),
+                    Got::Dropped => {}
+                    Got::Empty => break,
+                }
             }
-            carry_out(&xde, &mut out, &mut pool, &mut sends);
+            carry_out(&xde, &mut w);
         }
     }
 }
@@ -111,8 +166,17 @@ fn wait_ready<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>) -> Option<Vec<bool>
     )
 }
 
-/// One frame from `tap`, its virtio-net header dropped, or `None` when the TAP has no more.
-fn read_frame(tap: &Tap, pool: &mut Pool) -> Option<Packet> {
+/// What a read from a TAP gave.
+enum Got {
+    Frame(Packet),
+    /// A frame that was dropped (and counted).
+    Dropped,
+    /// Nothing more to read (or the device is gone).
+    Empty,
+}
+
+/// One frame from `tap`, its virtio-net header taken into the packet's offload state.
+fn read_frame(xde: &Xde<LinuxHost>, tap: &Tap, pool: &mut Pool) -> Got {
     let mut buf = pool.take();
     // The header lands just in front of the frame, which then starts at HEADROOM.
     let at = HEADROOM - tap.hdr_len();
@@ -130,30 +194,78 @@ fn read_frame(tap: &Tap, pool: &mut Pool) -> Option<Packet> {
                         "the port's TAP is gone (was its namespace deleted?); its frames are dropped until delete-xde"
                     );
                 }
-                pool.0.push(buf);
-                return None;
+                pool.put(buf);
+                return Got::Empty;
             }
         }
     };
     if n <= tap.hdr_len() {
-        pool.0.push(buf);
-        return None;
+        pool.put(buf);
+        return Got::Empty;
     }
+    let hdr = VnetHdr::read(buf.get(at..HEADROOM).unwrap_or(&[]));
+    let offload = guest_offload(&hdr, buf.get_mut(HEADROOM..at + n).unwrap_or(&mut []));
+    let Some(offload) = offload else {
+        bump(&xde.stats().out_drop_bad_offload);
+        pool.put(buf);
+        return Got::Dropped;
+    };
     match Segment::from_vec(buf, HEADROOM, at + n) {
-        Ok(seg) => Some(Packet::from_segment(seg)),
+        Ok(seg) => {
+            let mut pkt = Packet::from_segment(seg);
+            pkt.set_offload(offload);
+            Got::Frame(pkt)
+        }
         Err((buf, _)) => {
-            pool.0.push(buf);
-            None
+            pool.put(buf);
+            Got::Dropped
         }
     }
+}
+
+/// The offload state of a guest's `frame` from its virtio-net header. A partial checksum
+/// on a frame that is not to be segmented is finished here, so that everything after
+/// (the engine's gateway, loopback to another guest, the wire) sees a complete frame;
+/// a super-frame keeps its partial checksum until it is cut. `None` for a request that
+/// cannot be honoured.
+fn guest_offload(hdr: &VnetHdr, frame: &mut [u8]) -> Option<Offload> {
+    let partial = hdr.flags & VNET_F_NEEDS_CSUM != 0;
+    let (start, offset) = (usize::from(hdr.csum_start), usize::from(hdr.csum_offset));
+    let kind = match hdr.gso_type & !VNET_GSO_ECN {
+        VNET_GSO_NONE => {
+            if partial && !finish_partial(frame, start, offset) {
+                return None;
+            }
+            return Some(Offload::default());
+        }
+        VNET_GSO_TCPV4 => GsoKind::TcpV4,
+        VNET_GSO_TCPV6 => GsoKind::TcpV6,
+        VNET_GSO_UDP_L4 => GsoKind::Udp,
+        _ => return None,
+    };
+    if usize::from(hdr.gso_size) < MIN_SEG {
+        return None;
+    }
+    Some(Offload {
+        csum: if partial {
+            CsumState::Partial {
+                csum_start: hdr.csum_start,
+                csum_offset: hdr.csum_offset,
+            }
+        } else {
+            CsumState::None
+        },
+        gso: Some(Gso {
+            kind,
+            size: hdr.gso_size,
+        }),
+    })
 }
 
 /// Run until `stop` is set: read both underlay links (while attached), a batch of frames
 /// per system call, and carry out what the core says.
 pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
-    let mut pool = Pool::default();
-    let mut out: Vec<Emit> = Vec::with_capacity(BATCH * 2);
-    let mut sends = Vec::with_capacity(BATCH * 2);
+    let mut w = Work::new(WIRE_FRAME_MAX, 1024);
     let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut lens = [0usize; BATCH];
     while !stop.load(Ordering::Acquire) {
@@ -171,7 +283,7 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
             .filter(|(_, r)| *r)
         {
             while bufs.len() < BATCH {
-                bufs.push(pool.take());
+                bufs.push(w.pool.take());
             }
             let n = match l.recv_batch(&mut bufs, HEADROOM, &mut lens) {
                 Ok(n) => n,
@@ -183,54 +295,113 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
             let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
             for (buf, &len) in bufs.drain(..n).zip(&lens) {
                 match Segment::from_vec(buf, HEADROOM, HEADROOM + len) {
-                    Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut out),
-                    Err((buf, _)) => pool.0.push(buf),
+                    Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut w.out),
+                    Err((buf, _)) => w.pool.put(buf),
                 }
             }
-            carry_out(&xde, &mut out, &mut pool, &mut sends);
+            carry_out(&xde, &mut w);
         }
     }
 }
 
-/// Do what the core asked: frames for guests are written to their TAPs, frames for the
-/// underlay sent on the link it chose, a batch per link per system call; what is not ours
-/// is dropped (the kernel has its own copy of anything that reached it). A guest's TAP is
-/// looked up once a batch, not once a frame (a batch's frames mostly go one way).
-fn carry_out(
-    xde: &Xde<LinuxHost>,
-    out: &mut Vec<Emit>,
-    pool: &mut Pool,
-    sends: &mut Vec<(Link, Packet)>,
-) {
-    let mut tap: Option<Arc<Tap>> = None;
-    for e in out.drain(..) {
+/// Do what the core asked: frames for guests are written to their TAPs (coalesced where
+/// they can be), frames for the underlay sent on the link it chose, a batch per link per
+/// system call; what is not ours is dropped (the kernel has its own copy of anything that
+/// reached it).
+fn carry_out(xde: &Xde<LinuxHost>, w: &mut Work) {
+    for e in w.out.drain(..) {
         match e {
-            Emit::Guest { port, pkt } => {
-                if tap.as_ref().is_none_or(|t| t.name() != port.name()) {
-                    tap = xde.host().tap(port.name());
-                }
-                if let Some(tap) = &tap {
-                    // A zeroed virtio-net header: nothing is left for the guest to finish.
-                    let hdr = [0u8; VNET_HDR_LEN];
-                    let hdr = hdr.get(..tap.hdr_len()).unwrap_or(&[]);
-                    let res = with_iov(hdr, &pkt, |iov| tap.file().write_vectored(iov).map(|_| ()));
-                    if let Err(e) = res {
-                        // A TAP whose guest side is down refuses writes: the frame is lost,
-                        // as on a wire.
-                        tracing::debug!(port = tap.name(), error = %e, "writing the TAP failed");
-                    }
-                }
-                pool.give(pkt);
-            }
-            Emit::Underlay { link, pkt } => sends.push((link, pkt)),
-            Emit::NotOurs(pkt) => pool.give(pkt),
+            Emit::Guest { port, pkt } => w.guests.push(xde, port.name(), pkt, &mut w.pool),
+            Emit::Underlay { link, pkt } => w.sends.push((link, pkt)),
+            Emit::NotOurs(pkt) => w.pool.give(pkt),
         }
     }
-    send_underlay(xde, sends, pool);
+    w.guests.flush(xde, &mut w.pool);
+    send_underlay(xde, &mut w.sends, &mut w.cutter, &mut w.pool);
 }
 
-/// Send the frames gathered for the underlay, one sendmmsg per link (and per 64 frames).
-fn send_underlay(xde: &Xde<LinuxHost>, sends: &mut Vec<(Link, Packet)>, pool: &mut Pool) {
+/// Segments cut from super-frames bound for the underlay: their headers in `scratch`, the
+/// payload left where it is.
+#[derive(Default)]
+struct Cutter {
+    scratch: Vec<u8>,
+    cuts: Vec<Cut>,
+    /// What becomes of each frame gathered for one link, in order.
+    plan: Vec<Plan>,
+}
+
+/// One segment: its headers in the cutter's scratch, its payload in the super-frame.
+struct Cut {
+    hdr: Range<usize>,
+    body: Range<usize>,
+}
+
+#[derive(Clone)]
+enum Plan {
+    /// Sent as it is.
+    Whole,
+    /// Sent as these cuts.
+    Cut(Range<usize>),
+    /// Not sent (counted).
+    Dropped,
+}
+
+impl Cutter {
+    /// Cut super-frame `pkt` for a link of `mtu`: its segments' headers written, their
+    /// places noted. The segment size is the guest's, or, when the destination is another
+    /// guest (the Geneve MSS option is there), as much as the underlay's MTU allows: the
+    /// receiving sled presents the segments to its guest at the guest's MSS anyway (SPEC
+    /// §7.5, "MSS boosting").
+    fn cut(&mut self, pkt: &mut Packet, mtu: usize) -> Option<Range<usize>> {
+        let gso = pkt.offload().gso?;
+        if pkt.seg_count() != 1 {
+            // Not what a TAP read makes: one contiguous copy to cut from.
+            let mut flat = Packet::copy_from(&pkt.to_vec());
+            flat.set_offload(pkt.offload());
+            *pkt = flat;
+        }
+        let n = parse_network(pkt).ok()?;
+        let lay = Layout::of_network(&n)?;
+        let kind_ok = match gso.kind {
+            GsoKind::TcpV4 => lay.tcp && lay.v4,
+            GsoKind::TcpV6 => lay.tcp && !lay.v4,
+            GsoKind::Udp => !lay.tcp,
+        };
+        if !kind_ok {
+            return None;
+        }
+        let guest = usize::from(gso.size);
+        let mss = if lay.tcp && n.outer.geneve.mss.is_some_and(|m| m > 0) {
+            let outer_eth = usize::from(n.outer.eth.hdr_len);
+            guest.max(mtu.saturating_sub(lay.payload - outer_eth))
+        } else {
+            guest
+        };
+        let frame = pkt.segment(0)?.data();
+        let segs = lay.seg_count(mss);
+        let first = self.cuts.len();
+        for i in 0..segs {
+            let at = self.scratch.len();
+            self.scratch.resize(at + lay.payload, 0);
+            let hdr = self.scratch.get_mut(at..)?;
+            let body = lay.write_segment(frame, mss, i, hdr)?;
+            self.cuts.push(Cut {
+                hdr: at..at + lay.payload,
+                body,
+            });
+        }
+        Some(first..self.cuts.len())
+    }
+}
+
+/// Send the frames gathered for the underlay, in order, one sendmmsg per link (and per 64
+/// frames); super-frames go as their segments.
+fn send_underlay(
+    xde: &Xde<LinuxHost>,
+    sends: &mut Vec<(Link, Packet)>,
+    c: &mut Cutter,
+    pool: &mut Pool,
+) {
     if sends.is_empty() {
         return;
     }
@@ -239,8 +410,44 @@ fn send_underlay(xde: &Xde<LinuxHost>, sends: &mut Vec<(Link, Packet)>, pool: &m
             let Some(l) = u.link(link) else {
                 continue;
             };
-            let mine = sends.iter().filter(|(k, _)| *k == link).map(|(_, p)| p);
-            let (sent, total) = l.send_packets(mine);
+            c.scratch.clear();
+            c.cuts.clear();
+            c.plan.clear();
+            for (k, pkt) in sends.iter_mut() {
+                let plan = if *k != link {
+                    Plan::Dropped
+                } else if pkt.offload().gso.is_none() {
+                    Plan::Whole
+                } else if let Some(r) = c.cut(pkt, l.mtu()) {
+                    bump(&xde.stats().tx_gso_frames);
+                    add(&xde.stats().tx_gso_segments, r.len());
+                    Plan::Cut(r)
+                } else {
+                    bump(&xde.stats().out_drop_bad_offload);
+                    Plan::Dropped
+                };
+                c.plan.push(plan);
+            }
+            let (scratch, cuts) = (&c.scratch, &c.cuts);
+            let frames = sends
+                .iter()
+                .zip(&c.plan)
+                .flat_map(|((_, pkt), plan)| {
+                    let whole = matches!(plan, Plan::Whole).then_some(Frame::Packet(pkt));
+                    let r = match plan {
+                        Plan::Cut(r) => r.clone(),
+                        Plan::Whole | Plan::Dropped => 0..0,
+                    };
+                    let data = pkt.segment(0).map_or(&[][..], |s| s.data());
+                    let pieces = cuts.get(r).unwrap_or(&[]).iter().map(move |cut| {
+                        Frame::Pieces(
+                            scratch.get(cut.hdr.clone()).unwrap_or(&[]),
+                            data.get(cut.body.clone()).unwrap_or(&[]),
+                        )
+                    });
+                    whole.into_iter().chain(pieces)
+                });
+            let (sent, total) = l.send_frames(frames);
             if sent < total {
                 tracing::debug!(
                     link = l.name(),
@@ -252,6 +459,195 @@ fn send_underlay(xde: &Xde<LinuxHost>, sends: &mut Vec<(Link, Packet)>, pool: &m
     }
     for (_, pkt) in sends.drain(..) {
         pool.give(pkt);
+    }
+}
+
+/// Frames for guests, written as they come, except that in-order TCP segments of one flow
+/// for one guest are gathered into a run and written as one super-frame (GRO-like). A run
+/// is bounded by one batch (nothing waits for more frames), by [`RUN_MAX`] segments and by
+/// IP's 64 KiB; every segment of it but the last is full-sized, and each has had its
+/// checksum verified (a segment that fails is dropped, as the guest would drop it).
+#[derive(Default)]
+struct GuestWriter {
+    /// The TAP of the run, and of the last frame written (looked up once per change).
+    tap: Option<Arc<Tap>>,
+    run: Vec<(Packet, Layout)>,
+    /// The run's payload bytes.
+    payload: usize,
+    /// The MSS the sending guest asked its segments to be presented at, if known.
+    mss: Option<u16>,
+}
+
+impl GuestWriter {
+    fn push(&mut self, xde: &Xde<LinuxHost>, port: &str, mut pkt: Packet, pool: &mut Pool) {
+        if self.tap.as_ref().is_none_or(|t| t.name() != port) {
+            self.flush(xde, pool);
+            self.tap = xde.host().tap(port);
+        }
+        let Some(tap) = self.tap.clone() else {
+            pool.give(pkt);
+            return;
+        };
+        let off = pkt.offload();
+        if let CsumState::Partial {
+            csum_start,
+            csum_offset,
+        } = off.csum
+        {
+            // A super-frame from a guest of this host: handed over as it came.
+            self.flush(xde, pool);
+            let gso_type = match off.gso.map(|g| g.kind) {
+                None => VNET_GSO_NONE,
+                Some(GsoKind::TcpV4) => VNET_GSO_TCPV4,
+                Some(GsoKind::TcpV6) => VNET_GSO_TCPV6,
+                Some(GsoKind::Udp) => VNET_GSO_UDP_L4,
+            };
+            let hdr = VnetHdr {
+                flags: VNET_F_NEEDS_CSUM,
+                gso_type,
+                hdr_len: 0,
+                gso_size: off.gso.map_or(0, |g| g.size),
+                csum_start,
+                csum_offset,
+            };
+            write_frame(&tap, &hdr, &pkt);
+            pool.give(pkt);
+            return;
+        }
+        let lay = match parse_guest(&mut pkt) {
+            Ok(m) if pkt.seg_count() == 1 => Layout::of_inner(&m),
+            _ => None,
+        }
+        .filter(|l| l.tcp && l.payload_len() > 0);
+        let Some(lay) = lay else {
+            self.flush(xde, pool);
+            write_frame(&tap, &VnetHdr::default(), &pkt);
+            pool.give(pkt);
+            return;
+        };
+        let data = pkt.segment(0).map_or(&[][..], |s| s.data());
+        if !lay.l4_csum_ok(data) {
+            bump(&xde.stats().rx_bad_csum);
+            pool.give(pkt);
+            return;
+        }
+        let mss = off.gso.map(|g| g.size);
+        if !self.joins(&lay, data, mss) {
+            self.flush(xde, pool);
+            self.mss = mss;
+        }
+        self.payload += lay.payload_len();
+        self.run.push((pkt, lay));
+    }
+
+    /// Whether a segment of layout `lay` carries the run on.
+    fn joins(&self, lay: &Layout, data: &[u8], mss: Option<u16>) -> bool {
+        let (Some((_, fl)), Some((last, ll))) = (self.run.first(), self.run.last()) else {
+            return false;
+        };
+        let size = fl.payload_len();
+        let last_data = last.segment(0).map_or(&[][..], |s| s.data());
+        self.run.len() < RUN_MAX
+            && mss == self.mss
+            && ll.payload_len() == size
+            && lay.payload_len() <= size
+            && fl.payload - fl.ip + self.payload + lay.payload_len() <= IP_LEN_MAX
+            && ll.follows(last_data, lay, data)
+    }
+
+    /// Write the run: a lone segment no larger than its MSS as it is, anything else as one
+    /// super-frame.
+    fn flush(&mut self, xde: &Xde<LinuxHost>, pool: &mut Pool) {
+        let Some(tap) = self.tap.clone() else {
+            for (pkt, _) in self.run.drain(..) {
+                pool.give(pkt);
+            }
+            return;
+        };
+        let total = std::mem::take(&mut self.payload);
+        let n = self.run.len();
+        let Some((first, fl)) = self.run.first_mut() else {
+            return;
+        };
+        let fl = *fl;
+        let size = usize::from(self.mss.unwrap_or(0));
+        let size = if size == 0 { fl.payload_len() } else { size };
+        if n == 1 && total <= size {
+            let hdr = VnetHdr {
+                flags: VNET_F_DATA_VALID,
+                ..VnetHdr::default()
+            };
+            write_frame(&tap, &hdr, first);
+        } else {
+            let psh = self
+                .run
+                .last()
+                .and_then(|(p, l)| p.segment(0)?.data().get(l.l4 + 13).copied())
+                .is_some_and(|f| f & 0x08 != 0);
+            let Some((first, _)) = self.run.first_mut() else {
+                return;
+            };
+            let merged = first
+                .segment_mut(0)
+                .and_then(|s| fl.merge_headers(s.data_mut(), total, psh));
+            let gso = total > size;
+            let hdr = VnetHdr {
+                flags: VNET_F_NEEDS_CSUM,
+                gso_type: match (gso, fl.v4) {
+                    (false, _) => VNET_GSO_NONE,
+                    (true, true) => VNET_GSO_TCPV4,
+                    (true, false) => VNET_GSO_TCPV6,
+                },
+                hdr_len: fl.payload as u16,
+                gso_size: if gso { size as u16 } else { 0 },
+                csum_start: fl.l4 as u16,
+                csum_offset: 16,
+            };
+            if merged.is_some() {
+                write_run(&tap, &hdr, &self.run);
+                if n > 1 {
+                    bump(&xde.stats().rx_coalesced_supers);
+                    add(&xde.stats().rx_coalesced_frames, n);
+                }
+            }
+        }
+        for (pkt, _) in self.run.drain(..) {
+            pool.give(pkt);
+        }
+    }
+}
+
+/// Write one frame to `tap` behind `hdr`.
+fn write_frame(tap: &Tap, hdr: &VnetHdr, pkt: &Packet) {
+    let bytes = hdr.bytes();
+    let h = bytes.get(..tap.hdr_len()).unwrap_or(&[]);
+    let res = with_iov(h, pkt, |iov| tap.file().write_vectored(iov).map(|_| ()));
+    if let Err(e) = res {
+        // A TAP whose guest side is down refuses writes: the frame is lost, as on a wire.
+        tracing::debug!(port = tap.name(), error = %e, "writing the TAP failed");
+    }
+}
+
+/// Write a run of segments to `tap` as one frame behind `hdr`: the first's headers and
+/// payload, then each other's payload, gathered (nothing is copied here).
+fn write_run(tap: &Tap, hdr: &VnetHdr, run: &[(Packet, Layout)]) {
+    let bytes = hdr.bytes();
+    let mut iov = [IoSlice::new(&[]); RUN_MAX + 1];
+    let mut n = 0;
+    let pieces = std::iter::once(bytes.get(..tap.hdr_len()).unwrap_or(&[])).chain(
+        run.iter().enumerate().map(|(i, (p, l))| {
+            let from = if i == 0 { 0 } else { l.payload };
+            p.segment(0)
+                .and_then(|s| s.data().get(from..l.end))
+                .unwrap_or(&[])
+        }),
+    );
+    for (slot, piece) in iov.iter_mut().zip(pieces) {
+        *slot = IoSlice::new(piece);
+        n += 1;
+    }
+    if let Err(e) = tap.file().write_vectored(iov.get(..n).unwrap_or(&[])) {
+        tracing::debug!(port = tap.name(), error = %e, "writing the TAP failed");
     }
 }
 

@@ -19,7 +19,7 @@ use crate::route::{Route, RouteError};
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
-use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
@@ -68,13 +68,26 @@ impl Rtnl {
     pub fn delete_link(&self, ifindex: u32) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = ifindex;
-        match self.exchange(RouteNetlinkMessage::DelLink(m), NLM_F_REQUEST | NLM_F_ACK)? {
+        self.acked(RouteNetlinkMessage::DelLink(m))
+    }
+
+    /// A request the kernel acknowledges: its answer, success or its error.
+    fn acked(&self, msg: RouteNetlinkMessage) -> io::Result<()> {
+        match self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK)? {
             NetlinkPayload::Error(e) => match e.code {
                 None => Ok(()),
                 Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
             },
             _ => Err(io::Error::other("unexpected rtnetlink answer")),
         }
+    }
+
+    /// Set link `ifindex`'s `gso_max_size`: the largest super-frame its stack makes.
+    pub fn set_gso_max_size(&self, ifindex: u32, size: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = ifindex;
+        m.attributes.push(LinkAttribute::GsoMaxSize(size));
+        self.acked(RouteNetlinkMessage::SetLink(m))
     }
 
     /// Send `msg` with `flags`; the answer to it.

@@ -5,9 +5,12 @@
 //! wherever the device goes; closing it removes the device.
 //!
 //! Every frame read or written starts with a `virtio_net_hdr` (12 bytes, the size set with
-//! `TUNSETVNETHDRSZ`): the kernel and the guest say there what checksum and segmentation
-//! work is pending. No offloads are switched on yet (`TUNSETOFFLOAD` is left at none), so
-//! frames read arrive complete and the header is written as all zeroes.
+//! `TUNSETVNETHDRSZ`; 10 on a VMM's TAP, read through AF_PACKET with `PACKET_VNET_HDR`):
+//! the kernel and the guest say there what checksum and segmentation work is pending
+//! ([`VnetHdr`]). The daemon takes every offload the kernel offers (`TUNSETOFFLOAD`:
+//! checksum, TSO4, TSO6 with ECN, and USO4/USO6 where the kernel has them), so a guest
+//! hands over TCP and UDP super-frames of up to [`GSO_MAX_SIZE`] bytes with their
+//! checksums left partial, and the datapath finishes and segments them.
 // Opening and configuring the device are ioctl(2)s on raw `ifreq` structures.
 #![allow(unsafe_code)]
 
@@ -28,9 +31,67 @@ pub const VNET_HDR_LEN: usize = 12;
 /// Interface names are at most this long (`IFNAMSIZ` less the NUL).
 pub const NAME_MAX: usize = 15;
 
+/// The largest super-frame a guest's stack makes on its TAP (`gso_max_size`): an
+/// encapsulation in front must still fit the 16-bit IPv6 payload length.
+pub const GSO_MAX_SIZE: u32 = 65_536 - 256;
+
+// linux/virtio_net.h
+pub const VNET_F_NEEDS_CSUM: u8 = 1;
+pub const VNET_F_DATA_VALID: u8 = 2;
+pub const VNET_GSO_NONE: u8 = 0;
+pub const VNET_GSO_TCPV4: u8 = 1;
+pub const VNET_GSO_TCPV6: u8 = 4;
+pub const VNET_GSO_UDP_L4: u8 = 5;
+pub const VNET_GSO_ECN: u8 = 0x80;
+
+/// A `virtio_net_hdr`: the checksum and segmentation work pending on a frame (fields in
+/// little-endian order, as virtio 1.0 and the TAP on a little-endian host have them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    pub flags: u8,
+    pub gso_type: u8,
+    pub hdr_len: u16,
+    pub gso_size: u16,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// The header at the front of `b` (at least 10 bytes), or all zeroes if it is short.
+    pub fn read(b: &[u8]) -> Self {
+        let w = |i: usize| {
+            b.get(i..i + 2)
+                .and_then(|x| x.try_into().ok())
+                .map_or(0, u16::from_le_bytes)
+        };
+        Self {
+            flags: b.first().copied().unwrap_or(0),
+            gso_type: b.get(1).copied().unwrap_or(0),
+            hdr_len: w(2),
+            gso_size: w(4),
+            csum_start: w(6),
+            csum_offset: w(8),
+        }
+    }
+
+    /// The 12 bytes of the header (`num_buffers` zero); a device takes the first
+    /// [`Tap::hdr_len`] of them.
+    pub fn bytes(&self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+        b
+    }
+}
+
 nix::ioctl_write_ptr_bad!(tun_set_iff, libc::TUNSETIFF, libc::ifreq);
 nix::ioctl_write_ptr_bad!(tun_set_vnet_hdr_sz, libc::TUNSETVNETHDRSZ, libc::c_int);
 nix::ioctl_write_int_bad!(tun_set_persist, libc::TUNSETPERSIST);
+nix::ioctl_write_int_bad!(tun_set_offload, libc::TUNSETOFFLOAD);
 nix::ioctl_write_ptr_bad!(siocsifmtu, libc::SIOCSIFMTU, libc::ifreq);
 nix::ioctl_write_ptr_bad!(siocsifhwaddr, libc::SIOCSIFHWADDR, libc::ifreq);
 nix::ioctl_read_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
@@ -113,6 +174,12 @@ impl Tap {
                 unsafe { tun_set_vnet_hdr_sz(tap.file.as_raw_fd(), &hdr_len) }
                     .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
                 tap.hdr_len = VNET_HDR_LEN;
+                set_offloads(&tap.file, name)?;
+                let ifindex = nix::net::if_::if_nametoindex(name)
+                    .map_err(|e| named(e, "if_nametoindex", name))?;
+                super::nexthop::Rtnl::open()
+                    .and_then(|r| r.set_gso_max_size(ifindex, GSO_MAX_SIZE))
+                    .map_err(|e| io::Error::new(e.kind(), format!("gso_max_size on {name}: {e}")))?;
             }
             Kind::Vmm => {
                 // SAFETY: a tun fd and an integer argument.
@@ -157,6 +224,12 @@ impl Tap {
         if let Some(ifindex) = tap.persistent {
             // The VMM is the TAP's one opener; the daemon is on the device's side.
             let sock = super::underlay::packet_socket(ifindex, None)?;
+            // The VMM's offloaded frames arrive whole, described by a virtio-net header,
+            // and ours go out the same way.
+            let one: libc::c_int = 1;
+            super::underlay::setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)
+                .map_err(|e| io::Error::new(e.kind(), format!("PACKET_VNET_HDR on {name}: {e}")))?;
+            tap.hdr_len = VNET_HDR_LEN - 2;
             tap.file = File::from(sock);
         }
         Ok(tap)
@@ -215,6 +288,18 @@ impl Drop for Tap {
             }
         }
     }
+}
+
+/// Take every offload: checksum, TSO4, TSO6 (with ECN), and USO4/USO6 if the kernel has
+/// them (6.2 and later; an older one refuses the flags).
+fn set_offloads(file: &File, name: &str) -> io::Result<()> {
+    let base = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+    let uso = libc::TUN_F_USO4 | libc::TUN_F_USO6;
+    // SAFETY: a tun fd and an integer argument.
+    unsafe { tun_set_offload(file.as_raw_fd(), (base | uso) as libc::c_ulong as _) }
+        .or_else(|_| unsafe { tun_set_offload(file.as_raw_fd(), base as libc::c_ulong as _) })
+        .map(|_| ())
+        .map_err(|e| named(e, "TUNSETOFFLOAD", name))
 }
 
 /// A datagram socket to address interface ioctls to.

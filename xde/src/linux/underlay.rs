@@ -7,6 +7,7 @@
 
 // A no_std crate: the daemon brings std's prelude in itself.
 use std::format;
+use std::vec;
 use std::prelude::rust_2024::*;
 
 use nix::libc;
@@ -62,12 +63,52 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
+/// One frame to send: a packet's segments, or a segment cut from a super-frame (its own
+/// headers and a slice of the super-frame's payload).
+#[derive(Clone, Copy, Debug)]
+pub enum Frame<'a> {
+    Packet(&'a Packet),
+    Pieces(&'a [u8], &'a [u8]),
+}
+
+impl Frame<'_> {
+    fn pieces(&self) -> usize {
+        match self {
+            Self::Packet(p) => p.seg_count(),
+            Self::Pieces(..) => 2,
+        }
+    }
+
+    /// Point the front of `iov` at the frame's pieces; how many.
+    fn fill<'b>(&self, iov: &mut [std::io::IoSlice<'b>]) -> usize
+    where
+        Self: 'b,
+    {
+        let mut n = 0;
+        let mut put = |b: &'b [u8]| {
+            if let Some(slot) = iov.get_mut(n) {
+                *slot = std::io::IoSlice::new(b);
+                n += 1;
+            }
+        };
+        match *self {
+            Self::Packet(p) => p.segments().for_each(|s| put(s.data())),
+            Self::Pieces(h, b) => {
+                put(h);
+                put(b);
+            }
+        }
+        n
+    }
+}
+
 /// One underlay link, open for Geneve.
 #[derive(Debug)]
 pub struct UnderlayLink {
     name: String,
     ifindex: u32,
     mac: MacAddr,
+    mtu: usize,
     sock: OwnedFd,
 }
 
@@ -78,6 +119,7 @@ impl UnderlayLink {
         let ifindex = nix::net::if_::if_nametoindex(name)
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("link {name}: {e}")))?;
         let mac = link_mac(name)?;
+        let mtu = link_mtu(name)?;
         // The filter goes on before the bind, so no unfiltered frame is ever queued.
         let prog = libc::sock_fprog {
             len: BPF_PROGRAM.len() as u16,
@@ -88,6 +130,7 @@ impl UnderlayLink {
             name: name.to_string(),
             ifindex,
             mac,
+            mtu,
             sock,
         })
     }
@@ -105,6 +148,11 @@ impl UnderlayLink {
         self.mac
     }
 
+    /// The link's MTU when it was opened: the largest IPv6 packet a segment may make.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
     pub fn socket(&self) -> &OwnedFd {
         &self.sock
     }
@@ -116,50 +164,40 @@ impl UnderlayLink {
             .map_err(io::Error::from)
     }
 
-    /// Send `pkts`, as many per sendmmsg as fit (64 frames of up to 4 segments each,
+    /// Send `frames`, as many per sendmmsg as fit (64 frames of up to 4 pieces each,
     /// gathered on the stack: nothing is allocated). Returns how many were sent, and how
     /// many there were; the rest were refused by the kernel (a full queue, a link gone
     /// down) and are lost, as on a wire.
-    pub fn send_packets<'a>(&self, pkts: impl Iterator<Item = &'a Packet>) -> (usize, usize) {
+    pub fn send_frames<'a>(&self, frames: impl Iterator<Item = Frame<'a>>) -> (usize, usize) {
         const FRAMES: usize = 64;
         const SEGS: usize = 4;
         let mut iov = [std::io::IoSlice::new(&[]); FRAMES * SEGS];
         let mut counts = [0usize; FRAMES];
-        let (mut sent, mut total, mut frames, mut used) = (0, 0, 0, 0);
-        for pkt in pkts {
+        let (mut sent, mut total, mut frames_in, mut used) = (0, 0, 0, 0);
+        for f in frames {
             total += 1;
-            if pkt.seg_count() > SEGS {
+            if f.pieces() > SEGS {
                 // A long chain, which the engine does not make: a write of its own.
-                let pieces: Vec<_> = pkt
-                    .segments()
-                    .map(|s| std::io::IoSlice::new(s.data()))
-                    .collect();
+                let mut pieces = vec![std::io::IoSlice::new(&[]); f.pieces()];
+                f.fill(&mut pieces);
                 sent += usize::from(self.send(&pieces).is_ok());
                 continue;
             }
-            if frames == FRAMES {
+            if frames_in == FRAMES {
                 sent += self.send_batch(iov.get(..used).unwrap_or(&[]), &counts);
-                (frames, used) = (0, 0);
+                (frames_in, used) = (0, 0);
             }
-            let start = used;
-            for (slot, seg) in iov
-                .get_mut(used..)
-                .unwrap_or(&mut [])
-                .iter_mut()
-                .zip(pkt.segments())
-            {
-                *slot = std::io::IoSlice::new(seg.data());
-                used += 1;
+            let n = f.fill(iov.get_mut(used..).unwrap_or(&mut []));
+            if let Some(c) = counts.get_mut(frames_in) {
+                *c = n;
             }
-            if let Some(c) = counts.get_mut(frames) {
-                *c = used - start;
-            }
-            frames += 1;
+            used += n;
+            frames_in += 1;
         }
-        if frames > 0 {
+        if frames_in > 0 {
             sent += self.send_batch(
                 iov.get(..used).unwrap_or(&[]),
-                counts.get(..frames).unwrap_or(&[]),
+                counts.get(..frames_in).unwrap_or(&[]),
             );
         }
         (sent, total)
@@ -347,7 +385,7 @@ pub fn hold_geneve_port() -> io::Result<UdpSocket> {
     Ok(UdpSocket::from(s))
 }
 
-fn setsockopt<T>(sock: &OwnedFd, level: i32, name: i32, v: &T) -> io::Result<()> {
+pub(super) fn setsockopt<T>(sock: &OwnedFd, level: i32, name: i32, v: &T) -> io::Result<()> {
     // SAFETY: `v` points to a `T` of the size given, alive across the call.
     let r = unsafe {
         libc::setsockopt(
@@ -363,6 +401,17 @@ fn setsockopt<T>(sock: &OwnedFd, level: i32, name: i32, v: &T) -> io::Result<()>
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The link's MTU, from sysfs.
+fn link_mtu(name: &str) -> io::Result<usize> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))?;
+    text.trim().parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("link {name}: no MTU ({})", text.trim()),
+        )
+    })
 }
 
 /// The link's MAC, from sysfs.
