@@ -24,7 +24,7 @@ use opte::engine::time::Moment;
 use opte::engine::view::Parsed;
 use opte::packet::parse::parse_network;
 use opte::packet::parse::{L3Info, UlpKind};
-use opte::packet::{CsumState, EncapInfo, Gso, GsoKind, Offload, Packet};
+use opte::packet::{EncapInfo, Gso, GsoKind, Offload, Packet};
 use opte_api::{Direction, IpAddr, MulticastUnderlay};
 use oxide_vpc::api::Replication;
 
@@ -368,8 +368,10 @@ impl<H: Host> Xde<H> {
             ProcessResult::Modified => {
                 bump(&self.stats.rx_delivered);
                 if let Some(gso) = gso_of_mss(n) {
+                    // A checksum the host left partial (segments it coalesced) stays so.
+                    let csum = pkt.offload().csum;
                     pkt.set_offload(Offload {
-                        csum: CsumState::None,
+                        csum,
                         gso: Some(gso),
                     });
                 }

@@ -53,9 +53,9 @@ pub mod control;
 pub mod core;
 pub mod datapath;
 pub mod host;
-pub mod offload;
 #[cfg(all(feature = "daemon", target_os = "linux"))]
 pub mod linux;
+pub mod offload;
 pub mod port;
 pub mod route;
 pub mod stats;

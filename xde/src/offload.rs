@@ -11,6 +11,12 @@
 //! - [`Layout::follows`] and [`Layout::merge_headers`] are the other direction (GRO-like):
 //!   in-order TCP segments of one flow become one super-frame that the guest's stack takes
 //!   in one piece, with a virtio-net GSO header saying how it was cut.
+//! - Between two hosts that both speak it, the segments of one super-frame travel as one
+//!   UDP datagram whose payload is their Geneve packets back to back, all but the last of
+//!   one size ([`Layout::write_dgram_head`]): the kernel's UDP segmentation (USO) cuts it
+//!   into one Geneve packet per segment where it meets a real wire, and a virtual one
+//!   (veth, a bridge) carries it whole. [`merge_chunks`] turns such a datagram back into
+//!   one Geneve frame carrying the coalesced super-frame.
 //!
 //! Offsets are from the frame's first byte; a frame is one contiguous buffer. Nothing here
 //! allocates, and every access is bounds-checked: a frame that does not have the shape its
@@ -181,7 +187,11 @@ impl Layout {
         put16(hdr, at, self.finalize(c))?;
         if let Some(o) = self.outer {
             let udp_len = hdr.len() - o.udp + len;
-            put16(hdr, o.ip6 + 4, u16::try_from(udp_len + o.udp - o.ip6 - 40).ok()?)?;
+            put16(
+                hdr,
+                o.ip6 + 4,
+                u16::try_from(udp_len + o.udp - o.ip6 - 40).ok()?,
+            )?;
             put16(hdr, o.udp + 4, u16::try_from(udp_len).ok()?)?;
             put16(hdr, o.udp + 6, 0)?;
             let mut c = pseudo_v6(addr16(hdr, o.ip6 + 8)?, addr16(hdr, o.ip6 + 24)?, 17, {
@@ -255,7 +265,10 @@ impl Layout {
                 ]
             };
             let mut at = 0;
-            for r in skip.iter().chain(core::iter::once(&(self.payload..self.payload))) {
+            for r in skip
+                .iter()
+                .chain(core::iter::once(&(self.payload..self.payload)))
+            {
                 if a.get(at..r.start)? != b.get(at..r.start)? {
                     return Some(false);
                 }
@@ -290,7 +303,11 @@ impl Layout {
 
     fn set_ip_len(&self, hdr: &mut [u8], l4_len: usize) -> Option<()> {
         if self.v4 {
-            put16(hdr, self.ip + 2, u16::try_from(self.l4 - self.ip + l4_len).ok()?)
+            put16(
+                hdr,
+                self.ip + 2,
+                u16::try_from(self.l4 - self.ip + l4_len).ok()?,
+            )
         } else {
             put16(hdr, self.ip + 4, u16::try_from(l4_len).ok()?)
         }
@@ -316,6 +333,163 @@ impl Layout {
             c.finalize_udp()
         }
     }
+}
+
+/// The outer headers of a UDP datagram of Geneve chunks: Ethernet, IPv6 (no extension
+/// headers), UDP.
+pub const DGRAM_OUTER: usize = 14 + 40 + 8;
+
+impl Layout {
+    /// The outer Ethernet, IPv6 and UDP headers of a datagram of `udp_len` bytes (UDP
+    /// header included) carrying chunks of this encapsulated frame, written into `head`
+    /// ([`DGRAM_OUTER`] bytes): lengths set, and the UDP checksum field holding the
+    /// pseudo-header sum only, for the kernel or the NIC to finish per segment (its UDP
+    /// segmentation takes it so).
+    pub fn write_dgram_head(&self, frame: &[u8], udp_len: usize, head: &mut [u8]) -> Option<()> {
+        let o = self.outer?;
+        if o.udp + 8 != DGRAM_OUTER || head.len() != DGRAM_OUTER {
+            return None;
+        }
+        head.copy_from_slice(frame.get(..DGRAM_OUTER)?);
+        let len = u16::try_from(udp_len).ok()?;
+        put16(head, o.ip6 + 4, len)?;
+        put16(head, o.udp + 4, len)?;
+        let sum = pseudo_v6(addr16(head, o.ip6 + 8)?, addr16(head, o.ip6 + 24)?, 17, {
+            u32::from(len)
+        });
+        put16(head, o.udp + 6, sum.fold())
+    }
+}
+
+/// A datagram of Geneve chunks turned back into one frame by [`merge_chunks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Merged {
+    /// The frame's new length.
+    pub len: usize,
+    /// How many chunks it was.
+    pub chunks: usize,
+    /// The first chunk's payload bytes: the size the segments were cut at.
+    pub seg: usize,
+    /// The inner frame's layout, from the inner Ethernet header.
+    pub inner: Layout,
+}
+
+/// Rewrite in place a UDP datagram (`frame`: Ethernet, IPv6, UDP, then Geneve chunks of
+/// `chunk` bytes each but the last) into one Geneve frame: the first chunk's Geneve and
+/// inner headers, then every chunk's TCP payload, the inner headers made those of the
+/// super-frame (its L4 checksum partial, see [`Layout::merge_headers`]), the outer
+/// lengths fixed and the outer UDP checksum zero (RFC 6935). Only if every chunk is a TCP
+/// segment of one flow following the one before, with the same Geneve header; otherwise
+/// (`None`) nothing has been changed.
+pub fn merge_chunks(frame: &mut [u8], chunk: usize) -> Option<Merged> {
+    let len = frame.len();
+    if chunk == 0 || len <= DGRAM_OUTER + chunk {
+        return None;
+    }
+    let starts = (DGRAM_OUTER..len).step_by(chunk);
+    let n = starts.len();
+    let (first_lay, first_inner) =
+        chunk_layout(frame, DGRAM_OUTER, (DGRAM_OUTER + chunk).min(len))?;
+    let glen = first_inner - DGRAM_OUTER;
+    let mut prev = (first_lay, first_inner);
+    let mut total = first_lay.payload_len();
+    let size = total;
+    for (i, at) in starts.clone().enumerate().skip(1) {
+        let stop = (at + chunk).min(len);
+        let (lay, inner) = chunk_layout(frame, at, stop)?;
+        let same_geneve = frame.get(at..at + glen)? == frame.get(DGRAM_OUTER..first_inner)?;
+        let (pl, pi) = prev;
+        let a = frame.get(pi..pi + pl.end)?;
+        let b = frame.get(inner..stop)?;
+        let full = lay.payload_len() == size || i + 1 == n;
+        if !same_geneve || !full || lay.payload_len() > size || !pl.follows(a, &lay, b) {
+            return None;
+        }
+        total += lay.payload_len();
+        prev = (lay, inner);
+    }
+    if first_lay.payload - first_lay.ip + total > IP_LEN_MAX {
+        return None;
+    }
+    let (last_lay, last_inner) = prev;
+    let psh = frame
+        .get(last_inner + last_lay.l4 + 13)
+        .is_some_and(|f| f & TCP_PSH != 0);
+    // Every check passed: move the payloads together. Each moves back over headers
+    // already read; the next chunk's headers are never reached before they are read.
+    let mut dst = first_inner + first_lay.end;
+    for at in starts.skip(1) {
+        let (lay, inner) = chunk_layout(frame, at, (at + chunk).min(len))?;
+        let src = inner + lay.payload..inner + lay.end;
+        let n = src.len();
+        frame.copy_within(src, dst);
+        dst += n;
+    }
+    first_lay.merge_headers(frame.get_mut(first_inner..dst)?, total, psh)?;
+    set_geneve_len(frame, dst - DGRAM_OUTER)?;
+    Some(Merged {
+        len: dst,
+        chunks: n,
+        seg: size,
+        inner: first_lay,
+    })
+}
+
+/// Make `frame`'s outer headers (Ethernet, IPv6, UDP) those of one Geneve packet of
+/// `chunk` bytes: the IPv6 and UDP lengths, and no UDP checksum (RFC 6935).
+pub fn set_geneve_len(frame: &mut [u8], chunk: usize) -> Option<()> {
+    let len = u16::try_from(8 + chunk).ok()?;
+    put16(frame, 14 + 4, len)?;
+    put16(frame, 14 + 40 + 4, len)?;
+    put16(frame, 14 + 40 + 6, 0)
+}
+
+/// The layout of the TCP segment in the Geneve chunk `frame[start..stop]`, relative to its
+/// inner Ethernet header, and where that header is; only a chunk that is exactly one
+/// Geneve packet of Ethernet, IPv4 or IPv6 (no extension headers), TCP.
+fn chunk_layout(frame: &[u8], start: usize, stop: usize) -> Option<(Layout, usize)> {
+    let c = frame.get(start..stop)?;
+    let g0 = *c.first()?;
+    if g0 >> 6 != 0 || get16(c, 2)? != 0x6558 {
+        return None;
+    }
+    let eth = 8 + usize::from(g0 & 0x3f) * 4;
+    let f = c.get(eth..)?;
+    let ip = 14;
+    let (v4, l4, end) = match get16(f, 12)? {
+        0x0800 => {
+            let b = *f.get(ip)?;
+            let ihl = usize::from(b & 0x0f) * 4;
+            let frag = get16(f, ip + 6)? & 0x3fff;
+            if b >> 4 != 4 || ihl < 20 || *f.get(ip + 9)? != 6 || frag != 0 {
+                return None;
+            }
+            (true, ip + ihl, ip + usize::from(get16(f, ip + 2)?))
+        }
+        0x86dd => {
+            if *f.get(ip)? >> 4 != 6 || *f.get(ip + 6)? != 6 {
+                return None;
+            }
+            (false, ip + 40, ip + 40 + usize::from(get16(f, ip + 4)?))
+        }
+        _ => return None,
+    };
+    let payload = l4 + usize::from(*f.get(l4 + 12)? >> 4) * 4;
+    if payload < l4 + 20 || payload > end || end != f.len() {
+        return None;
+    }
+    Some((
+        Layout {
+            outer: None,
+            ip,
+            v4,
+            l4,
+            tcp: true,
+            payload,
+            end,
+        },
+        start + eth,
+    ))
 }
 
 /// Finish a checksum the sender left partial (virtio-net `NEEDS_CSUM`): the one's

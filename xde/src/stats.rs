@@ -92,6 +92,10 @@ counters! {
         rx_coalesced_supers,
         /// TCP segments for a guest whose checksum did not verify: dropped.
         rx_bad_csum,
+        /// UDP datagrams of Geneve chunks that arrived whole: coalesced into one frame, or
+        /// split into their chunks (not one flow in order, or not vouched for).
+        rx_dgrams_merged,
+        rx_dgrams_split,
     }
 }
 

@@ -24,16 +24,18 @@ use super::tap::{
     Tap, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4,
     VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VnetHdr,
 };
-use super::underlay::Frame;
-use crate::offload::{IP_LEN_MAX, Layout, MIN_SEG, finish_partial};
+use super::underlay::{Cut, Frame, UnderlayLink, VNET_LEN};
+use crate::offload::{
+    DGRAM_OUTER, IP_LEN_MAX, Layout, MIN_SEG, finish_partial, merge_chunks, set_geneve_len,
+};
 use crate::stats::{add, bump};
 use crate::{Emit, Link, Xde};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use opte::engine::time::Moment;
 use opte::packet::parse::{parse_guest, parse_network};
 use opte::packet::{CsumState, DEFAULT_HEADROOM, Gso, GsoKind, Offload, Packet, Segment};
-use std::ops::Range;
 use std::io::{self, IoSlice, Read, Write};
+use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::prelude::rust_2024::*;
 use std::sync::Arc;
@@ -49,8 +51,9 @@ pub const HEADROOM: usize = DEFAULT_HEADROOM;
 /// its Ethernet header, with room to spare.
 const GUEST_FRAME_MAX: usize = 65_536 + 64;
 
-/// The largest frame read from the underlay: a 9,000-byte MTU and its Ethernet header.
-const WIRE_FRAME_MAX: usize = 9216;
+/// The largest frame read from the underlay: a datagram of Geneve chunks that arrived
+/// whole (up to 64 KiB of UDP) and its outer headers.
+const WIRE_FRAME_MAX: usize = 65_536 + 64;
 
 /// Frames read from one TAP per wakeup before the others get their turn.
 pub const BATCH: usize = 64;
@@ -265,7 +268,7 @@ fn guest_offload(hdr: &VnetHdr, frame: &mut [u8]) -> Option<Offload> {
 /// Run until `stop` is set: read both underlay links (while attached), a batch of frames
 /// per system call, and carry out what the core says.
 pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
-    let mut w = Work::new(WIRE_FRAME_MAX, 1024);
+    let mut w = Work::new(WIRE_FRAME_MAX, 256);
     let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut lens = [0usize; BATCH];
     while !stop.load(Ordering::Acquire) {
@@ -285,7 +288,8 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
             while bufs.len() < BATCH {
                 bufs.push(w.pool.take());
             }
-            let n = match l.recv_batch(&mut bufs, HEADROOM, &mut lens) {
+            let vnet = l.hdr_len();
+            let n = match l.recv_batch(&mut bufs, HEADROOM - vnet, &mut lens) {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(link = l.name(), error = %e, "reading the underlay failed");
@@ -294,7 +298,13 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
             };
             let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
             for (buf, &len) in bufs.drain(..n).zip(&lens) {
-                match Segment::from_vec(buf, HEADROOM, HEADROOM + len) {
+                let hdr = VnetHdr::read(buf.get(HEADROOM - vnet..HEADROOM).unwrap_or(&[]));
+                let end = HEADROOM + len.saturating_sub(vnet);
+                if vnet > 0 && hdr.gso_type & !VNET_GSO_ECN == VNET_GSO_UDP_L4 {
+                    rx_dgram(&xde, link, buf, end, &hdr, now, &mut w);
+                    continue;
+                }
+                match Segment::from_vec(buf, HEADROOM, end) {
                     Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut w.out),
                     Err((buf, _)) => w.pool.put(buf),
                 }
@@ -302,6 +312,78 @@ pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBo
             carry_out(&xde, &mut w);
         }
     }
+}
+
+/// A UDP datagram of Geneve chunks that arrived whole (the sending host had it segmented
+/// by the kernel, and no real wire was in between): the coalesced super-frame it carries,
+/// through the core once, if it is one flow's segments in order; otherwise each chunk
+/// through the core on its own, copied out with the outer headers in front. Its checksums
+/// are trusted only if the kernel vouches for them: the datagram was made on this machine
+/// (its checksum still partial) or was verified when it arrived.
+fn rx_dgram(
+    xde: &Xde<LinuxHost>,
+    link: Link,
+    mut buf: Vec<u8>,
+    end: usize,
+    hdr: &VnetHdr,
+    now: Moment,
+    w: &mut Work,
+) {
+    let chunk = usize::from(hdr.gso_size);
+    let trusted = hdr.flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID) != 0;
+    let merged = buf
+        .get_mut(HEADROOM..end)
+        .filter(|_| trusted)
+        .and_then(|f| merge_chunks(f, chunk));
+    if let Some(m) = merged {
+        bump(&xde.stats().rx_dgrams_merged);
+        match Segment::from_vec(buf, HEADROOM, HEADROOM + m.len) {
+            Ok(seg) => {
+                let mut pkt = Packet::from_segment(seg);
+                pkt.set_offload(Offload {
+                    csum: CsumState::Partial {
+                        csum_start: m.inner.l4 as u16,
+                        csum_offset: 16,
+                    },
+                    gso: Some(Gso {
+                        kind: if m.inner.v4 {
+                            GsoKind::TcpV4
+                        } else {
+                            GsoKind::TcpV6
+                        },
+                        size: u16::try_from(m.seg).unwrap_or(u16::MAX),
+                    }),
+                });
+                xde.rx(link, pkt, now, &mut w.out);
+            }
+            Err((buf, _)) => w.pool.put(buf),
+        }
+        return;
+    }
+    bump(&xde.stats().rx_dgrams_split);
+    let frame = buf.get(HEADROOM..end).unwrap_or(&[]);
+    let (outer, chunks) = frame.split_at(DGRAM_OUTER.min(frame.len()));
+    for c in chunks.chunks(chunk.max(1)) {
+        let mut b = w.pool.take();
+        let Some(dst) = b.get_mut(HEADROOM..HEADROOM + DGRAM_OUTER + c.len()) else {
+            w.pool.put(b);
+            continue;
+        };
+        if outer.len() != DGRAM_OUTER {
+            w.pool.put(b);
+            continue;
+        }
+        let (o, rest) = dst.split_at_mut(DGRAM_OUTER);
+        o.copy_from_slice(outer);
+        rest.copy_from_slice(c);
+        // One Geneve packet: its own lengths, and no outer checksum (RFC 6935).
+        let _ = set_geneve_len(dst, c.len());
+        match Segment::from_vec(b, HEADROOM, HEADROOM + DGRAM_OUTER + c.len()) {
+            Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut w.out),
+            Err((b, _)) => w.pool.put(b),
+        }
+    }
+    w.pool.put(buf);
 }
 
 /// Do what the core asked: frames for guests are written to their TAPs (coalesced where
@@ -316,7 +398,7 @@ fn carry_out(xde: &Xde<LinuxHost>, w: &mut Work) {
             Emit::NotOurs(pkt) => w.pool.give(pkt),
         }
     }
-    w.guests.flush(xde, &mut w.pool);
+    w.guests.finish(xde, &mut w.pool);
     send_underlay(xde, &mut w.sends, &mut w.cutter, &mut w.pool);
 }
 
@@ -326,33 +408,46 @@ fn carry_out(xde: &Xde<LinuxHost>, w: &mut Work) {
 struct Cutter {
     scratch: Vec<u8>,
     cuts: Vec<Cut>,
+    /// What is sent: one cut, or a datagram of several.
+    units: Vec<Unit>,
     /// What becomes of each frame gathered for one link, in order.
     plan: Vec<Plan>,
 }
 
-/// One segment: its headers in the cutter's scratch, its payload in the super-frame.
-struct Cut {
-    hdr: Range<usize>,
-    body: Range<usize>,
+/// One frame on the wire made of cuts.
+enum Unit {
+    /// A segment with its own outer headers.
+    One(usize),
+    /// A UDP datagram of the cuts' Geneve chunks, behind `head` (virtio-net header and
+    /// outer headers) in the scratch buffer.
+    Dgram {
+        head: Range<usize>,
+        cuts: Range<usize>,
+    },
 }
 
 #[derive(Clone)]
 enum Plan {
     /// Sent as it is.
     Whole,
-    /// Sent as these cuts.
+    /// Sent as these units.
     Cut(Range<usize>),
     /// Not sent (counted).
     Dropped,
 }
 
+/// At most this many Geneve chunks go in one datagram for the kernel to segment.
+const DGRAM_CHUNKS: usize = 64;
+
 impl Cutter {
-    /// Cut super-frame `pkt` for a link of `mtu`: its segments' headers written, their
-    /// places noted. The segment size is the guest's, or, when the destination is another
-    /// guest (the Geneve MSS option is there), as much as the underlay's MTU allows: the
+    /// Cut super-frame `pkt` for link `l`: its segments' headers written, their places
+    /// noted. The segment size is the guest's, or, when the destination is another guest
+    /// (the Geneve MSS option is there), as much as the underlay's MTU allows: the
     /// receiving sled presents the segments to its guest at the guest's MSS anyway (SPEC
-    /// §7.5, "MSS boosting").
-    fn cut(&mut self, pkt: &mut Packet, mtu: usize) -> Option<Range<usize>> {
+    /// §7.5, "MSS boosting"). To another guest, on a link that takes virtio-net headers,
+    /// the segments go as UDP datagrams of Geneve chunks, each for the kernel to segment
+    /// where it meets a real wire: a virtual underlay carries them whole.
+    fn cut(&mut self, pkt: &mut Packet, l: &UnderlayLink) -> Option<Range<usize>> {
         let gso = pkt.offload().gso?;
         if pkt.seg_count() != 1 {
             // Not what a TAP read makes: one contiguous copy to cut from.
@@ -371,16 +466,16 @@ impl Cutter {
             return None;
         }
         let guest = usize::from(gso.size);
-        let mss = if lay.tcp && n.outer.geneve.mss.is_some_and(|m| m > 0) {
+        let internal = lay.tcp && n.outer.geneve.mss.is_some_and(|m| m > 0);
+        let mss = if internal {
             let outer_eth = usize::from(n.outer.eth.hdr_len);
-            guest.max(mtu.saturating_sub(lay.payload - outer_eth))
+            guest.max(l.mtu().saturating_sub(lay.payload - outer_eth))
         } else {
             guest
         };
         let frame = pkt.segment(0)?.data();
-        let segs = lay.seg_count(mss);
-        let first = self.cuts.len();
-        for i in 0..segs {
+        let first_cut = self.cuts.len();
+        for i in 0..lay.seg_count(mss) {
             let at = self.scratch.len();
             self.scratch.resize(at + lay.payload, 0);
             let hdr = self.scratch.get_mut(at..)?;
@@ -390,7 +485,48 @@ impl Cutter {
                 body,
             });
         }
-        Some(first..self.cuts.len())
+        let first_unit = self.units.len();
+        let dgrams = internal && l.hdr_len() == VNET_LEN && lay.outer.is_some();
+        let chunk_hdr = lay.payload.saturating_sub(DGRAM_OUTER);
+        let mut i = first_cut;
+        while i < self.cuts.len() {
+            // As many chunks as one datagram holds.
+            let mut udp_len = 8;
+            let mut j = i;
+            while let Some(c) = self.cuts.get(j) {
+                let more = chunk_hdr + c.body.len();
+                if !dgrams || j - i == DGRAM_CHUNKS || udp_len + more > IP_LEN_MAX {
+                    break;
+                }
+                udp_len += more;
+                j += 1;
+            }
+            if j - i < 2 {
+                self.units.push(Unit::One(i));
+                i += 1;
+                continue;
+            }
+            let at = self.scratch.len();
+            self.scratch.resize(at + VNET_LEN + DGRAM_OUTER, 0);
+            let hdr = VnetHdr {
+                flags: VNET_F_NEEDS_CSUM,
+                gso_type: VNET_GSO_UDP_L4,
+                hdr_len: DGRAM_OUTER as u16,
+                gso_size: u16::try_from(chunk_hdr + mss).ok()?,
+                csum_start: (DGRAM_OUTER - 8) as u16,
+                csum_offset: 6,
+            };
+            let head = self.scratch.get_mut(at..)?;
+            let (v, outer) = head.split_at_mut(VNET_LEN);
+            v.copy_from_slice(hdr.bytes().get(..VNET_LEN)?);
+            lay.write_dgram_head(frame, udp_len, outer)?;
+            self.units.push(Unit::Dgram {
+                head: at..at + VNET_LEN + DGRAM_OUTER,
+                cuts: i..j,
+            });
+            i = j;
+        }
+        Some(first_unit..self.units.len())
     }
 }
 
@@ -412,15 +548,25 @@ fn send_underlay(
             };
             c.scratch.clear();
             c.cuts.clear();
+            c.units.clear();
             c.plan.clear();
             for (k, pkt) in sends.iter_mut() {
                 let plan = if *k != link {
                     Plan::Dropped
                 } else if pkt.offload().gso.is_none() {
                     Plan::Whole
-                } else if let Some(r) = c.cut(pkt, l.mtu()) {
+                } else if let Some(r) = c.cut(pkt, l) {
                     bump(&xde.stats().tx_gso_frames);
-                    add(&xde.stats().tx_gso_segments, r.len());
+                    let segs = c
+                        .units
+                        .get(r.clone())
+                        .unwrap_or(&[])
+                        .iter()
+                        .map(|u| match u {
+                            Unit::One(_) => 1,
+                            Unit::Dgram { cuts, .. } => cuts.len(),
+                        });
+                    add(&xde.stats().tx_gso_segments, segs.sum());
                     Plan::Cut(r)
                 } else {
                     bump(&xde.stats().out_drop_bad_offload);
@@ -428,25 +574,32 @@ fn send_underlay(
                 };
                 c.plan.push(plan);
             }
-            let (scratch, cuts) = (&c.scratch, &c.cuts);
-            let frames = sends
-                .iter()
-                .zip(&c.plan)
-                .flat_map(|((_, pkt), plan)| {
-                    let whole = matches!(plan, Plan::Whole).then_some(Frame::Packet(pkt));
-                    let r = match plan {
-                        Plan::Cut(r) => r.clone(),
-                        Plan::Whole | Plan::Dropped => 0..0,
-                    };
-                    let data = pkt.segment(0).map_or(&[][..], |s| s.data());
-                    let pieces = cuts.get(r).unwrap_or(&[]).iter().map(move |cut| {
+            let (scratch, cuts, units) = (&c.scratch, &c.cuts, &c.units);
+            let frames = sends.iter().zip(&c.plan).flat_map(|((_, pkt), plan)| {
+                let whole = matches!(plan, Plan::Whole).then_some(Frame::Packet(pkt));
+                let r = match plan {
+                    Plan::Cut(r) => r.clone(),
+                    Plan::Whole | Plan::Dropped => 0..0,
+                };
+                let data = pkt.segment(0).map_or(&[][..], |s| s.data());
+                let pieces = units.get(r).unwrap_or(&[]).iter().map(move |u| match u {
+                    Unit::One(i) => {
+                        let cut = cuts.get(*i);
                         Frame::Pieces(
-                            scratch.get(cut.hdr.clone()).unwrap_or(&[]),
-                            data.get(cut.body.clone()).unwrap_or(&[]),
+                            cut.and_then(|c| scratch.get(c.hdr.clone())).unwrap_or(&[]),
+                            cut.and_then(|c| data.get(c.body.clone())).unwrap_or(&[]),
                         )
-                    });
-                    whole.into_iter().chain(pieces)
+                    }
+                    Unit::Dgram { head, cuts: r } => Frame::Dgram {
+                        head: scratch.get(head.clone()).unwrap_or(&[]),
+                        scratch,
+                        data,
+                        cuts: cuts.get(r.clone()).unwrap_or(&[]),
+                        skip: DGRAM_OUTER,
+                    },
                 });
+                whole.into_iter().chain(pieces)
+            });
             let (sent, total) = l.send_frames(frames);
             if sent < total {
                 tracing::debug!(
@@ -553,6 +706,13 @@ impl GuestWriter {
             && lay.payload_len() <= size
             && fl.payload - fl.ip + self.payload + lay.payload_len() <= IP_LEN_MAX
             && ll.follows(last_data, lay, data)
+    }
+
+    /// Write what is pending and let go of the TAP (a port deleted meanwhile takes its
+    /// device with it only once nobody holds it).
+    fn finish(&mut self, xde: &Xde<LinuxHost>, pool: &mut Pool) {
+        self.flush(xde, pool);
+        self.tap = None;
     }
 
     /// Write the run: a lone segment no larger than its MSS as it is, anything else as one

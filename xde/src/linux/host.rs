@@ -95,7 +95,7 @@ fn system(e: &std::io::Error, msg: String) -> OpteError {
 impl Host for LinuxHost {
     fn attach_underlay(&self, u1: &str, u2: &str) -> Result<(), OpteError> {
         let open = |u: &str| {
-            UnderlayLink::open(u).map_err(|e| system(&e, format!("underlay link {u}: {e}")))
+            UnderlayLink::open_vnet(u).map_err(|e| system(&e, format!("underlay link {u}: {e}")))
         };
         let links = [open(u1)?, open(u2)?];
         let geneve =

@@ -179,7 +179,9 @@ impl Tap {
                     .map_err(|e| named(e, "if_nametoindex", name))?;
                 super::nexthop::Rtnl::open()
                     .and_then(|r| r.set_gso_max_size(ifindex, GSO_MAX_SIZE))
-                    .map_err(|e| io::Error::new(e.kind(), format!("gso_max_size on {name}: {e}")))?;
+                    .map_err(|e| {
+                        io::Error::new(e.kind(), format!("gso_max_size on {name}: {e}"))
+                    })?;
             }
             Kind::Vmm => {
                 // SAFETY: a tun fd and an integer argument.

@@ -1,6 +1,7 @@
 use super::*;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::Range;
 use opte::build::Encap;
 use opte::build::samples::{L4, frame};
 use opte::packet::Packet;
@@ -172,7 +173,10 @@ fn segments_that_do_not_follow_are_not_coalesced() {
     let a = tcp_frame(true, TCP_ACK, 1000, &data);
     let la = layout_of_inner(&a);
     let check = |b: &[u8]| la.follows(&a, &layout_of_inner(b), b);
-    assert!(check(&tcp_frame(true, TCP_ACK, 2000, &data)), "the next one");
+    assert!(
+        check(&tcp_frame(true, TCP_ACK, 2000, &data)),
+        "the next one"
+    );
     assert!(check(&tcp_frame(true, TCP_ACK | TCP_PSH, 2000, &data)));
     assert!(!check(&tcp_frame(true, TCP_ACK, 2001, &data)), "a gap");
     assert!(!check(&tcp_frame(true, TCP_ACK, 1000, &data)), "a repeat");
@@ -180,7 +184,10 @@ fn segments_that_do_not_follow_are_not_coalesced() {
     assert!(!check(&tcp_frame(true, TCP_ACK | TCP_RST, 2000, &data)));
     assert!(!check(&tcp_frame(true, TCP_ACK | TCP_URG, 2000, &data)));
     assert!(!check(&tcp_frame(true, TCP_ACK, 2000, &[])), "no data");
-    assert!(!check(&tcp_frame(false, TCP_ACK, 2000, &data)), "another family");
+    assert!(
+        !check(&tcp_frame(false, TCP_ACK, 2000, &data)),
+        "another family"
+    );
     let (s, d) = addrs(true);
     let other_port = frame(A, B, s, d, L4::tcp(40001, 5201, TCP_ACK, 2000, 77), &data);
     assert!(!check(&other_port), "another flow");
@@ -213,12 +220,104 @@ fn bad_requests_are_refused_without_panic() {
     let f = tcp_frame(true, TCP_ACK, 1, &data);
     let lay = layout_of_inner(&f);
     let mut hdr = vec![0u8; lay.payload];
-    assert!(lay.write_segment(&f, 1000, 5, &mut hdr).is_none(), "past the end");
+    assert!(
+        lay.write_segment(&f, 1000, 5, &mut hdr).is_none(),
+        "past the end"
+    );
     assert!(lay.write_segment(&f, 0, 0, &mut hdr).is_none(), "no size");
     let mut short = vec![0u8; lay.payload - 1];
     assert!(lay.write_segment(&f, 1000, 0, &mut short).is_none());
-    assert!(lay.write_segment(&f[..100], 1000, 0, &mut hdr).is_none(), "truncated");
+    assert!(
+        lay.write_segment(&f[..100], 1000, 0, &mut hdr).is_none(),
+        "truncated"
+    );
     assert!(!lay.l4_csum_ok(&f[..60]));
     assert_eq!(lay.seg_count(1000), 5);
     assert_eq!(lay.seg_count(0), 0);
+}
+
+/// A datagram of Geneve chunks, as the sending host builds it for the kernel's UDP
+/// segmentation: the outer head, then each segment's Geneve and inner headers and payload.
+fn dgram(f: &[u8], lay: &Layout, mss: usize, range: Range<usize>) -> Vec<u8> {
+    let o = lay.outer.unwrap();
+    let skip = o.udp + 8;
+    let chunks: Vec<Vec<u8>> = range
+        .map(|i| {
+            let mut hdr = vec![0u8; lay.payload];
+            let r = lay.write_segment(f, mss, i, &mut hdr).unwrap();
+            let mut c = hdr[skip..].to_vec();
+            c.extend_from_slice(&f[r]);
+            c
+        })
+        .collect();
+    let udp_len = 8 + chunks.iter().map(Vec::len).sum::<usize>();
+    let mut d = vec![0u8; DGRAM_OUTER];
+    lay.write_dgram_head(f, udp_len, &mut d).unwrap();
+    for c in chunks {
+        d.extend_from_slice(&c);
+    }
+    d
+}
+
+#[test]
+fn a_datagram_of_chunks_merges_back_into_one_geneve_frame() {
+    for v4 in [true, false] {
+        let data = body(30_000);
+        let f = encap(&tcp_frame(v4, TCP_ACK | TCP_PSH, SEQ, &data));
+        let lay = layout_of_network(&f);
+        let mss = 8000;
+        let n = lay.seg_count(mss);
+        let mut d = dgram(&f, &lay, mss, 0..n);
+        // The head: lengths of the whole datagram, the checksum the pseudo-header's sum.
+        let o = lay.outer.unwrap();
+        let udp_len = d.len() - o.udp;
+        assert_eq!(
+            usize::from(u16::from_be_bytes([d[o.udp + 4], d[o.udp + 5]])),
+            udp_len
+        );
+        let chunk = lay.payload - DGRAM_OUTER + mss;
+        let m = merge_chunks(&mut d, chunk).unwrap();
+        assert_eq!(m.chunks, n);
+        d.truncate(m.len);
+        // One Geneve frame again: the original, but for the outer UDP checksum (zero now)
+        // and the inner one (the pseudo-header's sum, to be finished).
+        let mut p = Packet::copy_from(&d);
+        let net = parse_network(&mut p).unwrap();
+        assert_eq!(net.outer.geneve.mss, Some(1448));
+        let ml = Layout::of_network(&net).unwrap();
+        assert_eq!(ml.payload_len(), data.len());
+        assert_eq!(&d[ml.payload..], &data[..]);
+        let inner_at = ml.l4 - m.inner.l4;
+        assert!(finish_partial(&mut d, ml.l4, 16));
+        assert_eq!(&d[inner_at..], &f[inner_at..], "v4={v4}: the inner frame");
+        assert_eq!(
+            &d[..o.udp + 6],
+            &f[..o.udp + 6],
+            "v4={v4}: the outer headers"
+        );
+        assert_eq!(&d[o.udp + 6..o.udp + 8], &[0, 0]);
+    }
+}
+
+#[test]
+fn chunks_that_do_not_follow_are_left_as_they_were() {
+    let data = body(30_000);
+    let f = encap(&tcp_frame(true, TCP_ACK, SEQ, &data));
+    let lay = layout_of_network(&f);
+    let mss = 8000;
+    let chunk = lay.payload - DGRAM_OUTER + mss;
+    // Chunks 0, 1 and 3: a gap.
+    let mut d = dgram(&f, &lay, mss, 0..2);
+    let tail = dgram(&f, &lay, mss, 3..4);
+    d.extend_from_slice(&tail[DGRAM_OUTER..]);
+    let before = d.clone();
+    assert!(merge_chunks(&mut d, chunk).is_none());
+    assert_eq!(d, before, "nothing changed");
+    // A chunk size that does not cut at the chunks' boundaries.
+    let mut d = dgram(&f, &lay, mss, 0..3);
+    let before = d.clone();
+    assert!(merge_chunks(&mut d, chunk - 1).is_none());
+    assert!(merge_chunks(&mut d, 0).is_none());
+    assert!(merge_chunks(&mut d[..100], chunk).is_none());
+    assert_eq!(d, before);
 }
