@@ -48,30 +48,7 @@ fn guests_reach_the_internet_by_snat_ephemeral_and_floating_ips() {
     .unwrap();
     // Every underlay frame, on both of the rack switch's bridges, is captured from here on.
     let pcap = lab.dir.join("underlay.pcapng");
-    let mut capture = Proc::spawn(
-        lab.switch
-            .command(std::path::Path::new("tshark"))
-            .args([
-                "-q",
-                "-i",
-                "sw1",
-                "-i",
-                "sw2",
-                "-f",
-                "ip6 and udp port 6081",
-                "-w",
-            ])
-            .arg(&pcap)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()),
-    )
-    .unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&pcap).map_or(0, |m| m.len()) == 0 {
-        assert!(Instant::now() < until, "tshark never started capturing");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let mut capture = capture_underlay(&lab, &pcap);
     let url = format!("http://{INTERNET_IP}/");
     let curl = |g: &str| {
         lab.guest(g)
@@ -153,6 +130,36 @@ fn guests_reach_the_internet_by_snat_ephemeral_and_floating_ips() {
     std::thread::sleep(Duration::from_millis(300));
     capture.stop();
     check_underlay_capture(&pcap);
+}
+
+/// Capture every Geneve frame on both of the rack switch's bridges into `pcap`, from the
+/// moment this returns until the capture is stopped.
+fn capture_underlay(lab: &Lab, pcap: &std::path::Path) -> Proc {
+    let capture = Proc::spawn(
+        lab.switch
+            .command(std::path::Path::new("tshark"))
+            .args([
+                "-q",
+                "-i",
+                "sw1",
+                "-i",
+                "sw2",
+                "-f",
+                "ip6 and udp port 6081",
+                "-w",
+            ])
+            .arg(pcap)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(pcap).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < until, "tshark never started capturing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    capture
 }
 
 /// tshark reads every captured underlay frame as the rack's switch would, and finds
@@ -330,4 +337,148 @@ fn iperf3_across_sleds_and_two_vpcs_apart() {
     .join()
     .unwrap();
     assert!(!connected, "b1 opened TCP to a2");
+}
+
+/// iperf3 TCP from `from` to `to`, `mib` MiB: everything was sent, and the receiver
+/// counted at least all but the last 16 MiB (see `iperf3_across_sleds_and_two_vpcs_apart`).
+fn tcp_transfer(lab: &Lab, from: &str, to: &str, mib: u64) {
+    let r = iperf3(lab, from, to, &["-n", &format!("{mib}M")]);
+    let sent = r["end"]["sum_sent"]["bytes"].as_u64().unwrap();
+    let got = r["end"]["sum_received"]["bytes"].as_u64().unwrap();
+    assert!(sent >= mib << 20, "{from} to {to}: sent {sent}");
+    assert!(
+        got <= sent && got + (16 << 20) >= sent,
+        "{from} to {to}: sent {sent}, received {got}"
+    );
+}
+
+/// Offloads end to end. A guest hands its TAP TCP super-frames (TSO) with the checksum
+/// left partial; the sending daemon processes each once and cuts it into segments, the
+/// receiving one hands its guest coalesced super-frames. Every path, with real guests:
+/// - to another sled over a virtual underlay: a super-frame's segments cross as one UDP
+///   datagram of Geneve chunks, which the receiver coalesces whole (the byte-exact check of
+///   this path is the CRC-checked transfer of `linux_daemon`'s two-sled test);
+/// - the same over links that can neither segment nor checksum (offloads off, a plain
+///   NIC): the kernel cuts the datagrams and finishes each outer checksum, and tshark
+///   finds on the switch Geneve packets as large as the underlay MTU allows (MSS
+///   boosting), every inner and outer checksum good, the Oxide MSS option holding the
+///   guest's MSS; the receiving daemon coalesces the separate packets again;
+/// - to a guest on the same sled: the super-frame is handed over whole, never cut.
+#[test]
+fn tcp_super_frames_cross_every_path_with_good_checksums() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = Lab::build(
+        &bins(),
+        &unique("xdet"),
+        2,
+        &[
+            GuestSpec::new("a1", A, 30, 5, 0),
+            GuestSpec::new("a2", A, 30, 6, 1),
+            GuestSpec::new("a3", A, 30, 7, 0),
+        ],
+    )
+    .unwrap();
+    let c = |sled: usize, name: &str| lab.sleds[sled].daemon.counter(name);
+
+    // Across sleds, a virtual underlay.
+    let (cut0, merged0) = (c(0, "tx_gso_frames"), c(1, "rx_dgrams_merged"));
+    tcp_transfer(&lab, "a1", "a2", 64);
+    assert!(
+        c(0, "tx_gso_frames") > cut0 + 200,
+        "sled 0 cut super-frames"
+    );
+    assert!(
+        c(1, "rx_dgrams_merged") > merged0 + 200,
+        "sled 1 took datagrams of chunks whole"
+    );
+    assert_eq!(c(1, "rx_dgrams_split"), 0);
+
+    // Across sleds, links without offloads: what crosses the switch is what a wire carries.
+    for l in ["u1", "u2"] {
+        lab.sleds[0].ns.exec(&[
+            "ethtool",
+            "-K",
+            l,
+            "tx",
+            "off",
+            "tx-udp-segmentation",
+            "off",
+        ]);
+    }
+    let pcap = lab.dir.join("offloads.pcapng");
+    let mut capture = capture_underlay(&lab, &pcap);
+    let coalesced = c(1, "rx_coalesced_supers");
+    tcp_transfer(&lab, "a1", "a2", 64);
+    std::thread::sleep(Duration::from_millis(300));
+    capture.stop();
+    assert!(
+        c(1, "rx_coalesced_supers") > coalesced + 200,
+        "sled 1 coalesced the separate segments"
+    );
+    let bad = xde_lab::tshark_problems(&pcap, "");
+    assert!(bad.trim().is_empty(), "frames tshark finds wrong: {bad}");
+    let fields = xde_lab::tshark(
+        &pcap,
+        &[
+            "-Y",
+            "geneve && ip.src == 172.30.0.5 && tcp.len > 0",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-e",
+            "frame.len",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "geneve.option.class",
+            "-e",
+            "geneve.option.type",
+            "-e",
+            "geneve.option.unknown.data",
+        ],
+    );
+    let (mut cut, mut whole, mut largest) = (0, 0, 0);
+    for line in fields.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let [len, udp, ip, tcp, class, ty, data] = f[..] else {
+            panic!("{line}");
+        };
+        assert_eq!((ip, tcp), ("1", "1"), "inner checksums good: {line}");
+        assert_eq!((class, ty), ("0x0129", "0x02"), "the MSS option: {line}");
+        if data == "00000000" {
+            // A segment the guest sent as it is (no segmentation asked): the option left
+            // empty, the outer checksum not computed (RFC 6935), as the engine makes them.
+            assert_eq!(udp, "3", "no outer checksum: {line}");
+            whole += 1;
+        } else {
+            // Cut from a super-frame: the guest's MSS (its 1,500-byte MTU less IPv4, TCP
+            // and the timestamp option), the outer checksum finished by the kernel.
+            assert_eq!(data, "000005a8", "the guest's MSS, 1448: {line}");
+            assert_eq!(udp, "1", "outer checksum good: {line}");
+            cut += 1;
+            largest = largest.max(len.parse::<usize>().unwrap());
+        }
+    }
+    assert!(
+        cut > 2000,
+        "{cut} segments cut from super-frames ({whole} sent whole)"
+    );
+    assert!(
+        largest > 8000,
+        "segments as large as the 9,000-byte underlay allows, not the guest's 1,500: {largest}"
+    );
+
+    // On one sled: handed over whole.
+    let (cut, looped) = (c(0, "tx_gso_frames"), c(0, "tx_loopback"));
+    tcp_transfer(&lab, "a1", "a3", 64);
+    assert!(c(0, "tx_loopback") > looped + 200);
+    assert_eq!(c(0, "tx_gso_frames"), cut, "nothing was cut on the way");
+    assert_eq!(c(0, "out_drop_bad_offload"), 0);
 }

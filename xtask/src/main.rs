@@ -13,7 +13,8 @@ use std::process::{Command, ExitCode};
 
 /// The Debian packages the tests and the demo use, each with a command that shows it is installed: tshark
 /// dissects our packets; the daemon's end-to-end tests make namespaces and links (iproute2)
-/// and run real clients in them (dhclient, ping, rdisc6, iperf3, curl).
+/// and run real clients in them (dhclient, ping, rdisc6, iperf3, curl); ethtool turns a
+/// link's offloads off so the kernel segments and checksums what crosses it.
 const APT_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("iproute2", "ip"),
@@ -22,6 +23,7 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("ndisc6", "rdisc6"),
     ("iperf3", "iperf3"),
     ("curl", "curl"),
+    ("ethtool", "ethtool"),
 ];
 
 fn main() -> ExitCode {
