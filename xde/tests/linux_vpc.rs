@@ -480,5 +480,61 @@ fn tcp_super_frames_cross_every_path_with_good_checksums() {
     tcp_transfer(&lab, "a1", "a3", 64);
     assert!(c(0, "tx_loopback") > looped + 200);
     assert_eq!(c(0, "tx_gso_frames"), cut, "nothing was cut on the way");
+
+    // UDP super-frames (USO): one 12,000-byte send cut at 1,200 bytes is ten datagrams
+    // at the other end: cut by the daemon across sleds, by the receiving guest's own stack
+    // on one sled (the super-frame is handed to it whole).
+    let cut = c(0, "tx_gso_frames");
+    udp_super_frame(&lab, "a1", "a2");
+    assert_eq!(c(0, "tx_gso_frames"), cut + 1, "the daemon cut it");
+    udp_super_frame(&lab, "a1", "a3");
+    assert_eq!(c(0, "tx_gso_frames"), cut + 1, "handed over whole");
     assert_eq!(c(0, "out_drop_bad_offload"), 0);
+}
+
+/// Guest `from` sends guest `to` 12,000 bytes in one UDP send with UDP_SEGMENT at 1,200
+/// bytes; `to` must receive them as ten datagrams, in order, each its 1,200 bytes.
+fn udp_super_frame(lab: &Lab, from: &str, to: &str) {
+    use nix::sys::socket::{setsockopt, sockopt::UdpGsoSegment};
+    let dst: std::net::SocketAddr = format!("{}:9999", lab.guest(to).ip4()).parse().unwrap();
+    let data: Vec<u8> = (0..12_000usize).map(|i| (i % 251) as u8).collect();
+    let want = data.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = in_netns(lab.guest(to).ns.name(), move || {
+        let s = std::net::UdpSocket::bind(dst).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while got.len() < 10 {
+            match s.recv(&mut buf) {
+                Ok(n) => got.push(buf[..n].to_vec()),
+                Err(_) => break,
+            }
+        }
+        got
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    // The first packet also makes the sender resolve its gateway.
+    let ping = lab
+        .guest(from)
+        .ns
+        .exec(&["ping", "-c", "1", "-W", "2", &dst.ip().to_string()]);
+    assert!(ping.contains("1 received"), "{ping}");
+    in_netns(lab.guest(from).ns.name(), move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        setsockopt(&s, UdpGsoSegment, &1200).unwrap();
+        assert_eq!(s.send_to(&data, dst).unwrap(), data.len());
+    })
+    .join()
+    .unwrap();
+    let got = server.join().unwrap();
+    assert_eq!(got.len(), 10, "{from} to {to}: ten datagrams");
+    for (i, d) in got.iter().enumerate() {
+        assert_eq!(
+            d[..],
+            want[i * 1200..(i + 1) * 1200],
+            "{from} to {to}: datagram {i}"
+        );
+    }
 }
