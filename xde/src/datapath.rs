@@ -89,6 +89,20 @@ fn gso_of_mss(n: &opte::packet::parse::NetworkMeta) -> Option<Gso> {
     Some(Gso { kind, size: mss })
 }
 
+/// What a sent packet still needs after its port's lock is let go.
+enum After {
+    Nothing,
+    /// For another port of this host.
+    Loopback(Packet),
+    /// For an underlay group: local subscribers and forwarding next hops.
+    Mcast {
+        group: MulticastUnderlay,
+        src: IpAddr,
+        enc: EncapInfo,
+        pkt: Packet,
+    },
+}
+
 /// The counters of one direction's local multicast delivery.
 struct LocalCounters<'a> {
     stale: &'a core::sync::atomic::AtomicU64,
@@ -99,11 +113,15 @@ struct LocalCounters<'a> {
 impl<H: Host> Xde<H> {
     /// A frame from `port`'s guest.
     pub fn tx(&self, port: &Arc<XdePort>, pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
-        let mut vpc = port.vpc.lock();
-        self.tx_locked(port, &mut vpc, pkt, now, out);
+        let after = {
+            let mut vpc = port.vpc.lock();
+            self.tx_locked(port, &mut vpc, pkt, now, out)
+        };
+        self.tx_after(port, after, now, out);
     }
 
-    /// Several frames from `port`'s guest, under one acquisition of the port's lock.
+    /// Several frames from `port`'s guest, under one acquisition of the port's lock (let go
+    /// only to hand a packet to another local port).
     pub fn tx_batch(
         &self,
         port: &Arc<XdePort>,
@@ -113,7 +131,28 @@ impl<H: Host> Xde<H> {
     ) {
         let mut vpc = port.vpc.lock();
         for pkt in pkts {
-            self.tx_locked(port, &mut vpc, pkt, now, out);
+            let after = self.tx_locked(port, &mut vpc, pkt, now, out);
+            if !matches!(after, After::Nothing) {
+                drop(vpc);
+                self.tx_after(port, after, now, out);
+                vpc = port.vpc.lock();
+            }
+        }
+    }
+
+    /// What a sent packet still needs once the sender's lock is let go: delivery to other
+    /// local ports takes their locks, and two ports sending to each other on two threads
+    /// must never each hold their own while waiting for the other's.
+    fn tx_after(&self, port: &Arc<XdePort>, after: After, now: Moment, out: &mut Vec<Emit>) {
+        match after {
+            After::Nothing => {}
+            After::Loopback(pkt) => self.loopback(pkt, now, out),
+            After::Mcast {
+                group,
+                src,
+                enc,
+                pkt,
+            } => self.mcast_tx(port, group, src, &enc, &pkt, now, out),
         }
     }
 
@@ -124,12 +163,12 @@ impl<H: Host> Xde<H> {
         mut pkt: Packet,
         now: Moment,
         out: &mut Vec<Emit>,
-    ) {
+    ) -> After {
         let parsed = match Parsed::from_guest(&mut pkt) {
             Ok(p) => p,
             Err(e) => {
                 self.stats.out_parse_error(&e);
-                return;
+                return After::Nothing;
             }
         };
         let src = parsed.inner().flow.addrs.src();
@@ -141,24 +180,30 @@ impl<H: Host> Xde<H> {
                     port: port.clone(),
                     pkt: Packet::copy_from(&frame),
                 });
-                return;
+                return After::Nothing;
             }
             ProcessResult::Drop(_) => {
                 bump(&self.stats.tx_port_drop);
-                return;
+                return After::Nothing;
             }
         }
         let Some(enc) = pkt.encap() else {
             bump(&self.stats.tx_no_encap);
-            return;
+            return After::Nothing;
         };
         write_guest_mss(&mut pkt, &enc);
         if let Some(group) = MulticastUnderlay::of(enc.dst) {
-            self.mcast_tx(port, group, src, &enc, &pkt, now, out);
+            After::Mcast {
+                group,
+                src,
+                enc,
+                pkt,
+            }
         } else if enc.dst == port.phys_ip() {
-            self.loopback(pkt, now, out);
+            After::Loopback(pkt)
         } else {
             self.to_underlay(port, enc.dst, enc.flow_hash, None, pkt, now, out);
+            After::Nothing
         }
     }
 

@@ -192,6 +192,54 @@ fn same_sled_guests_talk_without_touching_the_wire() {
     assert_eq!(rack.counter(0, "tx_underlay"), 0);
 }
 
+/// Two ports of one host sending to each other at once, on two threads, as the Linux
+/// daemon's workers do: a packet for another local port is handed over only after the
+/// sender's lock is let go, so neither thread ever holds its own port while waiting for
+/// the other's. (Were it otherwise this would hang, so a watchdog ends the test binary.)
+#[test]
+fn two_local_ports_sending_to_each_other_on_two_threads_never_deadlock() {
+    let rack = Rack::new("loopback_threads", 1);
+    let g1 = guest(VNI_A, 5, 0);
+    let g3 = guest(VNI_A, 7, 0);
+    rack.add_guest(0, "g1", &g1);
+    rack.add_guest(0, "g3", &g3);
+    let udp = L4::Udp { sport: 9, dport: 9 };
+    let f13 = from_guest(&g1, ip4(&g1), ip4(&g3), udp, b"to g3");
+    let f31 = from_guest(&g3, ip4(&g3), ip4(&g1), udp, b"to g1");
+    let xde = &rack.sleds[0].xde;
+    let now = rack.now;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            if done_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .is_err()
+            {
+                eprintln!("two ports sending to each other deadlocked");
+                std::process::exit(101);
+            }
+        }
+    });
+    std::thread::scope(|s| {
+        for (from, to, f) in [("g1", "g3", &f13), ("g3", "g1", &f31)] {
+            let done = done_tx.clone();
+            s.spawn(move || {
+                let port = xde.port(from).unwrap();
+                let mut out = Vec::new();
+                for _ in 0..20_000 {
+                    xde.tx(&port, Packet::copy_from(f), now, &mut out);
+                    match out.pop() {
+                        Some(xde::Emit::Guest { port, .. }) => assert_eq!(port.name(), to),
+                        _ => panic!("{from} to {to} was not delivered"),
+                    }
+                }
+                done.send(()).unwrap();
+            });
+        }
+    });
+    assert_eq!(rack.counter(0, "tx_loopback"), 40_000);
+}
+
 #[test]
 fn two_vpcs_cannot_reach_each_other() {
     let mut rack = Rack::new("vpc_isolation", 2);

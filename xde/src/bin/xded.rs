@@ -1,7 +1,7 @@
 //! `xded`: the OPTE host daemon for Linux. It hosts the `xde` core: a TAP device per port,
 //! the control socket `opteadm` talks to, the datapath, the once-a-second flow expiry.
 //!
-//! `xded [--socket PATH] [--log text|json]`, in the foreground, as root.
+//! `xded [--socket PATH] [--log text|json] [--workers N]`, in the foreground, as root.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -19,6 +19,11 @@ struct Args {
     /// Log lines as plain text or as JSON objects, on standard error.
     #[arg(long, value_enum, default_value = "text")]
     log: LogFormat,
+    /// Datapath workers (threads) [default: one per CPU]. Each reads its own queue of
+    /// every TAP and its own socket on each underlay link; flows are spread over them by
+    /// hash, one flow always on one worker.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: Option<u16>,
 }
 
 fn main() -> ExitCode {
@@ -28,7 +33,11 @@ fn main() -> ExitCode {
         .socket
         .or_else(|| std::env::var_os("OPTE_XDE_SOCKET").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(opte_api::control::DEFAULT_SOCKET));
-    match daemon::run(&Options { socket }) {
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get().min(64)),
+        usize::from,
+    );
+    match daemon::run(&Options { socket, workers }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -1,5 +1,5 @@
 //! The daemon's life: it takes the control socket (refusing to start beside a live daemon),
-//! starts the control server, the two datapath loops and the once-a-second tick, waits for
+//! starts the control server, the datapath workers and the once-a-second tick, waits for
 //! SIGTERM or SIGINT and shuts down cleanly: the socket file is removed, every TAP closed
 //! (which removes the devices) and the underlay sockets closed.
 
@@ -22,6 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Options {
     /// The control socket's path.
     pub socket: PathBuf,
+    /// Datapath workers (threads), each with its own queue of every TAP and its own
+    /// socket on each underlay link.
+    pub workers: usize,
 }
 
 /// Run the daemon until SIGTERM or SIGINT. An error is why it could not start.
@@ -35,7 +38,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    let xde = Arc::new(Xde::new(LinuxHost::default(), seed));
+    let xde = Arc::new(Xde::new(LinuxHost::new(opts.workers), seed));
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -52,20 +55,15 @@ pub fn run(opts: &Options) -> Result<(), String> {
             Box::new(move || control::serve(listener, xde)),
         )?;
     }
-    let guests = {
-        let (xde, stop) = (xde.clone(), stop.clone());
-        spawn(
-            "xded-guests",
-            Box::new(move || datapath::run_guests(xde, epoch, stop)),
-        )?
-    };
-    let underlay = {
-        let (xde, stop) = (xde.clone(), stop.clone());
-        spawn(
-            "xded-underlay",
-            Box::new(move || datapath::run_underlay(xde, epoch, stop)),
-        )?
-    };
+    let workers = (0..xde.host().workers())
+        .map(|w| {
+            let (xde, stop) = (xde.clone(), stop.clone());
+            spawn(
+                &format!("xded-w{w}"),
+                Box::new(move || datapath::run_worker(xde, w, epoch, stop)),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     {
         let (xde, stop) = (xde.clone(), stop.clone());
         spawn(
@@ -78,7 +76,12 @@ pub fn run(opts: &Options) -> Result<(), String> {
             }),
         )?;
     }
-    tracing::info!(socket = %opts.socket.display(), pid = std::process::id(), "xded ready");
+    tracing::info!(
+        socket = %opts.socket.display(),
+        pid = std::process::id(),
+        workers = xde.host().workers(),
+        "xded ready"
+    );
 
     let sig = signals
         .wait()
@@ -88,8 +91,9 @@ pub fn run(opts: &Options) -> Result<(), String> {
         tracing::warn!(error = %e, "removing the control socket");
     }
     stop.store(true, Ordering::Release);
-    let _ = guests.join();
-    let _ = underlay.join();
+    for w in workers {
+        let _ = w.join();
+    }
     xde.host().close_all();
     tracing::info!("xded stopped");
     Ok(())

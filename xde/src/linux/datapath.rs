@@ -1,11 +1,15 @@
-//! The datapath's two loops. [`run_guests`]: frames read from the ports' TAP devices go
-//! through the core's `tx`. [`run_underlay`]: Geneve frames read from the underlay links go
-//! through its `rx`. What the core emits is carried out by both alike: frames for guests
-//! (hairpin replies, guest loopback, decapsulated traffic) are written to their TAPs, frames
-//! for the underlay are sent on the link it chose.
+//! The datapath's workers ([`run_worker`], one thread each). Worker `w` reads queue `w` of
+//! every port's TAP (a multi-queue TAP: the kernel spreads the guest's flows over the
+//! queues by hash) and its own socket on each underlay link (a fanout group: the kernel
+//! spreads arriving flows over the workers' sockets by hash): frames from a TAP go through
+//! the core's `tx`, Geneve frames from the underlay through its `rx`. One flow always meets
+//! one worker in each direction, so nothing is reordered. What the core emits is carried
+//! out alike: frames for guests (hairpin replies, guest loopback, decapsulated traffic) are
+//! written to their TAPs, frames for the underlay sent on the link it chose. Workers share
+//! nothing but the core itself (a port's lock, taken once a batch; the route cache).
 //!
-//! Each loop waits on all its descriptors at once with poll(2) and reads up to [`BATCH`]
-//! frames of a ready one per wakeup, each straight into a pooled buffer behind
+//! A worker waits on all its descriptors at once with poll(2) (the set is rebuilt only when
+//! a device comes or goes) and reads up to [`BATCH`] frames of a ready one per wakeup, each straight into a pooled buffer behind
 //! [`HEADROOM`] bytes of room, so a frame is read once and the engine rewrites it in place
 //! (an encapsulation goes into the headroom). Buffers come back to the pool when a frame
 //! has been written or dropped.
@@ -30,13 +34,13 @@ use crate::offload::{
 };
 use crate::stats::{add, bump};
 use crate::{Emit, Link, Xde};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::libc;
 use opte::engine::time::Moment;
 use opte::packet::parse::{parse_guest, parse_network};
 use opte::packet::{CsumState, DEFAULT_HEADROOM, Gso, GsoKind, Offload, Packet, Segment};
 use std::io::{self, IoSlice, Read, Write};
 use std::ops::Range;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsRawFd;
 use std::prelude::rust_2024::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,21 +51,18 @@ use std::vec;
 /// Geneve with options) fits without moving the frame.
 pub const HEADROOM: usize = DEFAULT_HEADROOM;
 
-/// The largest frame a TAP hands over: a super-frame of [`super::tap::GSO_MAX_SIZE`] and
-/// its Ethernet header, with room to spare.
-const GUEST_FRAME_MAX: usize = 65_536 + 64;
+/// The largest frame read: a guest's super-frame of [`super::tap::GSO_MAX_SIZE`] and its
+/// Ethernet header, or a datagram of Geneve chunks that arrived whole (up to 64 KiB of
+/// UDP) and its outer headers; with room to spare.
+const FRAME_MAX: usize = 65_536 + 64;
 
-/// The largest frame read from the underlay: a datagram of Geneve chunks that arrived
-/// whole (up to 64 KiB of UDP) and its outer headers.
-const WIRE_FRAME_MAX: usize = 65_536 + 64;
-
-/// Frames read from one TAP per wakeup before the others get their turn.
+/// Frames read from one descriptor per wakeup before the others get their turn.
 pub const BATCH: usize = 64;
 
 /// At most this many segments are coalesced into one super-frame for a guest.
 const RUN_MAX: usize = 64;
 
-/// How often the loop looks for ports created or deleted since it last looked.
+/// How often a worker looks at its devices even if nothing happens.
 const RESCAN: Duration = Duration::from_millis(100);
 
 /// Receive buffers, reused so that reading a frame allocates nothing.
@@ -99,9 +100,11 @@ impl Pool {
     }
 }
 
-/// What a loop keeps between batches, so that carrying out a batch allocates nothing once
-/// it has warmed up.
+/// What a worker keeps between batches, so that carrying out a batch allocates nothing
+/// once it has warmed up.
 struct Work {
+    /// Which worker: its queue of each TAP, its socket on each link.
+    w: usize,
     pool: Pool,
     out: Vec<Emit>,
     sends: Vec<(Link, Packet)>,
@@ -110,63 +113,174 @@ struct Work {
 }
 
 impl Work {
-    fn new(frame_max: usize, pool_max: usize) -> Self {
+    fn new(w: usize) -> Self {
         Self {
-            pool: Pool::new(frame_max, pool_max),
+            w,
+            // 256 buffers of a super-frame's size: 16 MiB at most.
+            pool: Pool::new(FRAME_MAX, 256),
             out: Vec::with_capacity(BATCH * 2),
             sends: Vec::with_capacity(BATCH * 2),
             cutter: Cutter::default(),
-            guests: GuestWriter::default(),
+            guests: GuestWriter {
+                w,
+                ..GuestWriter::default()
+            },
         }
     }
 }
 
-/// Run until `stop` is set: read every TAP, carry out what the core says.
-pub fn run_guests(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
-    // 256 super-frame buffers: 16 MiB at most.
-    let mut w = Work::new(GUEST_FRAME_MAX, 256);
-    while !stop.load(Ordering::Acquire) {
-        let taps = xde.host().taps();
-        let Some(ready) = wait_ready(taps.iter().map(|t| t.file().as_fd())) else {
-            continue;
+/// The descriptors a worker waits on: its queue of every TAP, then its socket on each
+/// underlay link; rebuilt when the host's devices change.
+#[derive(Default)]
+struct PollSet {
+    generation: Option<u64>,
+    taps: Vec<Arc<Tap>>,
+    under: Option<Arc<super::host::Underlay>>,
+    fds: Vec<libc::pollfd>,
+}
+
+impl PollSet {
+    fn rebuild(&mut self, xde: &Xde<LinuxHost>, w: usize) {
+        self.generation = Some(xde.host().generation());
+        self.taps = xde
+            .host()
+            .taps()
+            .into_iter()
+            .filter(|t| t.queue(w).is_some())
+            .collect();
+        self.under = xde.host().underlay();
+        let pollin = |fd: i32| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
         };
-        for (tap, _) in taps.iter().zip(ready).filter(|(_, r)| *r) {
-            let Some(port) = xde.port(tap.name()) else {
+        self.fds.clear();
+        for t in &self.taps {
+            if let Some(q) = t.queue(w) {
+                self.fds.push(pollin(q.as_raw_fd()));
+            }
+        }
+        if let Some(u) = &self.under {
+            for l in u.links() {
+                self.fds.push(pollin(l.socket_of(w).as_raw_fd()));
+            }
+        }
+    }
+
+    /// Wait up to [`RESCAN`] for a descriptor to be readable (an error or hang-up counts:
+    /// the read that follows says what it is); false if none is.
+    fn wait(&mut self) -> bool {
+        if self.fds.is_empty() {
+            std::thread::sleep(RESCAN);
+            return false;
+        }
+        match poll_fds(&mut self.fds, RESCAN) {
+            Ok(n) => n > 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+            Err(e) => {
+                tracing::error!(error = %e, "datapath: poll failed");
+                std::thread::sleep(RESCAN);
+                false
+            }
+        }
+    }
+
+    fn ready(&self, i: usize) -> bool {
+        self.fds.get(i).is_some_and(|f| f.revents != 0)
+    }
+}
+
+/// poll(2) on descriptors the caller keeps open.
+#[allow(unsafe_code)]
+fn poll_fds(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<usize> {
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Run worker `w` until `stop` is set: read its queue of every TAP and its socket on each
+/// underlay link, and carry out what the core says.
+pub fn run_worker(xde: Arc<Xde<LinuxHost>>, w: usize, epoch: Instant, stop: Arc<AtomicBool>) {
+    let mut work = Work::new(w);
+    let mut set = PollSet::default();
+    let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
+    let mut lens = [0usize; BATCH];
+    while !stop.load(Ordering::Acquire) {
+        if set.generation != Some(xde.host().generation()) {
+            set.rebuild(&xde, w);
+        }
+        if !set.wait() {
+            continue;
+        }
+        let mut gone = false;
+        for (i, tap) in set.taps.iter().enumerate() {
+            if !set.ready(i) {
+                continue;
+            }
+            let (Some(port), Some(q)) = (xde.port(tap.name()), tap.queue(w)) else {
                 continue;
             };
             let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
             for _ in 0..BATCH {
-                match read_frame(&xde, tap, &mut w.pool) {
-                    Got::Frame(pkt) => xde.tx(&port, pkt, now, &mut w.out),
+                match read_frame(&xde, tap, q, &mut work.pool) {
+                    Got::Frame(pkt) => xde.tx(&port, pkt, now, &mut work.out),
                     Got::Dropped => {}
                     Got::Empty => break,
+                    Got::Gone => {
+                        gone = true;
+                        break;
+                    }
                 }
             }
-            carry_out(&xde, &mut w);
+            carry_out(&xde, &mut work);
+        }
+        if gone {
+            // Stop polling a TAP whose device went from under it.
+            set.generation = None;
+        }
+        let Some(under) = set.under.clone() else {
+            continue;
+        };
+        for (k, (link, l)) in [Link::U1, Link::U2]
+            .into_iter()
+            .zip(under.links())
+            .enumerate()
+        {
+            if !set.ready(set.taps.len() + k) {
+                continue;
+            }
+            while bufs.len() < BATCH {
+                bufs.push(work.pool.take());
+            }
+            let vnet = l.hdr_len();
+            let n = match l.recv_batch(w, &mut bufs, HEADROOM - vnet, &mut lens) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(link = l.name(), error = %e, "reading the underlay failed");
+                    continue;
+                }
+            };
+            let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
+            for (buf, &len) in bufs.drain(..n).zip(&lens) {
+                let hdr = VnetHdr::read(buf.get(HEADROOM - vnet..HEADROOM).unwrap_or(&[]));
+                let end = HEADROOM + len.saturating_sub(vnet);
+                if vnet > 0 && hdr.gso_type & !VNET_GSO_ECN == VNET_GSO_UDP_L4 {
+                    rx_dgram(&xde, link, buf, end, &hdr, now, &mut work);
+                    continue;
+                }
+                match Segment::from_vec(buf, HEADROOM, end) {
+                    Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut work.out),
+                    Err((buf, _)) => work.pool.put(buf),
+                }
+            }
+            carry_out(&xde, &mut work);
         }
     }
-}
-
-/// Wait up to [`RESCAN`] for any of `fds` to be readable: which are, or `None` if none is
-/// (or the wait failed, which is logged).
-fn wait_ready<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>) -> Option<Vec<bool>> {
-    let mut fds: Vec<PollFd> = fds.map(|fd| PollFd::new(fd, PollFlags::POLLIN)).collect();
-    let timeout = PollTimeout::try_from(RESCAN).unwrap_or(PollTimeout::MAX);
-    match poll(&mut fds, timeout) {
-        Ok(0) | Err(nix::errno::Errno::EINTR) => return None,
-        Ok(_) => {}
-        Err(e) => {
-            tracing::error!(error = %e, "datapath: poll failed");
-            std::thread::sleep(RESCAN);
-            return None;
-        }
-    }
-    // An error or hang-up is reported too: the read that follows says what it is.
-    Some(
-        fds.iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect(),
-    )
 }
 
 /// What a read from a TAP gave.
@@ -174,31 +288,36 @@ enum Got {
     Frame(Packet),
     /// A frame that was dropped (and counted).
     Dropped,
-    /// Nothing more to read (or the device is gone).
+    /// Nothing more to read.
     Empty,
+    /// The device is gone from under its descriptor.
+    Gone,
 }
 
 /// One frame from `tap`, its virtio-net header taken into the packet's offload state.
-fn read_frame(xde: &Xde<LinuxHost>, tap: &Tap, pool: &mut Pool) -> Got {
+fn read_frame(xde: &Xde<LinuxHost>, tap: &Tap, q: &std::fs::File, pool: &mut Pool) -> Got {
     let mut buf = pool.take();
     // The header lands just in front of the frame, which then starts at HEADROOM.
     let at = HEADROOM - tap.hdr_len();
     let n = loop {
-        match tap.file().read(buf.get_mut(at..).unwrap_or(&mut [])) {
+        match { q }.read(buf.get_mut(at..).unwrap_or(&mut [])) {
             Ok(n) => break n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 // Anything but "nothing to read" means the device is gone from under the
                 // descriptor (its namespace was deleted): stop polling it, say so once.
-                if e.kind() != io::ErrorKind::WouldBlock && tap.set_gone() {
+                pool.put(buf);
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    return Got::Empty;
+                }
+                if tap.set_gone() {
                     tracing::warn!(
                         port = tap.name(),
                         error = %e,
                         "the port's TAP is gone (was its namespace deleted?); its frames are dropped until delete-xde"
                     );
                 }
-                pool.put(buf);
-                return Got::Empty;
+                return Got::Gone;
             }
         }
     };
@@ -263,55 +382,6 @@ fn guest_offload(hdr: &VnetHdr, frame: &mut [u8]) -> Option<Offload> {
             size: hdr.gso_size,
         }),
     })
-}
-
-/// Run until `stop` is set: read both underlay links (while attached), a batch of frames
-/// per system call, and carry out what the core says.
-pub fn run_underlay(xde: Arc<Xde<LinuxHost>>, epoch: Instant, stop: Arc<AtomicBool>) {
-    let mut w = Work::new(WIRE_FRAME_MAX, 256);
-    let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
-    let mut lens = [0usize; BATCH];
-    while !stop.load(Ordering::Acquire) {
-        let Some(under) = xde.host().underlay() else {
-            std::thread::sleep(RESCAN);
-            continue;
-        };
-        let Some(ready) = wait_ready(under.links().iter().map(|l| l.socket().as_fd())) else {
-            continue;
-        };
-        for ((link, l), _) in [Link::U1, Link::U2]
-            .into_iter()
-            .zip(under.links())
-            .zip(ready)
-            .filter(|(_, r)| *r)
-        {
-            while bufs.len() < BATCH {
-                bufs.push(w.pool.take());
-            }
-            let vnet = l.hdr_len();
-            let n = match l.recv_batch(&mut bufs, HEADROOM - vnet, &mut lens) {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(link = l.name(), error = %e, "reading the underlay failed");
-                    continue;
-                }
-            };
-            let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
-            for (buf, &len) in bufs.drain(..n).zip(&lens) {
-                let hdr = VnetHdr::read(buf.get(HEADROOM - vnet..HEADROOM).unwrap_or(&[]));
-                let end = HEADROOM + len.saturating_sub(vnet);
-                if vnet > 0 && hdr.gso_type & !VNET_GSO_ECN == VNET_GSO_UDP_L4 {
-                    rx_dgram(&xde, link, buf, end, &hdr, now, &mut w);
-                    continue;
-                }
-                match Segment::from_vec(buf, HEADROOM, end) {
-                    Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut w.out),
-                    Err((buf, _)) => w.pool.put(buf),
-                }
-            }
-            carry_out(&xde, &mut w);
-        }
-    }
 }
 
 /// A UDP datagram of Geneve chunks that arrived whole (the sending host had it segmented
@@ -399,7 +469,7 @@ fn carry_out(xde: &Xde<LinuxHost>, w: &mut Work) {
         }
     }
     w.guests.finish(xde, &mut w.pool);
-    send_underlay(xde, &mut w.sends, &mut w.cutter, &mut w.pool);
+    send_underlay(xde, w.w, &mut w.sends, &mut w.cutter, &mut w.pool);
 }
 
 /// Segments cut from super-frames bound for the underlay: their headers in `scratch`, the
@@ -534,6 +604,7 @@ impl Cutter {
 /// frames); super-frames go as their segments.
 fn send_underlay(
     xde: &Xde<LinuxHost>,
+    w: usize,
     sends: &mut Vec<(Link, Packet)>,
     c: &mut Cutter,
     pool: &mut Pool,
@@ -600,7 +671,7 @@ fn send_underlay(
                 });
                 whole.into_iter().chain(pieces)
             });
-            let (sent, total) = l.send_frames(frames);
+            let (sent, total) = l.send_frames(w, frames);
             if sent < total {
                 tracing::debug!(
                     link = l.name(),
@@ -622,6 +693,9 @@ fn send_underlay(
 /// checksum verified (a segment that fails is dropped, as the guest would drop it).
 #[derive(Default)]
 struct GuestWriter {
+    /// The worker's queue of each TAP is where it writes (the kernel then steers the
+    /// guest's answers of that flow to the same queue).
+    w: usize,
     /// The TAP of the run, and of the last frame written (looked up once per change).
     tap: Option<Arc<Tap>>,
     run: Vec<(Packet, Layout)>,
@@ -663,7 +737,7 @@ impl GuestWriter {
                 csum_start,
                 csum_offset,
             };
-            write_frame(&tap, &hdr, &pkt);
+            write_frame(&tap, self.w, &hdr, &pkt);
             pool.give(pkt);
             return;
         }
@@ -674,7 +748,7 @@ impl GuestWriter {
         .filter(|l| l.tcp && l.payload_len() > 0);
         let Some(lay) = lay else {
             self.flush(xde, pool);
-            write_frame(&tap, &VnetHdr::default(), &pkt);
+            write_frame(&tap, self.w, &VnetHdr::default(), &pkt);
             pool.give(pkt);
             return;
         };
@@ -737,7 +811,7 @@ impl GuestWriter {
                 flags: VNET_F_DATA_VALID,
                 ..VnetHdr::default()
             };
-            write_frame(&tap, &hdr, first);
+            write_frame(&tap, self.w, &hdr, first);
         } else {
             let psh = self
                 .run
@@ -764,7 +838,7 @@ impl GuestWriter {
                 csum_offset: 16,
             };
             if merged.is_some() {
-                write_run(&tap, &hdr, &self.run);
+                write_run(&tap, self.w, &hdr, &self.run);
                 if n > 1 {
                     bump(&xde.stats().rx_coalesced_supers);
                     add(&xde.stats().rx_coalesced_frames, n);
@@ -778,10 +852,11 @@ impl GuestWriter {
 }
 
 /// Write one frame to `tap` behind `hdr`.
-fn write_frame(tap: &Tap, hdr: &VnetHdr, pkt: &Packet) {
+fn write_frame(tap: &Tap, w: usize, hdr: &VnetHdr, pkt: &Packet) {
+    let q = tap.queue(w).unwrap_or(tap.file());
     let bytes = hdr.bytes();
     let h = bytes.get(..tap.hdr_len()).unwrap_or(&[]);
-    let res = with_iov(h, pkt, |iov| tap.file().write_vectored(iov).map(|_| ()));
+    let res = with_iov(h, pkt, |iov| { q }.write_vectored(iov).map(|_| ()));
     if let Err(e) = res {
         // A TAP whose guest side is down refuses writes: the frame is lost, as on a wire.
         tracing::debug!(port = tap.name(), error = %e, "writing the TAP failed");
@@ -790,7 +865,8 @@ fn write_frame(tap: &Tap, hdr: &VnetHdr, pkt: &Packet) {
 
 /// Write a run of segments to `tap` as one frame behind `hdr`: the first's headers and
 /// payload, then each other's payload, gathered (nothing is copied here).
-fn write_run(tap: &Tap, hdr: &VnetHdr, run: &[(Packet, Layout)]) {
+fn write_run(tap: &Tap, w: usize, hdr: &VnetHdr, run: &[(Packet, Layout)]) {
+    let q = tap.queue(w).unwrap_or(tap.file());
     let bytes = hdr.bytes();
     let mut iov = [IoSlice::new(&[]); RUN_MAX + 1];
     let mut n = 0;
@@ -806,7 +882,7 @@ fn write_run(tap: &Tap, hdr: &VnetHdr, run: &[(Packet, Layout)]) {
         *slot = IoSlice::new(piece);
         n += 1;
     }
-    if let Err(e) = tap.file().write_vectored(iov.get(..n).unwrap_or(&[])) {
+    if let Err(e) = { q }.write_vectored(iov.get(..n).unwrap_or(&[])) {
         tracing::debug!(port = tap.name(), error = %e, "writing the TAP failed");
     }
 }

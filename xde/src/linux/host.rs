@@ -16,16 +16,27 @@ use oxide_vpc::api::PortAttach;
 use std::collections::BTreeMap;
 use std::format;
 use std::prelude::rust_2024::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// `ENODEV` and `EEXIST` in Linux's numbering.
 const ENODEV: i32 = 19;
 
-/// The daemon's devices: one TAP per port, and the two underlay links.
-#[derive(Debug, Default)]
+/// The daemon's devices: one TAP per port, and the two underlay links, each with a queue
+/// (or socket) per datapath worker.
+#[derive(Debug)]
 pub struct LinuxHost {
+    workers: usize,
     taps: Mutex<BTreeMap<String, Arc<Tap>>>,
     underlay: Mutex<Option<Arc<Underlay>>>,
+    /// Changes whenever a device comes or goes: a worker then looks at the devices again.
+    generation: AtomicU64,
+}
+
+impl Default for LinuxHost {
+    fn default() -> Self {
+        Self::new(1)
+    }
 }
 
 /// Both underlay links, open, the UDP socket that holds the Geneve port, and the
@@ -48,6 +59,29 @@ impl Underlay {
 }
 
 impl LinuxHost {
+    /// A host whose datapath has `workers` workers (at least one).
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: workers.max(1),
+            taps: Mutex::default(),
+            underlay: Mutex::default(),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The devices' generation: it changes whenever one comes or goes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The TAP of port `name`.
     pub fn tap(&self, name: &str) -> Option<Arc<Tap>> {
         self.taps
@@ -82,6 +116,7 @@ impl LinuxHost {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.changed();
     }
 }
 
@@ -95,7 +130,8 @@ fn system(e: &std::io::Error, msg: String) -> OpteError {
 impl Host for LinuxHost {
     fn attach_underlay(&self, u1: &str, u2: &str) -> Result<(), OpteError> {
         let open = |u: &str| {
-            UnderlayLink::open_vnet(u).map_err(|e| system(&e, format!("underlay link {u}: {e}")))
+            UnderlayLink::open_vnet(u, self.workers)
+                .map_err(|e| system(&e, format!("underlay link {u}: {e}")))
         };
         let links = [open(u1)?, open(u2)?];
         let geneve =
@@ -106,12 +142,14 @@ impl Host for LinuxHost {
             _geneve: geneve,
             rtnl,
         }));
+        self.changed();
         tracing::info!(u1, u2, "underlay attached");
         Ok(())
     }
 
     fn detach_underlay(&self) {
         *self.underlay.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.changed();
     }
 
     fn create_port(
@@ -122,7 +160,7 @@ impl Host for LinuxHost {
         attach: PortAttach,
     ) -> Result<(), OpteError> {
         let tap = match attach {
-            PortAttach::Netdev => Tap::create(name, mac, mtu),
+            PortAttach::Netdev => Tap::create_multi(name, mac, mtu, self.workers),
             PortAttach::Vmm => Tap::create_for_vmm(name, mtu),
         }
         .map_err(|e| system(&e, format!("creating TAP {name}: {e}")))?;
@@ -131,6 +169,7 @@ impl Host for LinuxHost {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_string(), Arc::new(tap));
+        self.changed();
         Ok(())
     }
 
@@ -140,9 +179,10 @@ impl Host for LinuxHost {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(name);
+        self.changed();
         if let Some(tap) = tap {
-            // The device goes when its last holder lets go: the datapath drops its view of
-            // the ports within one rescan. Wait for that (boundedly), so that the device is
+            // The device goes when its last holder lets go: each datapath worker drops its
+            // view of the ports within one rescan of seeing the generation change. Wait for that (boundedly), so that the device is
             // gone when delete-xde returns.
             let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
             while Arc::strong_count(&tap) > 1 && std::time::Instant::now() < until {

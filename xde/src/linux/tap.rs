@@ -101,9 +101,12 @@ nix::ioctl_write_ptr_bad!(siocsifflags, libc::SIOCSIFFLAGS, libc::ifreq);
 #[derive(Debug)]
 pub struct Tap {
     name: String,
-    /// Where the guest's frames are read and written: the TAP's own descriptor, or for a
-    /// VMM's TAP an AF_PACKET socket on the network device.
+    /// Where the guest's frames are read and written: the TAP's own descriptors, one per
+    /// queue (a multi-queue TAP spreads the guest's flows over them by hash, one flow
+    /// always on one queue), or for a VMM's TAP an AF_PACKET socket on the network device.
     file: File,
+    /// The device's further queues, if it is a multi-queue TAP.
+    more: Vec<File>,
     /// The bytes of virtio-net header in front of every frame on `file`.
     hdr_len: usize,
     /// A VMM's TAP is persistent: it is deleted (by this interface index) with the port.
@@ -127,7 +130,13 @@ impl Tap {
     /// Create TAP `name` with the guest's `mac` and `mtu`, and bring it up. Fails, leaving
     /// nothing behind, if the name is taken or invalid.
     pub fn create(name: &str, mac: MacAddr, mtu: u32) -> io::Result<Self> {
-        Self::open(name, Kind::Netdev(mac), mtu)
+        Self::open(name, Kind::Netdev(mac), mtu, 1)
+    }
+
+    /// [`Tap::create`] with `queues` queues (`IFF_MULTI_QUEUE` when more than one): a
+    /// datapath worker reads each.
+    pub fn create_multi(name: &str, mac: MacAddr, mtu: u32, queues: usize) -> io::Result<Self> {
+        Self::open(name, Kind::Netdev(mac), mtu, queues.max(1))
     }
 
     /// Create TAP `name` for a virtual machine monitor to open by name (QEMU `-netdev
@@ -136,33 +145,48 @@ impl Tap {
     /// The guest's frames are read and written on the network device with an AF_PACKET
     /// socket: what the VMM writes arrives there, what is sent there reaches the VMM.
     pub fn create_for_vmm(name: &str, mtu: u32) -> io::Result<Self> {
-        Self::open(name, Kind::Vmm, mtu)
+        Self::open(name, Kind::Vmm, mtu, 1)
     }
 
     /// Create TUN `name` (`IFF_TUN | IFF_NO_PI`: bare IPv4 and IPv6 packets, no virtio-net
     /// header) with `mtu`, and bring it up: an IP link between a process and the kernel's
     /// routing, as boundary services uses toward its "internet".
     pub fn create_tun(name: &str, mtu: u32) -> io::Result<Self> {
-        Self::open(name, Kind::Tun, mtu)
+        Self::open(name, Kind::Tun, mtu, 1)
     }
 
-    fn open(name: &str, kind: Kind, mtu: u32) -> io::Result<Self> {
+    fn open(name: &str, kind: Kind, mtu: u32, queues: usize) -> io::Result<Self> {
         let mut ifr = ifreq(name)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open("/dev/net/tun")?;
-        let flags = match kind {
+        let mut flags = match kind {
             Kind::Netdev(_) | Kind::Vmm => libc::IFF_TAP | libc::IFF_VNET_HDR,
             Kind::Tun => libc::IFF_TUN,
         };
+        if queues > 1 {
+            flags |= libc::IFF_MULTI_QUEUE;
+        }
         ifr.ifr_ifru.ifru_flags = (flags | libc::IFF_NO_PI) as i16;
-        // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
-        unsafe { tun_set_iff(file.as_raw_fd(), &ifr) }.map_err(|e| named(e, "TUNSETIFF", name))?;
+        // The first open makes the device, each further one attaches a queue to it.
+        let files = (0..queues)
+            .map(|_| {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+                    .open("/dev/net/tun")?;
+                // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
+                unsafe { tun_set_iff(file.as_raw_fd(), &ifr) }
+                    .map_err(|e| named(e, "TUNSETIFF", name))?;
+                Ok(file)
+            })
+            .collect::<io::Result<Vec<File>>>()?;
+        let mut files = files.into_iter();
+        let file = files
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no queue"))?;
         let mut tap = Self {
             name: name.to_string(),
             file,
+            more: files.collect(),
             hdr_len: 0,
             persistent: None,
             gone: AtomicBool::new(false),
@@ -170,11 +194,13 @@ impl Tap {
         match kind {
             Kind::Netdev(_) => {
                 let hdr_len = VNET_HDR_LEN as libc::c_int;
-                // SAFETY: a tun fd and a pointer to an int that outlives the call.
-                unsafe { tun_set_vnet_hdr_sz(tap.file.as_raw_fd(), &hdr_len) }
-                    .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
+                for q in std::iter::once(&tap.file).chain(&tap.more) {
+                    // SAFETY: a tun fd and a pointer to an int that outlives the call.
+                    unsafe { tun_set_vnet_hdr_sz(q.as_raw_fd(), &hdr_len) }
+                        .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
+                    set_offloads(q, name)?;
+                }
                 tap.hdr_len = VNET_HDR_LEN;
-                set_offloads(&tap.file, name)?;
                 let ifindex = nix::net::if_::if_nametoindex(name)
                     .map_err(|e| named(e, "if_nametoindex", name))?;
                 super::nexthop::Rtnl::open()
@@ -185,7 +211,7 @@ impl Tap {
             }
             Kind::Vmm => {
                 // SAFETY: a tun fd and an integer argument.
-                unsafe { tun_set_persist(tap.file.as_raw_fd(), 1) }
+                unsafe { tun_set_persist(tap.file().as_raw_fd(), 1) }
                     .map_err(|e| named(e, "TUNSETPERSIST", name))?;
                 // From here on the device outlives the descriptor: dropping `tap` deletes it.
                 let ifindex = nix::net::if_::if_nametoindex(name)
@@ -256,10 +282,18 @@ impl Tap {
         !self.gone.swap(true, Ordering::Relaxed)
     }
 
-    /// The device's file: frames are read from and written to it, each behind a
+    /// The device's (first) file: frames are read from and written to it, each behind a
     /// [`Tap::hdr_len`]-byte virtio-net header.
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// Queue `i`'s file, if the device has that many.
+    pub fn queue(&self, i: usize) -> Option<&File> {
+        match i {
+            0 => Some(&self.file),
+            _ => self.more.get(i - 1),
+        }
     }
 }
 

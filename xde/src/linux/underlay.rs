@@ -154,24 +154,29 @@ pub struct UnderlayLink {
     /// Frames sent and received have a virtio-net header in front.
     vnet: bool,
     sock: OwnedFd,
+    /// Further sockets on the link, one per datapath worker beyond the first, all in one
+    /// fanout group with the first: the kernel spreads what arrives over them by flow hash
+    /// (the outer UDP source port is the inner flow's hash), one flow always to one.
+    more: Vec<OwnedFd>,
 }
 
 impl UnderlayLink {
     /// Open link `name`: its AF_PACKET socket, filtered to Geneve, frames this host sends
     /// not looped back to it.
     pub fn open(name: &str) -> io::Result<Self> {
-        Self::open_with(name, false)
+        Self::open_with(name, false, 1)
     }
 
     /// [`UnderlayLink::open`], with a virtio-net header in front of every frame sent and
     /// received (`PACKET_VNET_HDR`): so the kernel segments a UDP datagram of Geneve
     /// chunks ([`Frame::Dgram`]) and finishes its checksums where it meets a real wire,
     /// and one that arrives whole says so.
-    pub fn open_vnet(name: &str) -> io::Result<Self> {
-        Self::open_with(name, true)
+    /// With `workers` sockets (a fanout group, `PACKET_FANOUT_HASH`, when more than one).
+    pub fn open_vnet(name: &str, workers: usize) -> io::Result<Self> {
+        Self::open_with(name, true, workers.max(1))
     }
 
-    fn open_with(name: &str, vnet: bool) -> io::Result<Self> {
+    fn open_with(name: &str, vnet: bool, workers: usize) -> io::Result<Self> {
         let ifindex = nix::net::if_::if_nametoindex(name)
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("link {name}: {e}")))?;
         let mac = link_mac(name)?;
@@ -181,10 +186,26 @@ impl UnderlayLink {
             len: BPF_PROGRAM.len() as u16,
             filter: BPF_PROGRAM.as_ptr().cast_mut(),
         };
-        let sock = packet_socket(ifindex, Some(&prog))?;
-        if vnet {
-            let one: libc::c_int = 1;
-            setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)?;
+        let open = || {
+            let sock = packet_socket(ifindex, Some(&prog))?;
+            if vnet {
+                let one: libc::c_int = 1;
+                setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)?;
+            }
+            Ok::<_, io::Error>(sock)
+        };
+        let sock = open()?;
+        let mut more = Vec::new();
+        if workers > 1 {
+            // A group of this daemon's own on this link: its id from the process and link.
+            let id = (std::process::id() ^ ifindex.rotate_left(7)) & 0xffff;
+            let arg = (id | (libc::PACKET_FANOUT_HASH << 16)) as libc::c_int;
+            setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
+            for _ in 1..workers {
+                let s = open()?;
+                setsockopt(&s, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
+                more.push(s);
+            }
         }
         Ok(Self {
             name: name.to_string(),
@@ -193,6 +214,7 @@ impl UnderlayLink {
             mtu,
             vnet,
             sock,
+            more,
         })
     }
 
@@ -223,6 +245,14 @@ impl UnderlayLink {
         &self.sock
     }
 
+    /// Worker `w`'s socket on the link (the first for a worker beyond the count).
+    pub fn socket_of(&self, w: usize) -> &OwnedFd {
+        match w {
+            0 => &self.sock,
+            _ => self.more.get(w - 1).unwrap_or(&self.sock),
+        }
+    }
+
     /// Send one complete frame, its pieces gathered.
     pub fn send(&self, iov: &[std::io::IoSlice<'_>]) -> io::Result<()> {
         nix::sys::uio::writev(&self.sock, iov)
@@ -234,7 +264,11 @@ impl UnderlayLink {
     /// the stack: nothing is allocated). Returns how many were sent, and how many there
     /// were; the rest were refused by the kernel (a full queue, a link gone down) and are
     /// lost, as on a wire.
-    pub fn send_frames<'a>(&self, frames: impl Iterator<Item = Frame<'a>>) -> (usize, usize) {
+    pub fn send_frames<'a>(
+        &self,
+        w: usize,
+        frames: impl Iterator<Item = Frame<'a>>,
+    ) -> (usize, usize) {
         const FRAMES: usize = 64;
         const PIECES: usize = 1024;
         let mut iov = [std::io::IoSlice::new(&[]); PIECES];
@@ -249,6 +283,7 @@ impl UnderlayLink {
             }
             if frames_in == FRAMES || used + k > PIECES {
                 sent += self.send_batch(
+                    w,
                     iov.get(..used).unwrap_or(&[]),
                     counts.get(..frames_in).unwrap_or(&[]),
                 );
@@ -263,6 +298,7 @@ impl UnderlayLink {
         }
         if frames_in > 0 {
             sent += self.send_batch(
+                w,
                 iov.get(..used).unwrap_or(&[]),
                 counts.get(..frames_in).unwrap_or(&[]),
             );
@@ -272,7 +308,8 @@ impl UnderlayLink {
 
     /// Send frames at once (sendmmsg): frame `i` is the next `counts[i]` pieces of `iov`.
     /// Returns how many were sent.
-    fn send_batch(&self, iov: &[std::io::IoSlice<'_>], counts: &[usize]) -> usize {
+    fn send_batch(&self, w: usize, iov: &[std::io::IoSlice<'_>], counts: &[usize]) -> usize {
+        let sock = self.socket_of(w).as_raw_fd();
         const MAX: usize = 64;
         let (mut sent, mut at) = (0, 0);
         for chunk in counts.chunks(MAX) {
@@ -296,14 +333,7 @@ impl UnderlayLink {
                 };
                 // SAFETY: `rest` holds `rest.len()` headers whose iovecs point into `iov`,
                 // borrowed for the whole call.
-                let r = unsafe {
-                    libc::sendmmsg(
-                        self.sock.as_raw_fd(),
-                        rest.as_mut_ptr(),
-                        rest.len() as u32,
-                        0,
-                    )
-                };
+                let r = unsafe { libc::sendmmsg(sock, rest.as_mut_ptr(), rest.len() as u32, 0) };
                 if r <= 0 {
                     // The first frame was refused: skip it, try the rest.
                     done += 1;
@@ -320,6 +350,7 @@ impl UnderlayLink {
     /// `bufs[i][at..]`, its length into `lens[i]`; how many (0 when none is waiting).
     pub fn recv_batch(
         &self,
+        w: usize,
         bufs: &mut [Vec<u8>],
         at: usize,
         lens: &mut [usize],
@@ -345,7 +376,7 @@ impl UnderlayLink {
         // mutably for the call.
         let r = unsafe {
             libc::recvmmsg(
-                self.sock.as_raw_fd(),
+                self.socket_of(w).as_raw_fd(),
                 msgs.as_mut_ptr(),
                 n as u32,
                 libc::MSG_DONTWAIT,
