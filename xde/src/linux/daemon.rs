@@ -25,6 +25,9 @@ pub struct Options {
     /// Datapath workers (threads), each with its own queue of every TAP and its own
     /// socket on each underlay link.
     pub workers: usize,
+    /// How long a worker keeps looking for frames without sleeping after it last found
+    /// some (zero: it sleeps at once).
+    pub spin: Duration,
 }
 
 /// Run the daemon until SIGTERM or SIGINT. An error is why it could not start.
@@ -57,10 +60,10 @@ pub fn run(opts: &Options) -> Result<(), String> {
     }
     let workers = (0..xde.host().workers())
         .map(|w| {
-            let (xde, stop) = (xde.clone(), stop.clone());
+            let (xde, stop, spin) = (xde.clone(), stop.clone(), opts.spin);
             spawn(
                 &format!("xded-w{w}"),
-                Box::new(move || datapath::run_worker(xde, w, epoch, stop)),
+                Box::new(move || datapath::run_worker(xde, w, epoch, spin, stop)),
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
