@@ -7,7 +7,7 @@
 //! | [`control`] | the control socket: peer credentials, framing, bounds, deadlines |
 //! | [`host`] | [`host::LinuxHost`], the core's `Host`: TAP devices per port |
 //! | [`tap`] | one TAP device with a virtio-net header |
-//! | [`datapath`] | the two loops: TAPs in and underlay links in, through the core, out where it says |
+//! | [`datapath`] | the workers: TAP queues and underlay sockets in, through the core, out where it says; offloads |
 //! | [`nexthop`] | next hops from the kernel's route and neighbour tables over rtnetlink |
 //! | [`underlay`] | one underlay link: AF_PACKET with a Geneve filter |
 //! | [`boundary`] | boundary services for the demo and tests: Geneve ↔ an "internet" TUN |
