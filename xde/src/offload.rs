@@ -296,6 +296,48 @@ impl Layout {
         put16(first, self.csum_at(), pseudo)
     }
 
+    /// Split a super-frame in two at a segment boundary: the payload of its first `segs`
+    /// segments of `mss` bytes stays in `frame`, whose headers are fixed for it (returns its
+    /// new length), and the headers and the rest of the payload are written to `tail`
+    /// (returns its length): its TCP sequence number and IPv4 identification moved on as
+    /// its first segment's would have been, its flags the original's (FIN, PSH and the like
+    /// belong to the end; CWR to the start), lengths set, and each partial checksum holding
+    /// its own pseudo-header sum. The two cut as the whole would have.
+    pub fn split(
+        &self,
+        frame: &mut [u8],
+        mss: usize,
+        segs: usize,
+        tail: &mut [u8],
+    ) -> Option<(usize, usize)> {
+        let keep = mss.checked_mul(segs)?;
+        let rest = self
+            .payload_len()
+            .checked_sub(keep)
+            .filter(|r| *r > 0 && keep > 0)?;
+        let t = tail.get_mut(..self.payload + rest)?;
+        let (th, tb) = t.split_at_mut(self.payload);
+        th.copy_from_slice(frame.get(..self.payload)?);
+        tb.copy_from_slice(frame.get(self.payload + keep..self.end)?);
+        if self.tcp {
+            let seq = get32(th, self.l4 + 4)?.wrapping_add(keep as u32);
+            put32(th, self.l4 + 4, seq)?;
+            *th.get_mut(self.l4 + 13)? &= !TCP_CWR;
+            *frame.get_mut(self.l4 + 13)? &= !(TCP_FIN | TCP_PSH);
+        }
+        if self.v4 {
+            let id = get16(th, self.ip + 4)?.wrapping_add(segs as u16);
+            put16(th, self.ip + 4, id)?;
+        }
+        for (f, n) in [(&mut *frame, keep), (&mut *t, rest)] {
+            if !self.tcp {
+                put16(f, self.l4 + 4, u16::try_from(8 + n).ok()?)?;
+            }
+            self.merge_headers(f, n, false)?;
+        }
+        Some((self.payload + keep, self.payload + rest))
+    }
+
     /// Where the L4 checksum field is.
     pub const fn csum_at(&self) -> usize {
         self.l4 + if self.tcp { 16 } else { 6 }

@@ -1065,6 +1065,110 @@ fn open_tap_as_vmm(name: &str) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
+/// A VM's virtio-net device takes super-frames of 64 KiB, more than an encapsulation leaves
+/// room for: the daemon splits such a frame at a segment boundary and both parts go on. A
+/// VM (a VMM writing its TAP) sends one UDP super-frame (USO, its checksum left partial as
+/// a guest leaves it) of 46 datagrams' worth to a guest of the same host, which receives
+/// every datagram, in order, byte for byte.
+#[test]
+fn a_vms_64k_super_frame_is_split_and_every_datagram_arrives() {
+    if !root_or_skip() {
+        return;
+    }
+    let (_under, mut d) = host_with_underlay();
+    let (vm_cfg, g_cfg) = (guest(89, 5, 0), guest(89, 6, 0));
+    let vm_port = unique("xv");
+    d.hdl()
+        .create_xde_attached(
+            &vm_port,
+            vm_cfg.clone(),
+            Some(1500),
+            oxide_vpc::api::PortAttach::Vmm,
+        )
+        .unwrap();
+    // The VM's port routes its subnet and lets its traffic out, as a guest's does.
+    let sub = IpCidr::Ip4(vm_cfg.ipv4().unwrap().vpc_subnet);
+    d.hdl()
+        .add_router_entry(&AddRouterEntryReq {
+            port_name: vm_port.clone(),
+            dest: sub,
+            target: RouterTarget::VpcSubnet(sub),
+            class: RouterClass::System,
+        })
+        .unwrap();
+    d.hdl()
+        .set_firewall_rules(&SetFwRulesReq {
+            port_name: vm_port.clone(),
+            rules: default_fw_rules(vm_cfg.vni),
+        })
+        .unwrap();
+    let gp = unique("xp");
+    let ns = guest_in_netns(&d, None, &gp, &g_cfg);
+    const SEG: usize = 1420;
+    const SEGS: usize = 46;
+    let data: Vec<u8> = (0..SEG * SEGS).map(|i| (i * 13 % 251) as u8).collect();
+    let want = data.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = in_netns(ns.name(), move || {
+        let s = std::net::UdpSocket::bind("172.30.0.6:9999").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while got.len() < SEGS {
+            match s.recv(&mut buf) {
+                Ok(n) => got.push(buf[..n].to_vec()),
+                Err(_) => break,
+            }
+        }
+        got
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let udp = L4::Udp {
+        sport: 7777,
+        dport: 9999,
+    };
+    let mut frame = from_guest(&vm_cfg, ip4(&vm_cfg), ip4(&g_cfg), udp, &data);
+    assert!(
+        frame.len() > 65_300,
+        "longer than an encapsulation leaves room for: {}",
+        frame.len()
+    );
+    let m = opte::packet::parse::parse_guest(&mut opte::packet::Packet::copy_from(&frame)).unwrap();
+    let lay = xde::offload::Layout::of_inner(&m).unwrap();
+    // Partial, as the guest's stack leaves it: the pseudo-header's sum only.
+    lay.merge_headers(&mut frame, data.len(), false).unwrap();
+    let mut hdr = [0u8; 12];
+    hdr[0] = 1; // NEEDS_CSUM
+    hdr[1] = 5; // UDP_L4
+    hdr[2..4].copy_from_slice(&(lay.payload as u16).to_le_bytes());
+    hdr[4..6].copy_from_slice(&(SEG as u16).to_le_bytes());
+    hdr[6..8].copy_from_slice(&(lay.l4 as u16).to_le_bytes());
+    hdr[8..10].copy_from_slice(&6u16.to_le_bytes());
+    let mut vm = open_tap_as_vmm(&vm_port).expect("a VMM opens the port's TAP by name");
+    vm.write_all(&[&hdr[..], &frame].concat()).unwrap();
+    let got = server.join().unwrap();
+    let counters = [
+        "tx_loopback",
+        "out_drop_bad_offload",
+        "tx_port_drop",
+        "out_drop_bad_len",
+    ]
+    .map(|c| (c, d.counter(c)));
+    assert_eq!(got.len(), SEGS, "every datagram; {counters:?}\n{}", d.log());
+    for (i, g) in got.iter().enumerate() {
+        assert!(g[..] == want[i * SEG..(i + 1) * SEG], "datagram {i}");
+    }
+    assert_eq!(
+        d.counter("tx_loopback"),
+        2,
+        "two parts, each handed over whole"
+    );
+    assert_eq!(d.counter("out_drop_bad_offload"), 0);
+    d.hdl().delete_xde(&vm_port).unwrap();
+    drop(vm);
+}
+
 /// The next frame the VMM's side of a TAP reads within 3 s, its virtio-net header off.
 fn vmm_read(f: &mut std::fs::File) -> Option<Vec<u8>> {
     let until = Instant::now() + Duration::from_secs(3);

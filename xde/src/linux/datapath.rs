@@ -245,7 +245,14 @@ pub fn run_worker(
             let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
             for _ in 0..BATCH {
                 match read_frame(&xde, tap, q, &mut work.pool) {
-                    Got::Frame(pkt) => xde.tx(&port, pkt, now, &mut work.out),
+                    Got::Frame(mut pkt) => match split_oversized(&xde, &mut pkt, &mut work.pool) {
+                        Split::Whole => xde.tx(&port, pkt, now, &mut work.out),
+                        Split::Two(tail) => {
+                            xde.tx(&port, pkt, now, &mut work.out);
+                            xde.tx(&port, tail, now, &mut work.out);
+                        }
+                        Split::Dropped => work.pool.give(pkt),
+                    },
                     Got::Dropped => {}
                     Got::Empty => break,
                     Got::Gone => {
@@ -358,6 +365,60 @@ fn read_frame(xde: &Xde<LinuxHost>, tap: &Tap, q: &std::fs::File, pool: &mut Poo
         Err((buf, _)) => {
             pool.put(buf);
             Got::Dropped
+        }
+    }
+}
+
+/// The longest super-frame that can be encapsulated: the IPv6 payload (UDP, Geneve with
+/// its options, the frame) must fit 16 bits. The daemon's own TAPs never hand over a longer
+/// one (their `gso_max_size`); a VMM's guest may (its virtio-net device takes 64 KiB).
+const SUPER_FRAME_MAX: usize = super::tap::GSO_MAX_SIZE as usize + 14;
+
+/// What [`split_oversized`] did.
+enum Split {
+    /// Nothing: the frame fits.
+    Whole,
+    /// The frame keeps the first part; this is the second.
+    Two(Packet),
+    /// It could not be split: the frame is to be dropped (it was counted).
+    Dropped,
+}
+
+/// Split a super-frame longer than [`SUPER_FRAME_MAX`] in two at a segment boundary, each
+/// to go through the engine (they cut as the whole would have).
+fn split_oversized(xde: &Xde<LinuxHost>, pkt: &mut Packet, pool: &mut Pool) -> Split {
+    let off = pkt.offload();
+    let Some(gso) = off.gso else {
+        return Split::Whole;
+    };
+    if pkt.len() <= SUPER_FRAME_MAX {
+        return Split::Whole;
+    }
+    let mss = usize::from(gso.size);
+    let lay = parse_guest(pkt).ok().and_then(|m| Layout::of_inner(&m));
+    let mut buf = pool.take();
+    let split = lay.and_then(|lay| {
+        let segs = SUPER_FRAME_MAX.checked_sub(lay.payload)? / mss;
+        let tail = buf.get_mut(HEADROOM..)?;
+        let seg = pkt.segment_mut(0)?;
+        lay.split(seg.data_mut(), mss, segs, tail)
+    });
+    let Some((head, tail)) = split else {
+        bump(&xde.stats().out_drop_bad_offload);
+        pool.put(buf);
+        return Split::Dropped;
+    };
+    pkt.truncate(head);
+    match Segment::from_vec(buf, HEADROOM, HEADROOM + tail) {
+        Ok(seg) => {
+            let mut t = Packet::from_segment(seg);
+            t.set_offload(off);
+            Split::Two(t)
+        }
+        Err((buf, _)) => {
+            bump(&xde.stats().out_drop_bad_offload);
+            pool.put(buf);
+            Split::Dropped
         }
     }
 }

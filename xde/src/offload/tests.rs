@@ -321,3 +321,58 @@ fn chunks_that_do_not_follow_are_left_as_they_were() {
     assert!(merge_chunks(&mut d[..100], chunk).is_none());
     assert_eq!(d, before);
 }
+
+#[test]
+fn a_super_frame_splits_in_two_at_a_segment_boundary() {
+    for (v4, tcp) in [(true, true), (false, true), (true, false)] {
+        let data = body(10_000);
+        let (s, d) = addrs(v4);
+        let l4 = if tcp {
+            L4::tcp(40000, 5201, TCP_ACK | TCP_PSH | TCP_CWR, SEQ, 77)
+        } else {
+            L4::Udp { sport: 5, dport: 6 }
+        };
+        let original = frame(A, B, s, d, l4, &data);
+        let lay = layout_of_inner(&original);
+        let mut head = original.clone();
+        let mut tail = vec![0u8; original.len()];
+        let keep = 4 * 1448;
+        let (hn, tn) = lay.split(&mut head, 1448, 4, &mut tail).unwrap();
+        head.truncate(hn);
+        tail.truncate(tn);
+        // Each half, its partial checksum finished, is a good frame of its payload; cut
+        // again, the two give the original's segments.
+        let (hl, tl) = (layout_of_inner(&head), layout_of_inner(&tail));
+        assert_eq!(
+            (hl.payload_len(), tl.payload_len()),
+            (keep, data.len() - keep)
+        );
+        assert_eq!([&head[hl.payload..], &tail[tl.payload..]].concat(), data);
+        let whole = segments(&original, &lay, 1448);
+        let mut halves = segments(&head, &hl, 1448);
+        halves.extend(segments(&tail, &tl, 1448));
+        assert!(
+            halves == whole,
+            "v4={v4} tcp={tcp}: the halves cut as the whole"
+        );
+        for (mut f, l) in [(head, hl), (tail, tl)] {
+            assert!(finish_partial(&mut f, l.l4, l.csum_at() - l.l4));
+            assert!(l.l4_csum_ok(&f), "v4={v4} tcp={tcp}");
+        }
+    }
+    let f = tcp_frame(true, TCP_ACK, 1, &body(3000));
+    let lay = layout_of_inner(&f);
+    let mut t = vec![0u8; f.len()];
+    assert!(
+        lay.split(&mut f.clone(), 1000, 3, &mut t).is_none(),
+        "nothing left"
+    );
+    assert!(
+        lay.split(&mut f.clone(), 1000, 0, &mut t).is_none(),
+        "nothing kept"
+    );
+    assert!(
+        lay.split(&mut f.clone(), 1000, 1, &mut t[..50]).is_none(),
+        "no room"
+    );
+}
