@@ -1075,7 +1075,7 @@ fn a_vms_64k_super_frame_is_split_and_every_datagram_arrives() {
     if !root_or_skip() {
         return;
     }
-    let (_under, mut d) = host_with_underlay();
+    let (_under, d) = host_with_underlay();
     let (vm_cfg, g_cfg) = (guest(89, 5, 0), guest(89, 6, 0));
     let vm_port = unique("xv");
     d.hdl()
