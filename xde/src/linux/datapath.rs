@@ -106,6 +106,8 @@ struct Work {
     /// Which worker: its queue of each TAP, its socket on each link.
     w: usize,
     pool: Pool,
+    /// Frames read from one TAP, for the core in one batch.
+    read: Vec<Packet>,
     out: Vec<Emit>,
     sends: Vec<(Link, Packet)>,
     cutter: Cutter,
@@ -118,6 +120,7 @@ impl Work {
             w,
             // 256 buffers of a super-frame's size: 16 MiB at most.
             pool: Pool::new(FRAME_MAX, 256),
+            read: Vec::with_capacity(BATCH * 2),
             out: Vec::with_capacity(BATCH * 2),
             sends: Vec::with_capacity(BATCH * 2),
             cutter: Cutter::default(),
@@ -243,13 +246,14 @@ pub fn run_worker(
                 continue;
             };
             let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
+            // The batch goes through the port under one acquisition of its lock.
             for _ in 0..BATCH {
                 match read_frame(&xde, tap, q, &mut work.pool) {
                     Got::Frame(mut pkt) => match split_oversized(&xde, &mut pkt, &mut work.pool) {
-                        Split::Whole => xde.tx(&port, pkt, now, &mut work.out),
+                        Split::Whole => work.read.push(pkt),
                         Split::Two(tail) => {
-                            xde.tx(&port, pkt, now, &mut work.out);
-                            xde.tx(&port, tail, now, &mut work.out);
+                            work.read.push(pkt);
+                            work.read.push(tail);
                         }
                         Split::Dropped => work.pool.give(pkt),
                     },
@@ -261,6 +265,7 @@ pub fn run_worker(
                     }
                 }
             }
+            xde.tx_batch(&port, work.read.drain(..), now, &mut work.out);
             carry_out(&xde, &mut work);
         }
         if gone {
