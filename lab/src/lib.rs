@@ -466,12 +466,19 @@ pub fn iperf3_received_bps(report: &serde_json::Value) -> Result<f64, String> {
 
 /// Read capture `pcap` with tshark, checksums validated (IPv4, UDP, TCP; a zero UDP
 /// checksum over IPv6 is allowed, as RFC 6935 allows it for tunnels), with `args` (a
-/// display filter, fields...); its output.
+/// display filter, fields...); its output. TCP payloads are taken as plain data, segment
+/// by segment: the headers are what is checked, and reassembling a bulk transfer's
+/// stream, or guessing at its bytes with heuristic dissectors (iperf3's data looks like
+/// Thrift now and then), only costs minutes and invents errors.
 pub fn tshark(pcap: &Path, args: &[&str]) -> String {
     let mut a = vec![
         "-r",
         pcap.to_str().unwrap_or_default(),
         "-n",
+        "-o",
+        "tcp.desegment_tcp_streams:FALSE",
+        "-d",
+        "tcp.port==1-65535,data",
         "-o",
         "udp.ignore_ipv6_zero_checksum:TRUE",
         "-o",
