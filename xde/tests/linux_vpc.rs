@@ -281,14 +281,7 @@ fn iperf3_across_sleds_and_two_vpcs_apart() {
     // sender says the test is over, while the last few megabytes are still in flight
     // (esnet/iperf#382), so its count is a lower bound here; the byte-exact TCP check is
     // the CRC-checked transfer of `linux_daemon`'s two-sled test.
-    let tcp = iperf3(&lab, "a1", "a2", &["-n", "64M"]);
-    let sent = tcp["end"]["sum_sent"]["bytes"].as_u64().unwrap();
-    let got = tcp["end"]["sum_received"]["bytes"].as_u64().unwrap();
-    assert!(sent >= 64 << 20, "sent {sent}");
-    assert!(
-        got <= sent && got + (16 << 20) >= sent,
-        "sent {sent}, received {got}"
-    );
+    let tcp = tcp_transfer(&lab, "a1", "a2", 64);
     eprintln!(
         "iperf3 TCP across sleds: {:.0} Mbit/s",
         tcp["end"]["sum_received"]["bits_per_second"]
@@ -341,7 +334,8 @@ fn iperf3_across_sleds_and_two_vpcs_apart() {
 
 /// iperf3 TCP from `from` to `to`, `mib` MiB: everything was sent, and the receiver
 /// counted at least all but the last 16 MiB (see `iperf3_across_sleds_and_two_vpcs_apart`).
-fn tcp_transfer(lab: &Lab, from: &str, to: &str, mib: u64) {
+/// The report.
+fn tcp_transfer(lab: &Lab, from: &str, to: &str, mib: u64) -> serde_json::Value {
     let r = iperf3(lab, from, to, &["-n", &format!("{mib}M")]);
     let sent = r["end"]["sum_sent"]["bytes"].as_u64().unwrap();
     let got = r["end"]["sum_received"]["bytes"].as_u64().unwrap();
@@ -350,6 +344,7 @@ fn tcp_transfer(lab: &Lab, from: &str, to: &str, mib: u64) {
         got <= sent && got + (16 << 20) >= sent,
         "{from} to {to}: sent {sent}, received {got}"
     );
+    r
 }
 
 /// Offloads end to end. A guest hands its TAP TCP super-frames (TSO) with the checksum
@@ -384,7 +379,7 @@ fn tcp_super_frames_cross_every_path_with_good_checksums() {
 
     // Across sleds, a virtual underlay.
     let (cut0, merged0) = (c(0, "tx_gso_frames"), c(1, "rx_dgrams_merged"));
-    tcp_transfer(&lab, "a1", "a2", 64);
+    let _ = tcp_transfer(&lab, "a1", "a2", 64);
     assert!(
         c(0, "tx_gso_frames") > cut0 + 200,
         "sled 0 cut super-frames"
@@ -410,7 +405,7 @@ fn tcp_super_frames_cross_every_path_with_good_checksums() {
     let pcap = lab.dir.join("offloads.pcapng");
     let mut capture = capture_underlay(&lab, &pcap);
     let coalesced = c(1, "rx_coalesced_supers");
-    tcp_transfer(&lab, "a1", "a2", 64);
+    let _ = tcp_transfer(&lab, "a1", "a2", 64);
     std::thread::sleep(Duration::from_millis(300));
     capture.stop();
     assert!(
@@ -477,7 +472,7 @@ fn tcp_super_frames_cross_every_path_with_good_checksums() {
 
     // On one sled: handed over whole.
     let (cut, looped) = (c(0, "tx_gso_frames"), c(0, "tx_loopback"));
-    tcp_transfer(&lab, "a1", "a3", 64);
+    let _ = tcp_transfer(&lab, "a1", "a3", 64);
     assert!(c(0, "tx_loopback") > looped + 200);
     assert_eq!(c(0, "tx_gso_frames"), cut, "nothing was cut on the way");
 
