@@ -432,7 +432,8 @@ fn split_oversized(xde: &Xde<LinuxHost>, pkt: &mut Packet, pool: &mut Pool) -> S
 /// on a frame that is not to be segmented is finished here, so that everything after
 /// (the engine's gateway, loopback to another guest, the wire) sees a complete frame;
 /// a super-frame keeps its partial checksum until it is cut. `None` for a request that
-/// cannot be honoured.
+/// cannot be honoured (an unknown segmentation type, a size under [`MIN_SEG`], or a
+/// super-frame whose checksum is not left to the device, as virtio-net requires).
 fn guest_offload(hdr: &VnetHdr, frame: &mut [u8]) -> Option<Offload> {
     let partial = hdr.flags & VNET_F_NEEDS_CSUM != 0;
     let (start, offset) = (usize::from(hdr.csum_start), usize::from(hdr.csum_offset));
@@ -448,17 +449,14 @@ fn guest_offload(hdr: &VnetHdr, frame: &mut [u8]) -> Option<Offload> {
         VNET_GSO_UDP_L4 => GsoKind::Udp,
         _ => return None,
     };
-    if usize::from(hdr.gso_size) < MIN_SEG {
+    // A super-frame's checksum is always left to the device (virtio-net requires it).
+    if usize::from(hdr.gso_size) < MIN_SEG || !partial {
         return None;
     }
     Some(Offload {
-        csum: if partial {
-            CsumState::Partial {
-                csum_start: hdr.csum_start,
-                csum_offset: hdr.csum_offset,
-            }
-        } else {
-            CsumState::None
+        csum: CsumState::Partial {
+            csum_start: hdr.csum_start,
+            csum_offset: hdr.csum_offset,
         },
         gso: Some(Gso {
             kind,
