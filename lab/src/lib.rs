@@ -366,8 +366,11 @@ impl Daemon {
             None => command(bin),
         };
         let log = std::fs::File::create(dir.join("xded.log")).map_err(|e| e.to_string())?;
+        // Two workers whatever the machine: both the parallel datapath and the steering
+        // of each port to one worker are exercised.
         cmd.arg("--socket")
             .arg(&sock)
+            .args(["--workers", "2"])
             .stdout(Stdio::null())
             .stderr(log);
         let mut d = Self {

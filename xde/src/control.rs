@@ -388,22 +388,22 @@ impl<H: Host> Xde<H> {
         self.host.create_port(&name, key.mac, mtu, r.attach)?;
         vpc.port_mut().start();
         let port = Arc::new(XdePort::new(vpc, r.linkid));
-        let mut m = self.ports.write();
-        m.by_key.insert(key, port.clone());
-        m.by_name.insert(name, port);
+        self.edit_ports(|m| {
+            m.by_key.insert(key, port.clone());
+            m.by_name.insert(name, port);
+        });
         Ok(OK)
     }
 
     fn delete_port(&self, name: &str) -> Result<NoResp, OpteError> {
-        let port = {
-            let mut m = self.ports.write();
+        let port = self.edit_ports(|m| {
             let port = m
                 .by_name
                 .remove(name)
                 .ok_or_else(|| OpteError::PortNotFound(name.to_string()))?;
             m.by_key.remove(&port.key());
-            port
-        };
+            Ok::<_, OpteError>(port)
+        })?;
         self.tables.mcast_subs.unsubscribe_port(name);
         self.host.delete_port(name);
         // The VPC port goes (and takes its V2P entries) with the last reference.

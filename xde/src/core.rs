@@ -18,7 +18,10 @@ use oxide_vpc::tables::VpcTables;
 /// flows is swept over several seconds rather than stalling its datapath for one sweep.
 pub const EXPIRE_BUDGET: usize = 65_536;
 
-#[derive(Default)]
+/// The ports by name and by key. Replaced whole when a port comes or goes (ports are few
+/// and change rarely), so a datapath worker can keep a snapshot of it and look ports up
+/// without taking a lock shared with the other workers (see [`Xde::ports_generation`]).
+#[derive(Clone, Default)]
 pub(crate) struct PortMap {
     pub(crate) by_name: BTreeMap<String, Arc<XdePort>>,
     pub(crate) by_key: BTreeMap<VniMac, Arc<XdePort>>,
@@ -33,7 +36,9 @@ pub struct Underlay {
 
 pub struct Xde<H: Host> {
     pub(crate) host: H,
-    pub(crate) ports: RwLock<PortMap>,
+    pub(crate) ports: RwLock<Arc<PortMap>>,
+    /// Changes whenever the port map is replaced.
+    ports_gen: AtomicU64,
     pub(crate) underlay: RwLock<Option<Underlay>>,
     pub(crate) tables: Arc<VpcTables>,
     pub(crate) stats: XdeCounters,
@@ -49,7 +54,8 @@ impl<H: Host> Xde<H> {
     pub fn new(host: H, seed: u64) -> Self {
         Self {
             host,
-            ports: RwLock::new(PortMap::default()),
+            ports: RwLock::new(Arc::new(PortMap::default())),
+            ports_gen: AtomicU64::new(0),
             underlay: RwLock::new(None),
             tables: Arc::new(VpcTables::default()),
             stats: XdeCounters::default(),
@@ -81,6 +87,28 @@ impl<H: Host> Xde<H> {
     }
 
     /// The port named `name`.
+    /// Changes whenever a port comes or goes: a worker holding a [`Xde::ports_snapshot`]
+    /// takes a new one when it sees this change (the snapshot keeps a deleted port alive
+    /// until then).
+    pub fn ports_generation(&self) -> u64 {
+        self.ports_gen.load(Ordering::Acquire)
+    }
+
+    /// The port map as it is now.
+    pub(crate) fn ports_snapshot(&self) -> Arc<PortMap> {
+        self.ports.read().clone()
+    }
+
+    /// Change the port map (control path only): `f` edits a copy, which then replaces it.
+    pub(crate) fn edit_ports<R>(&self, f: impl FnOnce(&mut PortMap) -> R) -> R {
+        let mut m = self.ports.write();
+        let mut next = PortMap::clone(&m);
+        let r = f(&mut next);
+        *m = Arc::new(next);
+        self.ports_gen.fetch_add(1, Ordering::AcqRel);
+        r
+    }
+
     pub fn port(&self, name: &str) -> Option<Arc<XdePort>> {
         self.ports.read().by_name.get(name).cloned()
     }

@@ -12,7 +12,7 @@
 //!   whose source filter allows it (never forwarded again); otherwise the port's inbound
 //!   path.
 
-use crate::core::Xde;
+use crate::core::{PortMap, Xde};
 use crate::host::{Host, Link};
 use crate::port::{VniMac, XdePort};
 use crate::stats::{add, bump};
@@ -379,7 +379,21 @@ impl<H: Host> Xde<H> {
     }
 
     /// A frame from underlay `link`.
-    pub fn rx(&self, link: Link, mut pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
+    pub fn rx(&self, link: Link, pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
+        let ports = self.ports_snapshot();
+        self.rx_in(&ports, link, pkt, now, out);
+    }
+
+    /// [`Xde::rx`], the destination port looked up in `ports`: a datapath worker's own
+    /// snapshot of the port map, so that it takes no lock shared with other workers.
+    pub(crate) fn rx_in(
+        &self,
+        ports: &PortMap,
+        link: Link,
+        mut pkt: Packet,
+        now: Moment,
+        out: &mut Vec<Emit>,
+    ) {
         let parsed = match Parsed::from_network(&mut pkt) {
             Ok(p) => p,
             Err(e) => {
@@ -400,7 +414,7 @@ impl<H: Host> Xde<H> {
             vni: n.outer.geneve.vni,
             mac: n.inner.eth.dst,
         };
-        let Some(port) = self.port_by_key(key) else {
+        let Some(port) = ports.by_key.get(&key).cloned() else {
             bump(&self.stats.rx_no_port);
             out.push(Emit::NotOurs(pkt));
             return;

@@ -16,6 +16,22 @@ pub struct VniMac {
     pub mac: MacAddr,
 }
 
+impl VniMac {
+    /// Which of `workers` datapath workers serves this port, when a host steers each port's
+    /// traffic to one worker (the Linux daemon does, see `linux::underlay`): the port's
+    /// flow state is then only ever touched by that worker. A hash of the VNI and the last
+    /// four bytes of the MAC, computed the same way by the classic BPF program that steers
+    /// what arrives on the underlay, reading them from the Geneve header and the inner
+    /// Ethernet destination:
+    /// `((vni ^ mac[2..6] as a big-endian u32) * 0x9e3779b1 mod 2^32) >> 16`, mod `workers`.
+    pub fn owner(&self, workers: usize) -> usize {
+        let [_, _, a, b, c, d] = self.mac.bytes();
+        let h =
+            (self.vni.as_u32() ^ u32::from_be_bytes([a, b, c, d])).wrapping_mul(0x9e37_79b1) >> 16;
+        h as usize % workers.max(1)
+    }
+}
+
 pub struct XdePort {
     name: String,
     key: VniMac,

@@ -96,6 +96,10 @@ counters! {
         /// split into their chunks (not one flow in order, or not vouched for).
         rx_dgrams_merged,
         rx_dgrams_split,
+        /// Frames from the underlay that a host steering each port to one worker (the
+        /// Linux daemon) received on a worker other than the port's: 0 unless the kernel
+        /// steered them otherwise.
+        rx_off_worker,
     }
 }
 

@@ -10,6 +10,7 @@
 use oxide_vpc::api::{ExternalIpCfg, SNatCfg, SetExternalIpsReq};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use xde::port::VniMac;
 use xde_lab::vpc::{BOUNDARY_IP, Bins, GuestSpec, INTERNET_IP, Lab};
 use xde_lab::{Proc, http, in_netns, root_or_skip, unique};
 
@@ -306,6 +307,29 @@ fn iperf3_across_sleds_and_two_vpcs_apart() {
         end["sum_sent"]["bytes"].as_u64().unwrap() > 4_000_000,
         "{end}"
     );
+
+    // The daemons run two workers each and steer each port's traffic to the worker that
+    // owns it: a1's (worker 0 of sled 0) and a2's (worker 1 of sled 1), so a fanout that
+    // handed everything to one worker would be seen.
+    let owner = |g: &str| {
+        let cfg = &lab.guest(g).cfg;
+        VniMac {
+            vni: cfg.vni,
+            mac: cfg.guest_mac,
+        }
+        .owner(2)
+    };
+    assert_eq!((owner("a1"), owner("a2")), (0, 1));
+    for s in &lab.sleds {
+        assert!(
+            s.daemon.log().contains("steer=ByPort"),
+            "{}",
+            s.daemon.log()
+        );
+        assert_eq!(s.daemon.counter("rx_off_worker"), 0);
+        let delivered = s.daemon.counter("rx_delivered");
+        assert!(delivered > 100, "{delivered} frames delivered");
+    }
 
     // The two VPCs are apart: no ping, no TCP, either way, on one sled or across.
     for (from, to) in [

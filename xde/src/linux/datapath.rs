@@ -1,12 +1,20 @@
-//! The datapath's workers ([`run_worker`], one thread each). Worker `w` reads queue `w` of
-//! every port's TAP (a multi-queue TAP: the kernel spreads the guest's flows over the
-//! queues by hash) and its own socket on each underlay link (a fanout group: the kernel
-//! spreads arriving flows over the workers' sockets by hash): frames from a TAP go through
-//! the core's `tx`, Geneve frames from the underlay through its `rx`. One flow always meets
-//! one worker in each direction, so nothing is reordered. What the core emits is carried
-//! out alike: frames for guests (hairpin replies, guest loopback, decapsulated traffic) are
-//! written to their TAPs, frames for the underlay sent on the link it chose. Workers share
-//! nothing but the core itself (a port's lock, taken once a batch; the route cache).
+//! The datapath's workers ([`run_worker`], one thread each). Each port belongs to one
+//! worker, [`crate::port::VniMac::owner`] of its VNI and guest MAC: that worker reads every
+//! queue of the port's TAP (a multi-queue TAP, so a VMM or the guest's kernel may spread
+//! its flows over the queues), and the kernel hands it what arrives on the underlay for
+//! the port (each link has a socket per worker in a fanout group whose classic BPF program
+//! computes the same owner from the Geneve header; see [`super::underlay::Steer`]). Frames
+//! from a TAP go through the core's `tx`, Geneve frames from the underlay through its
+//! `rx`. So a port's flow tables, its lock and its route cache are only ever touched by
+//! one worker (and by the control path, which holds a port's lock for one command at
+//! most), each worker looks ports up in its own snapshot of the port map, and nothing is
+//! reordered. Only local delivery crosses over: a frame for another port of this host
+//! (guest loopback, local multicast) goes through that port's inbound path on the
+//! sending worker. Where the kernel refuses the program, flows are spread by hash instead
+//! (one flow still on one worker, but a port's flows meet at its lock). What the core
+//! emits is carried out alike: frames for guests (hairpin replies, guest loopback,
+//! decapsulated traffic) are written to their TAPs, frames for the underlay sent on the
+//! link it chose.
 //!
 //! A worker waits on all its descriptors at once with poll(2) (the set is rebuilt only when
 //! a device comes or goes) and reads up to [`BATCH`] frames of a ready one per wakeup, each straight into a pooled buffer behind
@@ -28,10 +36,12 @@ use super::tap::{
     Tap, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4,
     VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VnetHdr,
 };
-use super::underlay::{Cut, Frame, UnderlayLink, VNET_LEN};
+use super::underlay::{Cut, Frame, Steer, UnderlayLink, VNET_LEN};
+use crate::core::PortMap;
 use crate::offload::{
     DGRAM_OUTER, IP_LEN_MAX, Layout, MIN_SEG, finish_partial, merge_chunks, set_geneve_len,
 };
+use crate::port::XdePort;
 use crate::stats::{add, bump};
 use crate::{Emit, Link, Xde};
 use nix::libc;
@@ -132,34 +142,83 @@ impl Work {
     }
 }
 
-/// The descriptors a worker waits on: its queue of every TAP, then its socket on each
-/// underlay link; rebuilt when the host's devices change.
-#[derive(Default)]
+/// One TAP queue a worker reads, and the port it belongs to.
+struct TapQueue {
+    tap: Arc<Tap>,
+    port: Arc<XdePort>,
+    q: usize,
+}
+
+/// What a worker reads and where it looks ports up, rebuilt when a device or a port comes
+/// or goes: the TAP queues it serves (every queue of the ports it owns, when the underlay
+/// steers each port to one worker; else its own queue of every TAP), then its socket on
+/// each underlay link, and its own snapshot of the port map.
 struct PollSet {
-    generation: Option<u64>,
-    taps: Vec<Arc<Tap>>,
+    /// The host's device generation and the port map's, when last rebuilt.
+    generation: Option<(u64, u64)>,
+    queues: Vec<TapQueue>,
     under: Option<Arc<super::host::Underlay>>,
+    ports: Arc<PortMap>,
+    /// Each port's traffic is steered to its owning worker.
+    by_port: bool,
     fds: Vec<libc::pollfd>,
 }
 
 impl PollSet {
+    fn new(xde: &Xde<LinuxHost>) -> Self {
+        Self {
+            generation: None,
+            queues: Vec::new(),
+            under: None,
+            ports: xde.ports_snapshot(),
+            by_port: false,
+            fds: Vec::new(),
+        }
+    }
+
+    fn stale(&self, xde: &Xde<LinuxHost>) -> bool {
+        self.generation != Some((xde.host().generation(), xde.ports_generation()))
+    }
+
     fn rebuild(&mut self, xde: &Xde<LinuxHost>, w: usize) {
-        self.generation = Some(xde.host().generation());
-        self.taps = xde
-            .host()
-            .taps()
-            .into_iter()
-            .filter(|t| t.queue(w).is_some())
-            .collect();
+        self.generation = Some((xde.host().generation(), xde.ports_generation()));
+        self.ports = xde.ports_snapshot();
         self.under = xde.host().underlay();
+        let workers = xde.host().workers();
+        self.by_port = workers > 1
+            && self
+                .under
+                .as_ref()
+                .is_some_and(|u| u.links().iter().all(|l| l.steer() == Steer::ByPort));
+        self.queues.clear();
+        for tap in xde.host().taps() {
+            // A TAP whose port is not in the map yet is taken up when it is.
+            let Some(port) = self.ports.by_name.get(tap.name()).cloned() else {
+                continue;
+            };
+            let mine: Range<usize> = if !self.by_port {
+                w..w + 1
+            } else if port.key().owner(workers) == w {
+                0..workers
+            } else {
+                0..0
+            };
+            for q in mine.filter(|&q| tap.queue(q).is_some()) {
+                self.queues.push(TapQueue {
+                    tap: tap.clone(),
+                    port: port.clone(),
+                    q,
+                });
+            }
+        }
         let pollin = |fd: i32| libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
         };
         self.fds.clear();
-        for t in &self.taps {
-            if let Some(q) = t.queue(w) {
+        for t in &self.queues {
+            if let Some(q) = t.tap.queue(t.q) {
                 self.fds.push(pollin(q.as_raw_fd()));
             }
         }
@@ -226,11 +285,12 @@ pub fn run_worker(
 ) {
     let mut work = Work::new(w);
     let mut busy_until = Instant::now();
-    let mut set = PollSet::default();
+    let mut set = PollSet::new(&xde);
     let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut lens = [0usize; BATCH];
+    let workers = xde.host().workers();
     while !stop.load(Ordering::Acquire) {
-        if set.generation != Some(xde.host().generation()) {
+        if set.stale(&xde) {
             set.rebuild(&xde, w);
         }
         if !set.wait(busy_until) {
@@ -238,17 +298,17 @@ pub fn run_worker(
         }
         busy_until = Instant::now() + spin;
         let mut gone = false;
-        for (i, tap) in set.taps.iter().enumerate() {
+        for (i, tq) in set.queues.iter().enumerate() {
             if !set.ready(i) {
                 continue;
             }
-            let (Some(port), Some(q)) = (xde.port(tap.name()), tap.queue(w)) else {
+            let Some(q) = tq.tap.queue(tq.q) else {
                 continue;
             };
             let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
             // The batch goes through the port under one acquisition of its lock.
             for _ in 0..BATCH {
-                match read_frame(&xde, tap, q, &mut work.pool) {
+                match read_frame(&xde, &tq.tap, q, &mut work.pool) {
                     Got::Frame(mut pkt) => match split_oversized(&xde, &mut pkt, &mut work.pool) {
                         Split::Whole => work.read.push(pkt),
                         Split::Two(tail) => {
@@ -265,7 +325,7 @@ pub fn run_worker(
                     }
                 }
             }
-            xde.tx_batch(&port, work.read.drain(..), now, &mut work.out);
+            xde.tx_batch(&tq.port, work.read.drain(..), now, &mut work.out);
             carry_out(&xde, &mut work);
         }
         if gone {
@@ -280,7 +340,7 @@ pub fn run_worker(
             .zip(under.links())
             .enumerate()
         {
-            if !set.ready(set.taps.len() + k) {
+            if !set.ready(set.queues.len() + k) {
                 continue;
             }
             while bufs.len() < BATCH {
@@ -299,15 +359,36 @@ pub fn run_worker(
                 let hdr = VnetHdr::read(buf.get(HEADROOM - vnet..HEADROOM).unwrap_or(&[]));
                 let end = HEADROOM + len.saturating_sub(vnet);
                 if vnet > 0 && hdr.gso_type & !VNET_GSO_ECN == VNET_GSO_UDP_L4 {
-                    rx_dgram(&xde, link, buf, end, &hdr, now, &mut work);
+                    rx_dgram(&xde, &set.ports, link, buf, end, &hdr, now, &mut work);
                     continue;
                 }
                 match Segment::from_vec(buf, HEADROOM, end) {
-                    Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut work.out),
+                    Ok(seg) => xde.rx_in(
+                        &set.ports,
+                        link,
+                        Packet::from_segment(seg),
+                        now,
+                        &mut work.out,
+                    ),
                     Err((buf, _)) => work.pool.put(buf),
                 }
             }
+            if set.by_port {
+                count_off_worker(&xde, &work.out, w, workers);
+            }
             carry_out(&xde, &mut work);
+        }
+    }
+}
+
+/// Count the frames for guests in `out` that worker `w` received for a port it does not
+/// own (the kernel steered them past the fanout program).
+fn count_off_worker(xde: &Xde<LinuxHost>, out: &[Emit], w: usize, workers: usize) {
+    for e in out {
+        if let Emit::Guest { port, .. } = e
+            && port.key().owner(workers) != w
+        {
+            bump(&xde.stats().rx_off_worker);
         }
     }
 }
@@ -471,8 +552,10 @@ fn guest_offload(hdr: &VnetHdr, frame: &mut [u8]) -> Option<Offload> {
 /// through the core on its own, copied out with the outer headers in front. Its checksums
 /// are trusted only if the kernel vouches for them: the datagram was made on this machine
 /// (its checksum still partial) or was verified when it arrived.
+#[allow(clippy::too_many_arguments)]
 fn rx_dgram(
     xde: &Xde<LinuxHost>,
+    ports: &PortMap,
     link: Link,
     mut buf: Vec<u8>,
     end: usize,
@@ -505,7 +588,7 @@ fn rx_dgram(
                         size: u16::try_from(m.seg).unwrap_or(u16::MAX),
                     }),
                 });
-                xde.rx(link, pkt, now, &mut w.out);
+                xde.rx_in(ports, link, pkt, now, &mut w.out);
             }
             Err((buf, _)) => w.pool.put(buf),
         }
@@ -530,7 +613,7 @@ fn rx_dgram(
         // One Geneve packet: its own lengths, and no outer checksum (RFC 6935).
         let _ = set_geneve_len(dst, c.len());
         match Segment::from_vec(b, HEADROOM, HEADROOM + DGRAM_OUTER + c.len()) {
-            Ok(seg) => xde.rx(link, Packet::from_segment(seg), now, &mut w.out),
+            Ok(seg) => xde.rx_in(ports, link, Packet::from_segment(seg), now, &mut w.out),
             Err((b, _)) => w.pool.put(b),
         }
     }

@@ -134,6 +134,9 @@ impl Host for LinuxHost {
                 .map_err(|e| system(&e, format!("underlay link {u}: {e}")))
         };
         let links = [open(u1)?, open(u2)?];
+        for l in &links {
+            tracing::info!(link = l.name(), workers = self.workers, steer = ?l.steer(), "underlay link open");
+        }
         let geneve =
             hold_geneve_port().map_err(|e| system(&e, format!("binding UDP port 6081: {e}")))?;
         let rtnl = Rtnl::open().map_err(|e| system(&e, format!("opening rtnetlink: {e}")))?;

@@ -40,15 +40,74 @@ const BPF_PROGRAM: [libc::sock_filter; 8] = [
     stmt(BPF_RET | BPF_K, 0),
 ];
 
-// linux/bpf_common.h
+/// Which worker's socket a frame arriving on a link goes to (`PACKET_FANOUT_CBPF`): the
+/// owner of the port it is for, [`crate::port::VniMac::owner`] of its Geneve VNI and inner
+/// destination MAC, so that each port's flow state is only touched by one worker. The
+/// kernel runs it with the frame's data starting at the IPv6 header, and takes what it
+/// returns modulo the number of sockets; a frame that is not Geneve (or too short) goes to
+/// the first.
+const FANOUT_PROGRAM: [libc::sock_filter; 18] = [
+    // IPv6 next header: UDP or the first socket.
+    stmt(BPF_LD | BPF_B | BPF_ABS, 6),
+    jump(BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 15),
+    // UDP destination port: Geneve or the first socket.
+    stmt(BPF_LD | BPF_H | BPF_ABS, 40 + 2),
+    jump(BPF_JMP | BPF_JEQ | BPF_K, GENEVE_PORT as u32, 0, 13),
+    // X <- the Geneve options' length (bytes), so X + 56 is the inner Ethernet header.
+    stmt(BPF_LD | BPF_B | BPF_ABS, 48),
+    stmt(BPF_ALU | BPF_AND | BPF_K, 0x3f),
+    stmt(BPF_ALU | BPF_LSH | BPF_K, 2),
+    stmt(BPF_MISC | BPF_TAX, 0),
+    // M[0] <- the VNI.
+    stmt(BPF_LD | BPF_W | BPF_ABS, 48 + 4),
+    stmt(BPF_ALU | BPF_RSH | BPF_K, 8),
+    stmt(BPF_ST, 0),
+    // A <- the inner destination MAC's last four bytes, xor the VNI; then the hash.
+    stmt(BPF_LD | BPF_W | BPF_IND, 48 + 8 + 2),
+    stmt(BPF_LDX | BPF_W | BPF_MEM, 0),
+    stmt(BPF_ALU | BPF_XOR | BPF_X, 0),
+    stmt(BPF_ALU | BPF_MUL | BPF_K, 0x9e37_79b1),
+    stmt(BPF_ALU | BPF_RSH | BPF_K, 16),
+    stmt(BPF_RET | BPF_A, 0),
+    stmt(BPF_RET | BPF_K, 0),
+];
+
+// linux/bpf_common.h, linux/filter.h
 const BPF_LD: u16 = 0x00;
+const BPF_LDX: u16 = 0x01;
+const BPF_ST: u16 = 0x02;
+const BPF_ALU: u16 = 0x04;
 const BPF_JMP: u16 = 0x05;
 const BPF_RET: u16 = 0x06;
+const BPF_MISC: u16 = 0x07;
+const BPF_W: u16 = 0x00;
 const BPF_H: u16 = 0x08;
 const BPF_B: u16 = 0x10;
 const BPF_ABS: u16 = 0x20;
+const BPF_IND: u16 = 0x40;
+const BPF_MEM: u16 = 0x60;
+const BPF_MUL: u16 = 0x20;
+const BPF_AND: u16 = 0x50;
+const BPF_LSH: u16 = 0x60;
+const BPF_RSH: u16 = 0x70;
+const BPF_XOR: u16 = 0xa0;
 const BPF_JEQ: u16 = 0x10;
 const BPF_K: u16 = 0x00;
+const BPF_X: u16 = 0x08;
+const BPF_A: u16 = 0x10;
+const BPF_TAX: u16 = 0x00;
+
+/// How what arrives on a link is spread over the workers' sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steer {
+    /// One worker: one socket.
+    One,
+    /// To the worker that owns the destination port ([`FANOUT_PROGRAM`]).
+    ByPort,
+    /// By flow hash (`PACKET_FANOUT_HASH`): where the kernel refuses the program. Each
+    /// flow still meets one worker, but a port's flows meet at its lock.
+    ByFlow,
+}
 
 const fn stmt(code: u16, k: u32) -> libc::sock_filter {
     libc::sock_filter {
@@ -153,10 +212,11 @@ pub struct UnderlayLink {
     mtu: usize,
     /// Frames sent and received have a virtio-net header in front.
     vnet: bool,
+    steer: Steer,
     sock: OwnedFd,
     /// Further sockets on the link, one per datapath worker beyond the first, all in one
-    /// fanout group with the first: the kernel spreads what arrives over them by flow hash
-    /// (the outer UDP source port is the inner flow's hash), one flow always to one.
+    /// fanout group with the first: the kernel hands what arrives to the socket of the
+    /// worker that owns the destination port (see [`Steer`]).
     more: Vec<OwnedFd>,
 }
 
@@ -194,13 +254,41 @@ impl UnderlayLink {
             }
             Ok::<_, io::Error>(sock)
         };
-        let sock = open()?;
+        let mut sock = open()?;
         let mut more = Vec::new();
+        let mut steer = Steer::One;
         if workers > 1 {
             // A group of this daemon's own on this link: its id from the process and link.
+            // Sockets join in worker order, which is the index the program's result picks.
             let id = (std::process::id() ^ ifindex.rotate_left(7)) & 0xffff;
-            let arg = (id | (libc::PACKET_FANOUT_HASH << 16)) as libc::c_int;
-            setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
+            let fanout = |kind: u32| (id | (kind << 16)) as libc::c_int;
+            let by_port = libc::sock_fprog {
+                len: FANOUT_PROGRAM.len() as u16,
+                filter: FANOUT_PROGRAM.as_ptr().cast_mut(),
+            };
+            let arg = match setsockopt(
+                &sock,
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                &fanout(libc::PACKET_FANOUT_CBPF),
+            )
+            .and_then(|()| setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_FANOUT_DATA, &by_port))
+            {
+                Ok(()) => {
+                    steer = Steer::ByPort;
+                    fanout(libc::PACKET_FANOUT_CBPF)
+                }
+                Err(e) => {
+                    tracing::warn!(link = name, error = %e,
+                        "the kernel refused to steer by port; spreading flows by hash");
+                    // Leaving a group takes closing the socket.
+                    sock = open()?;
+                    steer = Steer::ByFlow;
+                    let arg = fanout(libc::PACKET_FANOUT_HASH);
+                    setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
+                    arg
+                }
+            };
             for _ in 1..workers {
                 let s = open()?;
                 setsockopt(&s, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
@@ -213,6 +301,7 @@ impl UnderlayLink {
             mac,
             mtu,
             vnet,
+            steer,
             sock,
             more,
         })
@@ -234,6 +323,11 @@ impl UnderlayLink {
     /// The link's MTU when it was opened: the largest IPv6 packet a segment may make.
     pub fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    /// How arriving frames are spread over the workers.
+    pub fn steer(&self) -> Steer {
+        self.steer
     }
 
     /// The bytes of virtio-net header in front of each frame sent and received.
