@@ -341,6 +341,10 @@ impl Drop for Proc {
     }
 }
 
+/// More arguments for every `xded` a lab starts, separated by U+001F (`cargo kbench
+/// --xded-arg`); tests never set it.
+pub const XDED_ARGS_ENV: &str = "XDE_LAB_XDED_ARGS";
+
 /// A running `xded` with its socket and log in a directory of its own (removed on drop,
 /// after the daemon is ended).
 #[derive(Debug)]
@@ -354,11 +358,30 @@ impl Daemon {
     /// Start `xded` (the binary at `bin`) in namespace `ns`, or in this one; wait for its
     /// socket.
     pub fn start(bin: &Path, ns: Option<&Netns>) -> Result<Self, String> {
-        Self::start_at(bin, ns, std::env::temp_dir().join(unique("xded-lab-")))
+        Self::start_with(bin, ns, &[])
+    }
+
+    /// [`Daemon::start`] with more arguments for `xded`.
+    pub fn start_with(bin: &Path, ns: Option<&Netns>, args: &[&str]) -> Result<Self, String> {
+        Self::start_in(
+            bin,
+            ns,
+            std::env::temp_dir().join(unique("xded-lab-")),
+            args,
+        )
     }
 
     /// [`Daemon::start`], its socket and log in directory `dir` (made).
     pub fn start_at(bin: &Path, ns: Option<&Netns>, dir: PathBuf) -> Result<Self, String> {
+        Self::start_in(bin, ns, dir, &[])
+    }
+
+    fn start_in(
+        bin: &Path,
+        ns: Option<&Netns>,
+        dir: PathBuf,
+        args: &[&str],
+    ) -> Result<Self, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let sock = dir.join("xde.sock");
         let mut cmd = match ns {
@@ -371,8 +394,11 @@ impl Daemon {
         cmd.arg("--socket")
             .arg(&sock)
             .args(["--workers", "2"])
-            .stdout(Stdio::null())
-            .stderr(log);
+            .args(args);
+        if let Some(more) = std::env::var_os(XDED_ARGS_ENV) {
+            cmd.args(more.to_string_lossy().split('\x1f'));
+        }
+        cmd.stdout(Stdio::null()).stderr(log);
         let mut d = Self {
             proc: Proc::spawn(&mut cmd)?,
             dir,

@@ -100,6 +100,9 @@ counters! {
         /// Linux daemon) received on a worker other than the port's: 0 unless the kernel
         /// steered them otherwise.
         rx_off_worker,
+        /// Frames from the underlay larger than a receive ring's slot, cut short by the
+        /// kernel: dropped.
+        rx_truncated,
     }
 }
 

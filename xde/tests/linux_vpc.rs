@@ -321,10 +321,11 @@ fn iperf3_across_sleds_and_two_vpcs_apart() {
     };
     assert_eq!((owner("a1"), owner("a2")), (0, 1));
     for s in &lab.sleds {
+        // ... and read the underlay through receive rings.
+        let log = s.daemon.log();
         assert!(
-            s.daemon.log().contains("steer=ByPort"),
-            "{}",
-            s.daemon.log()
+            log.contains("steer=ByPort") && log.contains("rx_ring=true"),
+            "{log}"
         );
         assert_eq!(s.daemon.counter("rx_off_worker"), 0);
         let delivered = s.daemon.counter("rx_delivered");

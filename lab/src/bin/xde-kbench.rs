@@ -12,7 +12,9 @@
 //!
 //! interleaved (OPTE, kernel, OPTE, ...), `--runs N` times each (3 by default), with the
 //! CPU each side spent per packet: the whole machine's busy time (both sides), and for
-//! OPTE the daemons' own. A benchmark, never a test. `--json` prints the figures as JSON.
+//! OPTE the daemons' own. A benchmark, never a test. `--json` prints the figures as JSON;
+//! `--xded-arg ARG` (repeatable) passes ARG to the daemons, to compare their options (e.g.
+//! `--xded-arg --no-rx-rings`).
 
 use serde_json::{Value, json};
 use std::io::IsTerminal;
@@ -251,7 +253,7 @@ fn spread(v: &[f64]) -> (f64, f64) {
 }
 
 fn main() -> ExitCode {
-    let (mut json_out, mut runs) = (false, 3usize);
+    let (mut json_out, mut runs, mut xded_args) = (false, 3usize, Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -263,11 +265,22 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            "--xded-arg" => match args.next() {
+                Some(x) => xded_args.push(x),
+                None => {
+                    eprintln!("xde-kbench: --xded-arg takes an argument for xded");
+                    return ExitCode::from(2);
+                }
+            },
             _ => {
-                eprintln!("usage: xde-kbench [--runs N] [--json]");
+                eprintln!("usage: xde-kbench [--runs N] [--json] [--xded-arg ARG]...");
                 return ExitCode::from(2);
             }
         }
+    }
+    if !xded_args.is_empty() {
+        // SAFETY (of the environment): set before any thread of this process starts.
+        unsafe { std::env::set_var(xde_lab::XDED_ARGS_ENV, xded_args.join("\x1f")) };
     }
     if !is_root() {
         eprintln!("xde-kbench must run as root: it makes network namespaces and TAP devices");

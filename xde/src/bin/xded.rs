@@ -1,8 +1,8 @@
 //! `xded`: the OPTE host daemon for Linux. It hosts the `xde` core: a TAP device per port,
 //! the control socket `opteadm` talks to, the datapath, the once-a-second flow expiry.
 //!
-//! `xded [--socket PATH] [--log text|json] [--workers N] [--spin-us US]`, in the foreground,
-//! as root.
+//! `xded [--socket PATH] [--log text|json] [--workers N] [--spin-us US] [--no-rx-rings]`,
+//! in the foreground, as root.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -20,15 +20,19 @@ struct Args {
     /// Log lines as plain text or as JSON objects, on standard error.
     #[arg(long, value_enum, default_value = "text")]
     log: LogFormat,
-    /// Datapath workers (threads) [default: one per CPU]. Each reads its own queue of
-    /// every TAP and its own socket on each underlay link; flows are spread over them by
-    /// hash, one flow always on one worker.
+    /// Datapath workers (threads) [default: one per CPU]. Each port belongs to one of them
+    /// (by a hash of its VNI and MAC): the worker reads the port's TAP, and the kernel
+    /// steers what arrives on the underlay for the port to that worker's socket.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: Option<u16>,
     /// How long, in microseconds, a worker keeps looking for frames without sleeping after
     /// it last found some: less latency while traffic flows, for some CPU (0: none).
     #[arg(long, value_name = "US", default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     spin_us: u32,
+    /// Read the underlay links with recvmmsg rather than through PACKET_MMAP receive
+    /// rings (which are used where the kernel makes them).
+    #[arg(long)]
+    no_rx_rings: bool,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         socket,
         workers,
         spin,
+        rx_rings: !args.no_rx_rings,
     }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

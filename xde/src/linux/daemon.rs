@@ -22,12 +22,14 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Options {
     /// The control socket's path.
     pub socket: PathBuf,
-    /// Datapath workers (threads), each with its own queue of every TAP and its own
-    /// socket on each underlay link.
+    /// Datapath workers (threads), each serving the ports it owns, with its own socket on
+    /// each underlay link.
     pub workers: usize,
     /// How long a worker keeps looking for frames without sleeping after it last found
     /// some (zero: it sleeps at once).
     pub spin: Duration,
+    /// PACKET_MMAP receive rings on the underlay sockets, where the kernel makes them.
+    pub rx_rings: bool,
 }
 
 /// Run the daemon until SIGTERM or SIGINT. An error is why it could not start.
@@ -41,7 +43,10 @@ pub fn run(opts: &Options) -> Result<(), String> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    let xde = Arc::new(Xde::new(LinuxHost::new(opts.workers), seed));
+    let xde = Arc::new(Xde::new(
+        LinuxHost::new(opts.workers).with_rx_rings(opts.rx_rings),
+        seed,
+    ));
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
 

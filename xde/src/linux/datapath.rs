@@ -32,6 +32,7 @@
 
 // A no_std crate: the daemon brings std's prelude in itself.
 use super::host::LinuxHost;
+use super::ring::Slot;
 use super::tap::{
     Tap, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4,
     VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VnetHdr,
@@ -103,9 +104,13 @@ impl Pool {
         }
     }
 
+    /// Take back a packet's buffers; a buffer lent by a receive ring goes back to its
+    /// ring as it is dropped.
     fn give(&mut self, pkt: Packet) {
         for seg in pkt.into_segments() {
-            self.put(seg.into_vec().0);
+            if !seg.is_lent() {
+                self.put(seg.into_vec().0);
+            }
         }
     }
 }
@@ -343,34 +348,39 @@ pub fn run_worker(
             if !set.ready(set.queues.len() + k) {
                 continue;
             }
-            while bufs.len() < BATCH {
-                bufs.push(work.pool.take());
-            }
-            let vnet = l.hdr_len();
-            let n = match l.recv_batch(w, &mut bufs, HEADROOM - vnet, &mut lens) {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(link = l.name(), error = %e, "reading the underlay failed");
-                    continue;
-                }
-            };
             let now = Moment::from_nanos(epoch.elapsed().as_nanos() as u64);
-            for (buf, &len) in bufs.drain(..n).zip(&lens) {
-                let hdr = VnetHdr::read(buf.get(HEADROOM - vnet..HEADROOM).unwrap_or(&[]));
-                let end = HEADROOM + len.saturating_sub(vnet);
-                if vnet > 0 && hdr.gso_type & !VNET_GSO_ECN == VNET_GSO_UDP_L4 {
-                    rx_dgram(&xde, &set.ports, link, buf, end, &hdr, now, &mut work);
-                    continue;
+            if let Some(ring) = l.ring_of(w) {
+                // Each frame processed where the kernel put it, its slot given back when
+                // it has been carried out.
+                for _ in 0..BATCH {
+                    match ring.take() {
+                        Slot::Frame(f) => {
+                            let hdr = VnetHdr::read(f.vnet.get(..l.hdr_len()).unwrap_or(&[]));
+                            rx_frame(&xde, &set.ports, link, &hdr, f.seg, now, &mut work);
+                        }
+                        Slot::Truncated => bump(&xde.stats().rx_truncated),
+                        Slot::Empty => break,
+                    }
                 }
-                match Segment::from_vec(buf, HEADROOM, end) {
-                    Ok(seg) => xde.rx_in(
-                        &set.ports,
-                        link,
-                        Packet::from_segment(seg),
-                        now,
-                        &mut work.out,
-                    ),
-                    Err((buf, _)) => work.pool.put(buf),
+            } else {
+                while bufs.len() < BATCH {
+                    bufs.push(work.pool.take());
+                }
+                let vnet = l.hdr_len();
+                let n = match l.recv_batch(w, &mut bufs, HEADROOM - vnet, &mut lens) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(link = l.name(), error = %e, "reading the underlay failed");
+                        continue;
+                    }
+                };
+                for (buf, &len) in bufs.drain(..n).zip(&lens) {
+                    let hdr = VnetHdr::read(buf.get(HEADROOM - vnet..HEADROOM).unwrap_or(&[]));
+                    let end = HEADROOM + len.saturating_sub(vnet);
+                    match Segment::from_vec(buf, HEADROOM, end) {
+                        Ok(seg) => rx_frame(&xde, &set.ports, link, &hdr, seg, now, &mut work),
+                        Err((buf, _)) => work.pool.put(buf),
+                    }
                 }
             }
             if set.by_port {
@@ -557,45 +567,41 @@ fn rx_dgram(
     xde: &Xde<LinuxHost>,
     ports: &PortMap,
     link: Link,
-    mut buf: Vec<u8>,
-    end: usize,
+    mut seg: Segment,
     hdr: &VnetHdr,
     now: Moment,
     w: &mut Work,
 ) {
     let chunk = usize::from(hdr.gso_size);
     let trusted = hdr.flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID) != 0;
-    let merged = buf
-        .get_mut(HEADROOM..end)
-        .filter(|_| trusted)
-        .and_then(|f| merge_chunks(f, chunk));
+    let merged = if trusted {
+        merge_chunks(seg.data_mut(), chunk)
+    } else {
+        None
+    };
     if let Some(m) = merged {
         bump(&xde.stats().rx_dgrams_merged);
-        match Segment::from_vec(buf, HEADROOM, HEADROOM + m.len) {
-            Ok(seg) => {
-                let mut pkt = Packet::from_segment(seg);
-                pkt.set_offload(Offload {
-                    csum: CsumState::Partial {
-                        csum_start: m.inner.l4 as u16,
-                        csum_offset: 16,
-                    },
-                    gso: Some(Gso {
-                        kind: if m.inner.v4 {
-                            GsoKind::TcpV4
-                        } else {
-                            GsoKind::TcpV6
-                        },
-                        size: u16::try_from(m.seg).unwrap_or(u16::MAX),
-                    }),
-                });
-                xde.rx_in(ports, link, pkt, now, &mut w.out);
-            }
-            Err((buf, _)) => w.pool.put(buf),
-        }
+        let mut pkt = Packet::from_segment(seg);
+        pkt.truncate(m.len);
+        pkt.set_offload(Offload {
+            csum: CsumState::Partial {
+                csum_start: m.inner.l4 as u16,
+                csum_offset: 16,
+            },
+            gso: Some(Gso {
+                kind: if m.inner.v4 {
+                    GsoKind::TcpV4
+                } else {
+                    GsoKind::TcpV6
+                },
+                size: u16::try_from(m.seg).unwrap_or(u16::MAX),
+            }),
+        });
+        xde.rx_in(ports, link, pkt, now, &mut w.out);
         return;
     }
     bump(&xde.stats().rx_dgrams_split);
-    let frame = buf.get(HEADROOM..end).unwrap_or(&[]);
+    let frame = seg.data();
     let (outer, chunks) = frame.split_at(DGRAM_OUTER.min(frame.len()));
     for c in chunks.chunks(chunk.max(1)) {
         let mut b = w.pool.take();
@@ -617,7 +623,26 @@ fn rx_dgram(
             Err((b, _)) => w.pool.put(b),
         }
     }
-    w.pool.put(buf);
+    w.pool.give(Packet::from_segment(seg));
+}
+
+/// One frame from underlay `link` (`hdr`: its virtio-net header, zeros if none) through
+/// the core: a datagram of Geneve chunks as [`rx_dgram`] says, any other as it is.
+#[allow(clippy::too_many_arguments)]
+fn rx_frame(
+    xde: &Xde<LinuxHost>,
+    ports: &PortMap,
+    link: Link,
+    hdr: &VnetHdr,
+    seg: Segment,
+    now: Moment,
+    w: &mut Work,
+) {
+    if hdr.gso_type & !VNET_GSO_ECN == VNET_GSO_UDP_L4 {
+        rx_dgram(xde, ports, link, seg, hdr, now, w);
+    } else {
+        xde.rx_in(ports, link, Packet::from_segment(seg), now, &mut w.out);
+    }
 }
 
 /// Do what the core asked: frames for guests are written to their TAPs (coalesced where

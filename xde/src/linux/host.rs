@@ -27,6 +27,8 @@ const ENODEV: i32 = 19;
 #[derive(Debug)]
 pub struct LinuxHost {
     workers: usize,
+    /// Underlay sockets get PACKET_MMAP receive rings where the kernel makes them.
+    rx_rings: bool,
     taps: Mutex<BTreeMap<String, Arc<Tap>>>,
     underlay: Mutex<Option<Arc<Underlay>>>,
     /// Changes whenever a device comes or goes: a worker then looks at the devices again.
@@ -63,10 +65,17 @@ impl LinuxHost {
     pub fn new(workers: usize) -> Self {
         Self {
             workers: workers.max(1),
+            rx_rings: true,
             taps: Mutex::default(),
             underlay: Mutex::default(),
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the underlay sockets get receive rings ([`super::ring`]; on by default).
+    pub fn with_rx_rings(mut self, on: bool) -> Self {
+        self.rx_rings = on;
+        self
     }
 
     pub fn workers(&self) -> usize {
@@ -130,12 +139,13 @@ fn system(e: &std::io::Error, msg: String) -> OpteError {
 impl Host for LinuxHost {
     fn attach_underlay(&self, u1: &str, u2: &str) -> Result<(), OpteError> {
         let open = |u: &str| {
-            UnderlayLink::open_vnet(u, self.workers)
+            UnderlayLink::open_vnet(u, self.workers, self.rx_rings)
                 .map_err(|e| system(&e, format!("underlay link {u}: {e}")))
         };
         let links = [open(u1)?, open(u2)?];
         for l in &links {
-            tracing::info!(link = l.name(), workers = self.workers, steer = ?l.steer(), "underlay link open");
+            tracing::info!(link = l.name(), workers = self.workers, steer = ?l.steer(),
+                rx_ring = l.ring_of(0).is_some(), "underlay link open");
         }
         let geneve =
             hold_geneve_port().map_err(|e| system(&e, format!("binding UDP port 6081: {e}")))?;

@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod host;
 pub mod nexthop;
+pub mod ring;
 pub mod tap;
 pub mod underlay;
 

@@ -9,6 +9,7 @@
 use std::format;
 use std::prelude::rust_2024::*;
 
+use super::ring::RxRing;
 use nix::libc;
 use opte::packet::Packet;
 use opte_api::MacAddr;
@@ -214,6 +215,8 @@ pub struct UnderlayLink {
     vnet: bool,
     steer: Steer,
     sock: OwnedFd,
+    /// Each worker's receive ring on its socket, where the kernel made one.
+    rings: Vec<Option<RxRing>>,
     /// Further sockets on the link, one per datapath worker beyond the first, all in one
     /// fanout group with the first: the kernel hands what arrives to the socket of the
     /// worker that owns the destination port (see [`Steer`]).
@@ -224,19 +227,20 @@ impl UnderlayLink {
     /// Open link `name`: its AF_PACKET socket, filtered to Geneve, frames this host sends
     /// not looped back to it.
     pub fn open(name: &str) -> io::Result<Self> {
-        Self::open_with(name, false, 1)
+        Self::open_with(name, false, 1, false)
     }
 
     /// [`UnderlayLink::open`], with a virtio-net header in front of every frame sent and
     /// received (`PACKET_VNET_HDR`): so the kernel segments a UDP datagram of Geneve
     /// chunks ([`Frame::Dgram`]) and finishes its checksums where it meets a real wire,
     /// and one that arrives whole says so.
-    /// With `workers` sockets (a fanout group, `PACKET_FANOUT_HASH`, when more than one).
-    pub fn open_vnet(name: &str, workers: usize) -> io::Result<Self> {
-        Self::open_with(name, true, workers.max(1))
+    /// With `workers` sockets (a fanout group, see [`Steer`], when more than one), each
+    /// with a receive ring ([`RxRing`]) if `rings` and the kernel makes one.
+    pub fn open_vnet(name: &str, workers: usize, rings: bool) -> io::Result<Self> {
+        Self::open_with(name, true, workers.max(1), rings)
     }
 
-    fn open_with(name: &str, vnet: bool, workers: usize) -> io::Result<Self> {
+    fn open_with(name: &str, vnet: bool, workers: usize, rings: bool) -> io::Result<Self> {
         let ifindex = nix::net::if_::if_nametoindex(name)
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("link {name}: {e}")))?;
         let mac = link_mac(name)?;
@@ -246,15 +250,30 @@ impl UnderlayLink {
             len: BPF_PROGRAM.len() as u16,
             filter: BPF_PROGRAM.as_ptr().cast_mut(),
         };
+        // With a ring where asked for and the kernel makes one; a link whose first socket
+        // has none reads all its sockets with recvmmsg.
+        let want_ring = std::cell::Cell::new(rings);
         let open = || {
-            let sock = packet_socket(ifindex, Some(&prog))?;
+            let sock = unbound_packet_socket(Some(&prog))?;
             if vnet {
                 let one: libc::c_int = 1;
                 setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)?;
             }
-            Ok::<_, io::Error>(sock)
+            let ring = match want_ring.get().then(|| RxRing::attach(&sock, vnet)) {
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => {
+                    tracing::warn!(link = name, error = %e,
+                        "no receive ring on the link; reading it with recvmmsg");
+                    want_ring.set(false);
+                    None
+                }
+                None => None,
+            };
+            bind_packet_socket(&sock, ifindex)?;
+            Ok::<_, io::Error>((sock, ring))
         };
-        let mut sock = open()?;
+        let (mut sock, first_ring) = open()?;
+        let mut rings = vec![first_ring];
         let mut more = Vec::new();
         let mut steer = Steer::One;
         if workers > 1 {
@@ -282,7 +301,9 @@ impl UnderlayLink {
                     tracing::warn!(link = name, error = %e,
                         "the kernel refused to steer by port; spreading flows by hash");
                     // Leaving a group takes closing the socket.
-                    sock = open()?;
+                    let ring;
+                    (sock, ring) = open()?;
+                    rings = vec![ring];
                     steer = Steer::ByFlow;
                     let arg = fanout(libc::PACKET_FANOUT_HASH);
                     setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
@@ -290,9 +311,10 @@ impl UnderlayLink {
                 }
             };
             for _ in 1..workers {
-                let s = open()?;
+                let (s, ring) = open()?;
                 setsockopt(&s, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
                 more.push(s);
+                rings.push(ring);
             }
         }
         Ok(Self {
@@ -304,6 +326,7 @@ impl UnderlayLink {
             steer,
             sock,
             more,
+            rings,
         })
     }
 
@@ -323,6 +346,11 @@ impl UnderlayLink {
     /// The link's MTU when it was opened: the largest IPv6 packet a segment may make.
     pub fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    /// Worker `w`'s receive ring, if its socket has one.
+    pub fn ring_of(&self, w: usize) -> Option<&RxRing> {
+        self.rings.get(w).and_then(Option::as_ref)
     }
 
     /// How arriving frames are spread over the workers.
@@ -506,19 +534,27 @@ impl UnderlayLink {
 }
 
 /// An AF_PACKET socket bound to interface `ifindex`, non-blocking, its frames filtered by
-/// `filter` (attached before the bind, so no unfiltered frame is ever queued), the frames
-/// it sends not looped back to it, with a receive buffer of [`RCVBUF`].
+/// `filter`, the frames it sends not looped back to it, with a receive buffer of
+/// [`RCVBUF`].
 pub(super) fn packet_socket(
     ifindex: u32,
     filter: Option<&libc::sock_fprog>,
 ) -> io::Result<OwnedFd> {
-    let proto = (libc::ETH_P_ALL as u16).to_be();
+    let sock = unbound_packet_socket(filter)?;
+    bind_packet_socket(&sock, ifindex)?;
+    Ok(sock)
+}
+
+/// [`packet_socket`] before its bind: it receives nothing until it is bound, so whatever
+/// shapes its receive path (the filter, a ring) is in place before the first frame.
+fn unbound_packet_socket(filter: Option<&libc::sock_fprog>) -> io::Result<OwnedFd> {
+    // Protocol 0: the socket takes no frames until `bind_packet_socket` names them.
     // SAFETY: socket(2) with constant arguments; the fd is owned at once.
     let fd = unsafe {
         libc::socket(
             libc::AF_PACKET,
             libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(proto),
+            0,
         )
     };
     if fd < 0 {
@@ -536,10 +572,15 @@ pub(super) fn packet_socket(
     let rcvbuf: libc::c_int = RCVBUF;
     setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf)
         .or_else(|_| setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf))?;
+    Ok(sock)
+}
+
+/// Bind `sock` to every frame of interface `ifindex`.
+fn bind_packet_socket(sock: &OwnedFd, ifindex: u32) -> io::Result<()> {
     // SAFETY: `sockaddr_ll` is plain old data; all zeroes is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
     sll.sll_ifindex = ifindex as i32;
     // SAFETY: a valid socket and a `sockaddr_ll` of the length given.
     let r = unsafe {
@@ -552,7 +593,7 @@ pub(super) fn packet_socket(
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(sock)
+    Ok(())
 }
 
 /// A UDP socket on the Geneve port, on every address, that nothing reads: while it is
