@@ -447,8 +447,10 @@ impl<H: Host> Xde<H> {
 
     /// The host's counters and each port's, for `DumpXdeStats`.
     pub fn xde_stats(&self) -> XdeStats {
+        let mut counters = self.stats.snapshot();
+        counters.extend(self.host.counters());
         XdeStats {
-            counters: self.stats.snapshot(),
+            counters,
             ports: self
                 .ports()
                 .iter()

@@ -42,6 +42,9 @@ pub enum Emit {
     Guest { port: Arc<XdePort>, pkt: Packet },
     /// Not ours: give it back to the OS's own network stack.
     NotOurs(Packet),
+    /// Finished with: dropped (and counted), or answered with a frame of its own (a
+    /// hairpin). Its buffers are the host's to reuse (a daemon's pool, say).
+    Spent(Packet),
 }
 
 fn set_macs(pkt: &mut Packet, dst: opte_api::MacAddr, src: opte_api::MacAddr) -> bool {
@@ -168,6 +171,7 @@ impl<H: Host> Xde<H> {
             Ok(p) => p,
             Err(e) => {
                 self.stats.out_parse_error(&e);
+                out.push(Emit::Spent(pkt));
                 return After::Nothing;
             }
         };
@@ -180,15 +184,18 @@ impl<H: Host> Xde<H> {
                     port: port.clone(),
                     pkt: Packet::copy_from(&frame),
                 });
+                out.push(Emit::Spent(pkt));
                 return After::Nothing;
             }
             ProcessResult::Drop(_) => {
                 bump(&self.stats.tx_port_drop);
+                out.push(Emit::Spent(pkt));
                 return After::Nothing;
             }
         }
         let Some(enc) = pkt.encap() else {
             bump(&self.stats.tx_no_encap);
+            out.push(Emit::Spent(pkt));
             return After::Nothing;
         };
         write_guest_mss(&mut pkt, &enc);
@@ -226,7 +233,10 @@ impl<H: Host> Xde<H> {
                 bump(&self.stats.tx_underlay);
                 out.push(Emit::Underlay { link: r.link, pkt });
             }
-            _ => bump(&self.stats.tx_no_route),
+            _ => {
+                bump(&self.stats.tx_no_route);
+                out.push(Emit::Spent(pkt));
+            }
         }
     }
 
@@ -442,8 +452,12 @@ impl<H: Host> Xde<H> {
                     link,
                     pkt: Packet::copy_from(&frame),
                 });
+                out.push(Emit::Spent(pkt));
             }
-            ProcessResult::Drop(_) => bump(&self.stats.rx_port_drop),
+            ProcessResult::Drop(_) => {
+                bump(&self.stats.rx_port_drop);
+                out.push(Emit::Spent(pkt));
+            }
         }
     }
 

@@ -47,6 +47,11 @@ pub trait Host: Send + Sync {
     /// The next hop towards underlay address `dst` for a flow of hash `hash` (ECMP picks
     /// among equal routes by it): which link, and the Ethernet addresses of the hop.
     fn next_hop(&self, dst: Ipv6Addr, hash: u16) -> Result<Route, RouteError>;
+
+    /// The host's own counters, reported after the core's by `DumpXdeStats`.
+    fn counters(&self) -> alloc::vec::Vec<(alloc::string::String, u64)> {
+        alloc::vec::Vec::new()
+    }
 }
 
 /// A host whose OS does nothing: devices are "made", underlays "attached", and no next

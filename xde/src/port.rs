@@ -114,3 +114,37 @@ impl XdePort {
 fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(vni: u32, last: u8) -> VniMac {
+        VniMac {
+            vni: Vni::new(vni).unwrap(),
+            mac: MacAddr::from_const([0xa8, 0x40, 0x25, 0xfa, (vni % 251) as u8, last]),
+        }
+    }
+
+    /// The owner is the documented formula (which the underlay's fanout program computes
+    /// from the wire), worked out by hand for one key, and spreads ports over workers.
+    #[test]
+    fn a_ports_owner_is_the_hash_of_its_vni_and_mac() {
+        // 100 ^ 0x25fa_6405 = 0x25fa_6461; * 0x9e37_79b1 mod 2^32 = 0x0a68_4011 (worked
+        // out apart from this code); >> 16 = 0x0a68 = 2,664: even, so worker 0 of 2.
+        let k = key(100, 5);
+        assert_eq!(
+            (100u32 ^ 0x25fa_6405).wrapping_mul(0x9e37_79b1) >> 16,
+            0x0a68
+        );
+        assert_eq!(k.owner(2), 0);
+        assert_eq!(k.owner(1), 0);
+        assert_eq!(k.owner(0), 0, "no workers is taken as one");
+        assert_eq!(key(100, 6).owner(2), 1);
+        let mut per = [0usize; 4];
+        for last in 0..=255u8 {
+            per[key(7777, last).owner(4)] += 1;
+        }
+        assert!(per.iter().all(|&n| n > 32), "{per:?}");
+    }
+}

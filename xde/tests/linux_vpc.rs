@@ -308,6 +308,69 @@ fn iperf3_across_sleds_and_two_vpcs_apart() {
         "{end}"
     );
 
+    // Once a flow is established and the workers have warmed up, its packets allocate
+    // nothing in either daemon's workers (xded's allocator counts what they allocate),
+    // end to end: TAP and ring reads, the core, the cutter, the coalescer, the writes.
+    // What does allocate is the slow path: a guest's ARP, NDP or DHCP answered (the idle
+    // guests still solicit routers now and then), a frame dropped by a layer, a next-hop
+    // refresh (every 100 ms per destination: an rtnetlink round trip, counted apart). So
+    // the transfer is watched in one-second windows, and every window of a sled in which
+    // nothing took the slow path must show no allocation at all.
+    const SLOW: [&str; 4] = ["tx_hairpin", "rx_hairpin", "tx_port_drop", "rx_port_drop"];
+    let counts = || {
+        lab.sleds
+            .iter()
+            .map(|s| {
+                let c = |n: &str| s.daemon.counter(n);
+                let slow: u64 = SLOW.iter().map(|n| c(n)).sum();
+                [
+                    c("worker_allocs"),
+                    c("tx_underlay") + c("rx_delivered"),
+                    slow,
+                ]
+            })
+            .collect::<Vec<_>>()
+    };
+    let samples = std::thread::scope(|sc| {
+        let run = sc.spawn(|| iperf3(&lab, "a1", "a2", &["-t", "8"]));
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut samples = vec![counts()];
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_secs(1));
+            samples.push(counts());
+        }
+        let report = run.join().unwrap();
+        assert!(xde_lab::iperf3_received_bps(&report).unwrap() > 0.0);
+        samples
+    });
+    for sled in 0..lab.sleds.len() {
+        let mut quiet = 0;
+        for w in samples.windows(2) {
+            let (b, a) = (w[0][sled], w[1][sled]);
+            assert!(a[1] - b[1] > 1000, "sled {sled} moved traffic: {samples:?}");
+            if a[2] == b[2] {
+                quiet += 1;
+                assert_eq!(
+                    a[0] - b[0],
+                    0,
+                    "sled {sled}'s workers allocated for {} frames of an established flow \
+                     (allocations, frames, slow-path events at each second: {samples:?})",
+                    a[1] - b[1]
+                );
+            }
+        }
+        assert!(
+            quiet > 0,
+            "sled {sled} never went a second without the slow path: {samples:?}"
+        );
+    }
+    for s in &lab.sleds {
+        assert!(
+            s.daemon.counter("worker_route_allocs") > 0,
+            "next hops were looked up"
+        );
+    }
+
     // The daemons run two workers each and steer each port's traffic to the worker that
     // owns it: a1's (worker 0 of sled 0) and a2's (worker 1 of sled 1), so a fanout that
     // handed everything to one worker would be seen.

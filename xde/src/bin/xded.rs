@@ -10,6 +10,10 @@ use std::process::ExitCode;
 use xde::linux::daemon::{self, Options};
 use xde::linux::{LogFormat, init_logging};
 
+/// The system allocator, counting what the datapath's workers allocate (`worker_allocs`).
+#[global_allocator]
+static ALLOC: xde::linux::allocs::Counting = xde::linux::allocs::Counting;
+
 /// The OPTE host daemon: ports as TAP devices, configured by opteadm over a Unix socket.
 #[derive(Debug, Parser)]
 #[command(name = "xded", version)]

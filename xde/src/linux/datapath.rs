@@ -94,6 +94,12 @@ impl Pool {
         }
     }
 
+    /// With `n` buffers made ahead.
+    fn filled(mut self, n: usize) -> Self {
+        self.bufs = (0..n.min(self.max)).map(|_| vec![0u8; self.size]).collect();
+        self
+    }
+
     fn take(&mut self) -> Vec<u8> {
         self.bufs.pop().unwrap_or_else(|| vec![0u8; self.size])
     }
@@ -133,14 +139,17 @@ impl Work {
     fn new(w: usize) -> Self {
         Self {
             w,
-            // 256 buffers of a super-frame's size: 16 MiB at most.
-            pool: Pool::new(FRAME_MAX, 256),
+            // 256 buffers of a super-frame's size: 16 MiB at most; two batches' worth
+            // made at once, so that a worker's first full batches allocate nothing
+            // either (the memory is the kernel's zero pages until a frame is read in).
+            pool: Pool::new(FRAME_MAX, 256).filled(BATCH * 2),
             read: Vec::with_capacity(BATCH * 2),
             out: Vec::with_capacity(BATCH * 2),
             sends: Vec::with_capacity(BATCH * 2),
-            cutter: Cutter::default(),
+            cutter: Cutter::with_room(),
             guests: GuestWriter {
                 w,
+                run: Vec::with_capacity(RUN_MAX),
                 ..GuestWriter::default()
             },
         }
@@ -288,6 +297,7 @@ pub fn run_worker(
     spin: Duration,
     stop: Arc<AtomicBool>,
 ) {
+    super::allocs::mark_worker();
     let mut work = Work::new(w);
     let mut busy_until = Instant::now();
     let mut set = PollSet::new(&xde);
@@ -654,7 +664,7 @@ fn carry_out(xde: &Xde<LinuxHost>, w: &mut Work) {
         match e {
             Emit::Guest { port, pkt } => w.guests.push(xde, port.name(), pkt, &mut w.pool),
             Emit::Underlay { link, pkt } => w.sends.push((link, pkt)),
-            Emit::NotOurs(pkt) => w.pool.give(pkt),
+            Emit::NotOurs(pkt) | Emit::Spent(pkt) => w.pool.give(pkt),
         }
     }
     w.guests.finish(xde, &mut w.pool);
@@ -671,6 +681,24 @@ struct Cutter {
     units: Vec<Unit>,
     /// What becomes of each frame gathered for one link, in order.
     plan: Vec<Plan>,
+}
+
+impl Cutter {
+    /// Room made ahead for a batch of super-frames of ordinary segment sizes (an MSS of
+    /// 1,360 or more), so that cutting them allocates nothing; a smaller MSS grows it once.
+    fn with_room() -> Self {
+        /// Segments of a 64 KiB super-frame at an MSS of 1,360.
+        const SEGS: usize = 48;
+        /// Bytes of headers of one segment, at most: outer Ethernet, IPv6, UDP, Geneve
+        /// with options, inner Ethernet, IP with options, TCP with options.
+        const HDRS: usize = 192;
+        Self {
+            scratch: Vec::with_capacity(BATCH * SEGS * HDRS),
+            cuts: Vec::with_capacity(BATCH * SEGS),
+            units: Vec::with_capacity(BATCH * SEGS),
+            plan: Vec::with_capacity(BATCH * 2),
+        }
+    }
 }
 
 /// One frame on the wire made of cuts.

@@ -206,8 +206,18 @@ impl Host for LinuxHost {
         }
     }
 
+    fn counters(&self) -> Vec<(String, u64)> {
+        vec![
+            ("worker_allocs".to_string(), super::allocs::worker_allocs()),
+            (
+                "worker_route_allocs".to_string(),
+                super::allocs::route_allocs(),
+            ),
+        ]
+    }
+
     fn next_hop(&self, dst: Ipv6Addr, hash: u16) -> Result<Route, RouteError> {
         let u = self.underlay().ok_or(RouteError::NoUnderlay)?;
-        u.rtnl.next_hop(&u.links, dst, hash)
+        super::allocs::route_lookup(|| u.rtnl.next_hop(&u.links, dst, hash))
     }
 }

@@ -12,6 +12,7 @@
 //! | [`underlay`] | one underlay link: AF_PACKET with a Geneve filter |
 //! | [`boundary`] | boundary services for the demo and tests: Geneve ↔ an "internet" TUN |
 
+pub mod allocs;
 pub mod boundary;
 pub mod control;
 pub mod daemon;

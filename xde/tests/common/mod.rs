@@ -354,6 +354,7 @@ impl Rack {
                         .push(b);
                 }
                 Emit::NotOurs(pkt) => self.not_ours.push(pkt.to_vec()),
+                Emit::Spent(_) => {}
                 Emit::Underlay { link, pkt } => {
                     let b = pkt.to_vec();
                     self.pcap.borrow_mut().push(b.clone());
