@@ -17,10 +17,14 @@
 //! link it chose.
 //!
 //! A worker waits on all its descriptors at once with poll(2) (the set is rebuilt only when
-//! a device comes or goes) and reads up to [`BATCH`] frames of a ready one per wakeup, each straight into a pooled buffer behind
-//! [`HEADROOM`] bytes of room, so a frame is read once and the engine rewrites it in place
-//! (an encapsulation goes into the headroom). Buffers come back to the pool when a frame
-//! has been written or dropped.
+//! a device or a port comes or goes) and reads up to [`BATCH`] frames of a ready one per
+//! wakeup. A guest's frame is read straight into a pooled buffer behind [`HEADROOM`] bytes
+//! of room, so it is read once and the engine rewrites it in place (an encapsulation goes
+//! into the headroom); a frame from the underlay is processed in the slot of the receive
+//! ring the kernel put it in ([`super::ring`]; or read into a pooled buffer with recvmmsg
+//! where there is no ring). Buffers come back to the pool, and slots to the kernel, when a
+//! frame has been written or dropped: once warmed up, a worker allocates nothing for a
+//! packet of an established flow ([`super::allocs`] counts it).
 //!
 //! Offloads (see [`crate::offload`]): a guest's frame comes with a virtio-net header. A
 //! checksum it left partial is finished at once, unless the frame is a super-frame (TSO or
