@@ -86,8 +86,7 @@ impl<H: Host> Xde<H> {
             .rotate_left(17)
     }
 
-    /// The port named `name`.
-    /// Changes whenever a port comes or goes: a worker holding a [`Xde::ports_snapshot`]
+    /// Changes whenever a port comes or goes: a worker holding a snapshot of the port map
     /// takes a new one when it sees this change (the snapshot keeps a deleted port alive
     /// until then).
     pub fn ports_generation(&self) -> u64 {
@@ -109,6 +108,7 @@ impl<H: Host> Xde<H> {
         r
     }
 
+    /// The port named `name`.
     pub fn port(&self, name: &str) -> Option<Arc<XdePort>> {
         self.ports.read().by_name.get(name).cloned()
     }

@@ -103,7 +103,7 @@ const BPF_TAX: u16 = 0x00;
 pub enum Steer {
     /// One worker: one socket.
     One,
-    /// To the worker that owns the destination port ([`FANOUT_PROGRAM`]).
+    /// To the worker that owns the destination port (a classic BPF fanout program).
     ByPort,
     /// By flow hash (`PACKET_FANOUT_HASH`): where the kernel refuses the program. Each
     /// flow still meets one worker, but a port's flows meet at its lock.
