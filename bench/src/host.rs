@@ -14,6 +14,7 @@ use oxide_vpc::api::{
     SetVirt2BoundaryReq, TunnelEndpoint,
 };
 use std::sync::Arc;
+use xde::core::PortMap;
 use xde::port::XdePort;
 use xde::route::{Route, RouteError};
 use xde::{Emit, Host, Link, Xde};
@@ -126,12 +127,14 @@ pub fn ulp_host() -> (Xde<BenchHost>, Arc<XdePort>) {
     (x, port)
 }
 
-/// One packet through the host: `tx` from the guest or `rx` from underlay 1. Returns how
+/// One packet through the host: `tx` from the guest or `rx_in` from underlay 1 (`ports`:
+/// a snapshot of the port map, [`Xde::ports_snapshot`]). Returns how
 /// many things the OS was asked to do (1 for a packet sent or delivered).
 #[inline(never)]
 pub fn process(
     x: &Xde<BenchHost>,
     port: &Arc<XdePort>,
+    ports: &PortMap,
     side: Side,
     pkt: Packet,
     out: &mut Vec<Emit>,
@@ -139,7 +142,8 @@ pub fn process(
     out.clear();
     match side {
         Side::Guest => x.tx(port, pkt, Moment::ZERO, out),
-        Side::Network => x.rx(Link::U1, pkt, Moment::ZERO, out),
+        // As the daemon's workers do: the port looked up in the worker's own snapshot.
+        Side::Network => x.rx_in(ports, Link::U1, pkt, Moment::ZERO, out),
     }
     out.len()
 }

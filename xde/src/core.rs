@@ -22,7 +22,7 @@ pub const EXPIRE_BUDGET: usize = 65_536;
 /// and change rarely), so a datapath worker can keep a snapshot of it and look ports up
 /// without taking a lock shared with the other workers (see [`Xde::ports_generation`]).
 #[derive(Clone, Default)]
-pub(crate) struct PortMap {
+pub struct PortMap {
     pub(crate) by_name: BTreeMap<String, Arc<XdePort>>,
     pub(crate) by_key: BTreeMap<VniMac, Arc<XdePort>>,
 }
@@ -93,8 +93,8 @@ impl<H: Host> Xde<H> {
         self.ports_gen.load(Ordering::Acquire)
     }
 
-    /// The port map as it is now.
-    pub(crate) fn ports_snapshot(&self) -> Arc<PortMap> {
+    /// The port map as it is now: a datapath thread's own copy, for [`Xde::rx_in`].
+    pub fn ports_snapshot(&self) -> Arc<PortMap> {
         self.ports.read().clone()
     }
 

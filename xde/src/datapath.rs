@@ -396,7 +396,7 @@ impl<H: Host> Xde<H> {
 
     /// [`Xde::rx`], the destination port looked up in `ports`: a datapath worker's own
     /// snapshot of the port map, so that it takes no lock shared with other workers.
-    pub(crate) fn rx_in(
+    pub fn rx_in(
         &self,
         ports: &PortMap,
         link: Link,

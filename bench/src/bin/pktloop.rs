@@ -139,13 +139,14 @@ fn xde_loop(
     batch: bool,
 ) -> ExitCode {
     let (x, port) = host::ulp_host();
+    let ports = x.ports_snapshot();
     let mut out = Vec::with_capacity(4);
     let mut total = Duration::ZERO;
     let (mut done, mut emitted) = (0u64, 0u64);
     while done < packets {
         let n = BATCH.min((packets - done) as usize);
         if let Some(t) = &twin {
-            host::process(&x, &port, t.side, t.packet(), &mut out);
+            host::process(&x, &port, &ports, t.side, t.packet(), &mut out);
         }
         let mut pkts: Vec<_> = (0..n).map(|_| sample.packet()).collect();
         let t = Instant::now();
@@ -157,7 +158,7 @@ fn xde_loop(
             }
         } else {
             for pkt in pkts.drain(..) {
-                emitted += host::process(&x, &port, sample.side, pkt, &mut out) as u64;
+                emitted += host::process(&x, &port, &ports, sample.side, pkt, &mut out) as u64;
             }
         }
         out.clear();

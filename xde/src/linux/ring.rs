@@ -8,7 +8,9 @@
 //! a block that is not full is handed over only when its timer (at least a millisecond)
 //! fires; request/response traffic would wait that millisecond. Version 2 hands each frame
 //! over as soon as it is written. Its slots have one size, so each is as large as the
-//! largest frame (a 64 KiB datagram of Geneve chunks): [`SLOTS`] of them per socket.
+//! largest frame (a 64 KiB datagram of Geneve chunks): 15 to a MiB, 240 per socket with
+//! two workers (a link's rings take 32 MiB, split among its workers' sockets, 2 MiB each
+//! at least).
 // A mapped ring is raw memory shared with the kernel.
 #![allow(unsafe_code)]
 
@@ -29,11 +31,14 @@ pub const SLOT: usize = 17 * 4096;
 /// Slots per block: a block is 1 MiB.
 const PER_BLOCK: usize = (1 << 20) / SLOT;
 
-/// Blocks per ring.
-const BLOCKS: usize = 16;
+/// Blocks (MiB) of ring per link, shared among its workers' sockets: the kernel's memory,
+/// never swapped out, so bounded whatever the number of workers.
+const LINK_BLOCKS: usize = 32;
 
-/// Slots per ring (a burst the worker has not come to yet waits in them).
-pub const SLOTS: usize = PER_BLOCK * BLOCKS;
+/// Blocks per ring, at least and at most: 30 slots (a burst the worker has not come to
+/// yet waits in them) to 240.
+const MIN_BLOCKS: usize = 2;
+const MAX_BLOCKS: usize = 16;
 
 /// A frame in a slot, as the kernel left it.
 pub struct RingFrame {
@@ -57,6 +62,7 @@ pub enum Slot {
 pub struct RxRing {
     base: NonNull<u8>,
     len: usize,
+    slots: usize,
     /// The slot to look at next.
     next: AtomicUsize,
     /// Bytes of virtio-net header in front of each frame.
@@ -72,18 +78,21 @@ unsafe impl Sync for RxRing {}
 
 impl RxRing {
     /// Put a ring on `sock`, before it is bound (so no frame is ever queued outside the
-    /// ring), and map it. `vnet`: the socket has `PACKET_VNET_HDR` on.
-    pub fn attach(sock: &OwnedFd, vnet: bool) -> io::Result<Self> {
+    /// ring), and map it. `vnet`: the socket has `PACKET_VNET_HDR` on. `sockets`: how
+    /// many sockets of the link share its ring memory.
+    pub fn attach(sock: &OwnedFd, vnet: bool, sockets: usize) -> io::Result<Self> {
+        let blocks = (LINK_BLOCKS / sockets.max(1)).clamp(MIN_BLOCKS, MAX_BLOCKS);
+        let slots = blocks * PER_BLOCK;
         let version = libc::tpacket_versions::TPACKET_V2 as libc::c_int;
         setsockopt(sock, libc::SOL_PACKET, libc::PACKET_VERSION, &version)?;
         let req = libc::tpacket_req {
             tp_block_size: (1 << 20) as libc::c_uint,
-            tp_block_nr: BLOCKS as libc::c_uint,
+            tp_block_nr: blocks as libc::c_uint,
             tp_frame_size: SLOT as libc::c_uint,
-            tp_frame_nr: SLOTS as libc::c_uint,
+            tp_frame_nr: slots as libc::c_uint,
         };
         setsockopt(sock, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-        let len = BLOCKS << 20;
+        let len = blocks << 20;
         // SAFETY: maps the ring the kernel just made for this socket; checked below.
         let p = unsafe {
             libc::mmap(
@@ -102,6 +111,7 @@ impl RxRing {
         Ok(Self {
             base,
             len,
+            slots,
             next: AtomicUsize::new(0),
             vnet: if vnet { 10 } else { 0 },
         })
@@ -110,7 +120,7 @@ impl RxRing {
     /// Slot `i`'s first byte (slots do not straddle blocks).
     fn slot(&self, i: usize) -> NonNull<u8> {
         let off = ((i / PER_BLOCK) << 20) + (i % PER_BLOCK) * SLOT;
-        // SAFETY: `i < SLOTS`, so `off + SLOT <= len`: inside the mapping.
+        // SAFETY: `i < slots`, so `off + SLOT <= len`: inside the mapping.
         unsafe { self.base.add(off) }
     }
 
@@ -128,7 +138,7 @@ impl RxRing {
         if Self::status(slot).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
             return Slot::Empty;
         }
-        self.next.store((i + 1) % SLOTS, Ordering::Relaxed);
+        self.next.store((i + 1) % self.slots, Ordering::Relaxed);
         // SAFETY: the kernel wrote the header before it set the status we saw (acquire).
         let h: libc::tpacket2_hdr = unsafe { slot.cast().read() };
         let (mac, snap) = (usize::from(h.tp_mac), h.tp_snaplen as usize);

@@ -250,8 +250,8 @@ impl UnderlayLink {
             len: BPF_PROGRAM.len() as u16,
             filter: BPF_PROGRAM.as_ptr().cast_mut(),
         };
-        // With a ring where asked for and the kernel makes one; a link whose first socket
-        // has none reads all its sockets with recvmmsg.
+        // With a ring where asked for and the kernel makes one; once it refuses one, the
+        // link's further sockets are read with recvmmsg too.
         let want_ring = std::cell::Cell::new(rings);
         let open = || {
             let sock = unbound_packet_socket(Some(&prog))?;
@@ -259,7 +259,10 @@ impl UnderlayLink {
                 let one: libc::c_int = 1;
                 setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)?;
             }
-            let ring = match want_ring.get().then(|| RxRing::attach(&sock, vnet)) {
+            let ring = match want_ring
+                .get()
+                .then(|| RxRing::attach(&sock, vnet, workers))
+            {
                 Some(Ok(r)) => Some(r),
                 Some(Err(e)) => {
                     tracing::warn!(link = name, error = %e,
