@@ -391,8 +391,8 @@ impl<H: Host> Xde<H> {
         self.edit_ports(|m| {
             m.by_key.insert(key, port.clone());
             m.by_name.insert(name, port);
-        });
-        Ok(OK)
+            Ok(OK)
+        })
     }
 
     fn delete_port(&self, name: &str) -> Result<NoResp, OpteError> {
@@ -402,7 +402,7 @@ impl<H: Host> Xde<H> {
                 .remove(name)
                 .ok_or_else(|| OpteError::PortNotFound(name.to_string()))?;
             m.by_key.remove(&port.key());
-            Ok::<_, OpteError>(port)
+            Ok(port)
         })?;
         self.tables.mcast_subs.unsubscribe_port(name);
         self.host.delete_port(name);

@@ -98,14 +98,18 @@ impl<H: Host> Xde<H> {
         self.ports.read().clone()
     }
 
-    /// Change the port map (control path only): `f` edits a copy, which then replaces it.
-    pub(crate) fn edit_ports<R>(&self, f: impl FnOnce(&mut PortMap) -> R) -> R {
+    /// Change the port map (control path only): `f` edits a copy, which replaces the map
+    /// if `f` succeeds (a refused change leaves the workers' snapshots current).
+    pub(crate) fn edit_ports<R, E>(
+        &self,
+        f: impl FnOnce(&mut PortMap) -> Result<R, E>,
+    ) -> Result<R, E> {
         let mut m = self.ports.write();
         let mut next = PortMap::clone(&m);
-        let r = f(&mut next);
+        let r = f(&mut next)?;
         *m = Arc::new(next);
         self.ports_gen.fetch_add(1, Ordering::AcqRel);
-        r
+        Ok(r)
     }
 
     /// The port named `name`.
