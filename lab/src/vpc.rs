@@ -19,9 +19,9 @@
 use crate::{Daemon, Netns, Proc, wire};
 use opte_api::{DhcpCfg, IpAddr, IpCidr, Ipv6Addr, MacAddr, Vni};
 use oxide_vpc::api::{
-    AddRouterEntryReq, ExternalIpCfg, FirewallRule, IpCfg, Ipv4Cfg, Ipv6Cfg, PhysNet, RouterClass,
-    RouterTarget, SNatCfg, SetFwRulesReq, SetVirt2BoundaryReq, SetVirt2PhysReq, TunnelEndpoint,
-    VpcCfg,
+    AddRouterEntryReq, ExternalIpCfg, FirewallRule, IpCfg, Ipv4Cfg, Ipv6Cfg, PhysNet, PortAttach,
+    RouterClass, RouterTarget, SNatCfg, SetFwRulesReq, SetVirt2BoundaryReq, SetVirt2PhysReq,
+    TunnelEndpoint, VpcCfg,
 };
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -442,6 +442,36 @@ impl Lab {
     /// into a namespace of its own, its addresses leased there by DHCPv4 and DHCPv6; every
     /// sled told where it lives.
     pub fn add_guest(&mut self, g: &GuestSpec) -> Result<(), String> {
+        let cfg = self.make_port(g, PortAttach::Netdev)?;
+        let sled = &self.sleds[g.sled];
+        let ns = Netns::try_named(&format!("{}-{}", self.id, g.name))?;
+        sled.ns
+            .try_exec(&["ip", "link", "set", &g.name, "netns", ns.name()])?;
+        ns.try_exec(&["ip", "link", "set", &g.name, "up"])?;
+        let leases = [
+            ns.dhclient("-4", &g.name, &self.dir)?,
+            ns.dhclient("-6", &g.name, &self.dir)?,
+        ];
+        self.guests.push(Guest {
+            name: g.name.clone(),
+            cfg,
+            sled: g.sled,
+            ns,
+            leases,
+        });
+        Ok(())
+    }
+
+    /// Make the port of a virtual machine `g` (`create-xde --vmm`): its TAP stays in its
+    /// sled's namespace for the VM monitor to open by name; routes, firewall and every
+    /// sled's V2P mapping as for any guest. The VM leases its addresses itself.
+    pub fn add_vm_port(&mut self, g: &GuestSpec) -> Result<VpcCfg, String> {
+        self.make_port(g, PortAttach::Vmm)
+    }
+
+    /// Guest `g`'s port on its sled, with the port's routes and firewall; every sled told
+    /// where it lives.
+    fn make_port(&self, g: &GuestSpec, attach: PortAttach) -> Result<VpcCfg, String> {
         let sled = self
             .sleds
             .get(g.sled)
@@ -449,7 +479,8 @@ impl Lab {
         let cfg = g.cfg(sled.ip)?;
         let hdl = sled.daemon.hdl();
         let e = |e: opte_ioctl::Error| format!("{}: {e}", g.name);
-        hdl.create_xde(&g.name, cfg.clone(), None).map_err(e)?;
+        hdl.create_xde_attached(&g.name, cfg.clone(), None, attach)
+            .map_err(e)?;
         let mut routes = Vec::new();
         if let Some(c) = cfg.ipv4() {
             routes.push((IpCidr::Ip4(c.vpc_subnet), true));
@@ -477,10 +508,6 @@ impl Lab {
             rules: FirewallRule::vpc_defaults(cfg.vni),
         })
         .map_err(e)?;
-        let ns = Netns::try_named(&format!("{}-{}", self.id, g.name))?;
-        sled.ns
-            .try_exec(&["ip", "link", "set", &g.name, "netns", ns.name()])?;
-        ns.try_exec(&["ip", "link", "set", &g.name, "up"])?;
         for s in &self.sleds {
             for vip in [ipv4_of(&cfg), ipv6_of(&cfg)].into_iter().flatten() {
                 s.daemon
@@ -496,18 +523,7 @@ impl Lab {
                     .map_err(e)?;
             }
         }
-        let leases = [
-            ns.dhclient("-4", &g.name, &self.dir)?,
-            ns.dhclient("-6", &g.name, &self.dir)?,
-        ];
-        self.guests.push(Guest {
-            name: g.name.clone(),
-            cfg,
-            sled: g.sled,
-            ns,
-            leases,
-        });
-        Ok(())
+        Ok(cfg)
     }
 
     pub fn guest(&self, name: &str) -> &Guest {

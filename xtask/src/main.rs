@@ -24,7 +24,19 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("iperf3", "iperf3"),
     ("curl", "curl"),
     ("ethtool", "ethtool"),
+    // A real VM on a port: QEMU, and the initramfs's busybox (static: no libraries in
+    // there) and archiver. The guest's kernel is fetched as a package by the test itself.
+    ("qemu-system-x86", "qemu-system-x86_64"),
+    (
+        "busybox-static",
+        "dpkg-query -W -f '${Status}' busybox-static | grep -q 'install ok installed'",
+    ),
+    ("cpio", "cpio"),
 ];
+
+/// The metapackage naming Debian's cloud kernel, which the VM tests fetch with
+/// `apt-get download`: the package lists must know it.
+const VM_KERNEL_META: &str = "linux-image-cloud-amd64";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,7 +46,7 @@ fn main() -> ExitCode {
         Some("kbench") => kbench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!(
-                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down]   a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json]  OPTE's Linux host against the kernel's bridge + VXLAN (root)\n  test                     format, lint and run every test (installs what tests need)"
+                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json]  OPTE's Linux host against the kernel's bridge + VXLAN (root)\n  test                     format, lint and run every test (installs what tests need)"
             );
             Ok(())
         }
@@ -117,13 +129,13 @@ fn demo(args: &[String]) -> Result<(), String> {
         );
     }
     let flags: Vec<&str> = args.iter().map(String::as_str).collect();
-    if !matches!(flags.as_slice(), [] | ["--keep"] | ["--down"]) {
+    if !matches!(flags.as_slice(), [] | ["--keep"] | ["--down"] | ["--vm"]) {
         return Err(format!(
-            "demo takes --keep or --down, not {}",
+            "demo takes one of --keep, --down and --vm, not {}",
             flags.join(" ")
         ));
     }
-    if flags.is_empty() || flags == ["--keep"] {
+    if flags != ["--down"] {
         ensure_apt_packages()?;
     }
     build_lab()?;
@@ -260,19 +272,37 @@ fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     }
 }
 
-fn have_command(cmd: &str) -> bool {
+/// Whether `check` holds: a command on the PATH, or (with a space in it) a shell test.
+fn have_command(check: &str) -> bool {
+    let script = if check.contains(' ') {
+        check.to_string()
+    } else {
+        format!("command -v {check} >/dev/null 2>&1")
+    };
     Command::new("sh")
-        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .args(["-c", &script])
         .status()
         .is_ok_and(|s| s.success())
 }
 
 fn ensure_apt_packages() -> Result<(), String> {
-    ensure_packages(APT_PACKAGES)
+    ensure_packages(APT_PACKAGES)?;
+    let listed = Command::new("apt-cache")
+        .args(["depends", VM_KERNEL_META])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Depends: linux-image-"));
+    if listed || !is_root() {
+        return Ok(());
+    }
+    step("apt-get update (for the VM's kernel package)", {
+        let mut c = Command::new("apt-get");
+        c.args(["update", "-q"]);
+        c
+    })
 }
 
-/// Install those of `packages` (Debian package, a command it provides) whose command is
-/// missing.
+/// Install those of `packages` (Debian package, and a command it provides or a shell test
+/// that it is installed) that are missing.
 fn ensure_packages(packages: &[(&str, &str)]) -> Result<(), String> {
     let missing: Vec<&str> = packages
         .iter()

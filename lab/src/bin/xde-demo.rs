@@ -5,6 +5,10 @@
 //! everything is removed, and the exit status is 0 only if every step passed.
 //!
 //! `xde-demo [--keep]`: `--keep` leaves the VPC up and says how to enter each guest.
+//! `xde-demo --vm`: the same, and then a virtual machine on a port of sled 0 (QEMU under
+//! TCG, Debian's cloud kernel fetched as a package, a busybox initramfs built on the
+//! spot) that leases its address from the OPTE gateway, pings a guest across sleds and
+//! fetches a file from it.
 //! `xde-demo --down [ID]`: removes the kept ones (or the one named).
 //! `xde-demo --compare`: iperf3 TCP, one stream, guest to guest across sleds through the
 //! daemons and through the same topology built with the kernel alone (bridge + VXLAN),
@@ -21,15 +25,16 @@ use xde_lab::{Proc, is_root, unique};
 /// Where kept demos are written down, for `--down`.
 const STATE_DIR: &str = "/run/opte-demo";
 
-const USAGE: &str = "usage: xde-demo [--keep] | --down [ID] | --compare";
+const USAGE: &str = "usage: xde-demo [--keep | --vm] | --down [ID] | --compare";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["serve-http", addr] => serve_http(addr),
-        [] => demo(false),
-        ["--keep"] => demo(true),
+        [] => demo(false, false),
+        ["--keep"] => demo(true, false),
+        ["--vm"] => demo(false, true),
         ["--down"] => down(None),
         ["--down", id] => down(Some(id)),
         ["--compare"] => compare(3),
@@ -109,7 +114,7 @@ impl Steps {
     }
 }
 
-fn demo(keep: bool) -> ExitCode {
+fn demo(keep: bool, vm: bool) -> ExitCode {
     if !is_root() {
         eprintln!(
             "xde-demo must run as root: it makes network namespaces, bridges and TAP devices (try sudo)"
@@ -239,6 +244,9 @@ fn demo(keep: bool) -> ExitCode {
     for line in dumps.lines() {
         println!("    {line}");
     }
+    if vm {
+        vm_steps(&mut steps, &mut lab);
+    }
 
     let total = steps.passed + steps.failed;
     if keep {
@@ -290,6 +298,93 @@ fn demo(keep: bool) -> ExitCode {
         println!("\n✗ {} of {total} steps failed", steps.failed);
         ExitCode::FAILURE
     }
+}
+
+/// A VM on a port of sled 0, in VPC 100: boot it, lease, ping a2 across sleds, fetch a
+/// file from a2's web server (busybox httpd) and compare checksums. The VM is killed and
+/// its files go with the lab.
+fn vm_steps(steps: &mut Steps, lab: &mut Lab) {
+    use std::time::Duration;
+    use xde_lab::vm::{self, Nic, Vm, VmSpec};
+    let spec = GuestSpec::new("vm1", 100, 30, 7, 0);
+    let mut booted = None;
+    steps.run(
+        "VM vm1 on sled 0: kernel, initramfs, boot (QEMU, TCG)",
+        || {
+            // Debian's cloud kernel, fetched once into target/tmp (beside the tests' copy).
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let target = exe
+                .parent()
+                .and_then(Path::parent)
+                .ok_or("where is target/")?;
+            let cache = target.join("tmp/vm-kernel");
+            std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+            let kernel = vm::debian_kernel(&cache)?;
+            let initramfs = lab.dir.join("vm1.initrd");
+            vm::initramfs(&kernel, &initramfs)?;
+            let cfg = lab.add_vm_port(&spec)?;
+            let v = Vm::boot(
+                &lab.sleds[0].ns,
+                &VmSpec {
+                    kernel,
+                    initramfs,
+                    nic: Nic::Tap("vm1".into()),
+                    mac: cfg.guest_mac.to_string(),
+                    memory_mib: 256,
+                },
+                Duration::from_secs(60),
+            )?;
+            let msg = format!("pid {}, MAC {}", v.pid(), cfg.guest_mac);
+            booted = Some(v);
+            Ok(msg)
+        },
+    );
+    let Some(mut v) = booted else {
+        return;
+    };
+    let t = Duration::from_secs(30);
+    steps.run("vm1 leases its address (udhcpc)", || {
+        let l = v.udhcpc(t)?;
+        Ok(format!("{} via {}", l.addr, l.router))
+    });
+    let a2 = lab.guest("a2");
+    steps.run("ping vm1 → a2, across sleds", || {
+        v.ok(&format!("ping -c 3 -W 5 {}", a2.ip4()), t).map(|out| {
+            out.lines()
+                .rev()
+                .find(|l| l.contains("min/avg/max"))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+    });
+    steps.run("vm1 fetches 1 MiB from a2 over HTTP (busybox wget)", || {
+        let www = lab.dir.join("www");
+        std::fs::create_dir_all(&www).map_err(|e| e.to_string())?;
+        let blob: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        std::fs::write(www.join("blob"), &blob).map_err(|e| e.to_string())?;
+        let listen = format!("{}:8080", a2.ip4());
+        let www_s = www.to_str().ok_or("a path that is not UTF-8")?;
+        let _httpd = a2.ns.serve(
+            "/bin/busybox",
+            &["httpd", "-f", "-p", &listen, "-h", www_s],
+            &listen,
+        )?;
+        let want = xde_lab::try_ok("sha256sum", &[&format!("{www_s}/blob")])?;
+        let want = want
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let got = v.wget_sha256(&format!("http://{listen}/blob"), Duration::from_secs(60))?;
+        if got == want {
+            Ok(format!("sha256 {}…", &got[..16]))
+        } else {
+            Err(format!("sha256 {got}, sent {want}"))
+        }
+    });
 }
 
 /// The guest's leased addresses and router, checked against its configuration.
