@@ -35,6 +35,7 @@ pub mod hdl;
 #[cfg(target_os = "illumos")]
 #[allow(unsafe_code)] // the ioctl(2) call itself, with its SAFETY argument
 pub mod ioctl;
+pub mod kata;
 pub mod transport;
 pub mod unix;
 

@@ -39,6 +39,11 @@ pub enum Command {
     /// List all ports.
     ListPorts,
 
+    /// Write the Kata Containers DAN file for a sandbox whose VM's NIC is this port: its
+    /// TAP (a --vmm port) or vhost-user socket, guest MAC, address, the gateway on the
+    /// link, the default route through it, and the gateway's MAC as a neighbour.
+    KataDan(KataDanArgs),
+
     /// List the layers of a port.
     ListLayers {
         /// The port.
@@ -287,6 +292,45 @@ pub enum Command {
 
     /// Dump the host's counters and each port's.
     DumpXdeStats,
+}
+
+/// `kata-dan`: which port, for which sandbox, and what the port's configuration does not
+/// tell (the gateway's addresses).
+#[derive(Debug, Args)]
+pub struct KataDanArgs {
+    /// The port.
+    pub port: String,
+    /// The sandbox: the file is DAN-DIR/SANDBOX-ID.json.
+    #[arg(long)]
+    pub sandbox_id: String,
+    /// Kata's `dan_conf` directory.
+    #[arg(long, default_value = opte_ioctl::kata::DEFAULT_DAN_DIR)]
+    pub dan_dir: PathBuf,
+    /// The sandbox's network namespace (a path).
+    #[arg(long, default_value = "")]
+    pub netns: String,
+    /// The gateway's IPv4 address.
+    #[arg(long)]
+    pub gateway_ip: Option<opte_api::Ipv4Addr>,
+    /// The gateway's IPv6 address.
+    #[arg(long)]
+    pub gateway_ipv6: Option<Ipv6Addr>,
+    /// The gateway's MAC address.
+    #[arg(long, default_value = "a8:40:25:ff:77:77")]
+    pub gateway_mac: MacAddr,
+    /// The link's MTU.
+    #[arg(long, default_value_t = 1500)]
+    pub mtu: u32,
+    /// The NIC's name in the guest.
+    #[arg(long, default_value = "eth0")]
+    pub guest_ifname: String,
+    /// The port's vhost-user socket (the port was made with --vhost-user); without it
+    /// the device is the port's TAP.
+    #[arg(long, value_name = "PATH")]
+    pub vhost_user: Option<PathBuf>,
+    /// The vhost-user queue size.
+    #[arg(long, default_value_t = 1024, requires = "vhost_user")]
+    pub queue_size: u32,
 }
 
 /// `create-xde`: the port's name, addresses and options.

@@ -42,6 +42,11 @@ pub fn run(
     let out = stdout;
     match cli.cmd {
         Command::ListPorts => show(out, json, &hdl.list_ports()?, print::print_ports),
+        Command::KataDan(a) => {
+            let path = kata_dan(hdl, &a)?;
+            writeln!(out, "{}", path.display())?;
+            Ok(())
+        }
         Command::ListLayers { port } => {
             show(out, json, &hdl.list_layers(&port)?, print::print_layers)
         }
@@ -425,4 +430,46 @@ fn counter_table<W: Write + ?Sized>(w: &mut W, counters: &[(String, u64)]) -> io
         writeln!(w, "{name:width$}{value}")?;
     }
     Ok(())
+}
+
+/// Write the Kata DAN file of `a.port`; its path.
+fn kata_dan(hdl: &OpteHdl, a: &crate::cli::KataDanArgs) -> Result<std::path::PathBuf, Error> {
+    use opte_ioctl::kata::{DanConfig, DanDevice, Device, Gateway};
+    if a.gateway_ip.is_none() && a.gateway_ipv6.is_none() {
+        return Err(Error::Usage(
+            "kata-dan needs the gateway's address: --gateway-ip and/or --gateway-ipv6".into(),
+        ));
+    }
+    let ports = hdl.list_ports()?;
+    let port = ports
+        .ports
+        .iter()
+        .find(|p| p.name == a.port)
+        .ok_or_else(|| Error::Usage(format!("no port {}", a.port)))?;
+    let device = match &a.vhost_user {
+        Some(p) => Device::VhostUser {
+            path: std::path::absolute(p)?.to_string_lossy().into_owned(),
+            queue_num: 1,
+            queue_size: a.queue_size,
+        },
+        None => Device::HostTap {
+            tap_name: a.port.clone(),
+        },
+    };
+    let gw = Gateway {
+        mac: a.gateway_mac,
+        ip4: a.gateway_ip,
+        ip6: a.gateway_ipv6,
+    };
+    let cfg = DanConfig {
+        netns: a.netns.clone(),
+        devices: vec![DanDevice::for_port(
+            port,
+            &a.guest_ifname,
+            device,
+            &gw,
+            a.mtu,
+        )],
+    };
+    Ok(opte_ioctl::kata::write(&a.dan_dir, &a.sandbox_id, &cfg)?)
 }

@@ -418,3 +418,58 @@ fn flow_tables_are_cleared() {
         "ClearLft failed: layer not found: nope"
     );
 }
+
+#[test]
+fn kata_dan_writes_the_ports_nic_for_kata_and_says_where() {
+    let s = one_port();
+    let dir = std::env::temp_dir().join(format!("opteadm-dan-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let out = s.run(&format!(
+        "kata-dan opte0 --sandbox-id sb1 --dan-dir {d} --netns /var/run/netns/sb1 \
+         --gateway-ip 172.30.0.1 --mtu 1450"
+    ));
+    let vu = s.run(&format!(
+        "kata-dan opte0 --sandbox-id sb2 --dan-dir {d} --gateway-ip 172.30.0.1 \
+         --vhost-user /run/opte0.sock --queue-size 256"
+    ));
+    let no_gw = s.fail(&format!("kata-dan opte0 --sandbox-id sb3 --dan-dir {d}"));
+    let no_port = s.fail(&format!(
+        "kata-dan nope --sandbox-id sb3 --dan-dir {d} --gateway-ip 172.30.0.1"
+    ));
+    let bad_id = s.fail(&format!(
+        "kata-dan opte0 --sandbox-id ../x --dan-dir {d} --gateway-ip 172.30.0.1"
+    ));
+    let read = |id: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).unwrap()).unwrap()
+    };
+    let (sb1, sb2) = (read("sb1"), read("sb2"));
+    let left = std::fs::read_dir(&dir).unwrap().count();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.trim(), format!("{d}/sb1.json"));
+    assert_eq!(vu.trim(), format!("{d}/sb2.json"));
+    assert_eq!(left, 2);
+    assert_eq!(sb1["netns"], "/var/run/netns/sb1");
+    let dev = &sb1["devices"][0];
+    assert_eq!(dev["name"], "eth0");
+    assert_eq!(dev["guest_mac"], "a8:40:25:fa:fa:01");
+    assert_eq!(
+        dev["device"],
+        serde_json::json!({"type": "host-tap", "tap_name": "opte0"})
+    );
+    let ni = &dev["network_info"];
+    assert_eq!(
+        ni["interface"]["ip_addresses"],
+        serde_json::json!(["172.30.0.5/32"])
+    );
+    assert_eq!(ni["interface"]["mtu"], 1450);
+    assert_eq!(ni["routes"][1]["gateway"], "172.30.0.1");
+    assert_eq!(ni["neighbors"][0]["hardware_addr"], "a8:40:25:ff:77:77");
+    assert_eq!(
+        sb2["devices"][0]["device"],
+        serde_json::json!({"type": "vhost-user", "path": "/run/opte0.sock",
+            "queue_num": 1, "queue_size": 256})
+    );
+    assert!(no_gw.contains("--gateway-ip"), "{no_gw}");
+    assert!(no_port.contains("no port nope"), "{no_port}");
+    assert!(bad_id.contains("not a sandbox ID"), "{bad_id}");
+}
