@@ -27,7 +27,7 @@ impl Host for BenchHost {
         Ok(())
     }
     fn detach_underlay(&self) {}
-    fn create_port(&self, _: &str, _: MacAddr, _: u32, _: PortAttach) -> Result<(), OpteError> {
+    fn create_port(&self, _: &str, _: MacAddr, _: u32, _: &PortAttach) -> Result<(), OpteError> {
         Ok(())
     }
     fn delete_port(&self, _: &str) {}

@@ -327,6 +327,9 @@ fn stage_tree(stage: &Path, busybox: &Path, modules: &[(String, PathBuf)]) -> Re
 pub enum Nic {
     /// The port's TAP, opened by name (`create-xde --vmm`).
     Tap(String),
+    /// The port's vhost-user socket (`create-xde --vhost-user PATH`); the guest's memory
+    /// is shared with the daemon (a memfd).
+    VhostUser(PathBuf),
 }
 
 /// A VM to boot.
@@ -356,11 +359,37 @@ impl Vm {
     /// say it is ready.
     pub fn boot(ns: &Netns, spec: &VmSpec, timeout: Duration) -> Result<Self, String> {
         let accel = std::env::var(ACCEL_ENV).unwrap_or_else(|_| "tcg".into());
-        let netdev = match &spec.nic {
-            Nic::Tap(name) => format!("tap,id=n0,ifname={name},script=no,downscript=no"),
-        };
+        let mem = format!("{}M", spec.memory_mib);
         let mut cmd = ns.command(Path::new("qemu-system-x86_64"));
-        cmd.args(["-accel", &accel, "-m", &spec.memory_mib.to_string()])
+        match &spec.nic {
+            Nic::Tap(name) => {
+                cmd.args([
+                    "-netdev",
+                    &format!("tap,id=n0,ifname={name},script=no,downscript=no"),
+                ]);
+            }
+            Nic::VhostUser(path) => {
+                let path = path.to_str().ok_or("a socket path that is not UTF-8")?;
+                cmd.args([
+                    "-object",
+                    &format!("memory-backend-memfd,id=mem0,size={mem},share=on"),
+                    "-machine",
+                    "memory-backend=mem0",
+                    "-chardev",
+                    &format!("socket,id=c0,path={path}"),
+                    "-netdev",
+                    "vhost-user,id=n0,chardev=c0",
+                ]);
+            }
+        }
+        // QEMU 7.2 under TCG crashes starting a vhost backend on a device with MSI-X
+        // (msix_set_vector_notifiers, an irqfd path only KVM has): a vhost-user NIC
+        // interrupts by INTx there.
+        let vectors = match (&spec.nic, accel.as_str()) {
+            (Nic::VhostUser(_), "tcg") => ",vectors=0",
+            _ => "",
+        };
+        cmd.args(["-accel", &accel, "-m", &mem])
             .args(["-smp", "1", "-nodefaults", "-no-user-config", "-no-reboot"])
             .args(["-display", "none", "-serial", "stdio"])
             .arg("-kernel")
@@ -368,10 +397,9 @@ impl Vm {
             .arg("-initrd")
             .arg(&spec.initramfs)
             .args(["-append", "console=ttyS0 panic=-1 quiet"])
-            .args(["-netdev", &netdev])
             .args([
                 "-device",
-                &format!("virtio-net-pci,netdev=n0,mac={}", spec.mac),
+                &format!("virtio-net-pci,netdev=n0,mac={}{vectors}", spec.mac),
             ]);
         Self::spawn(cmd, timeout)
     }

@@ -469,6 +469,17 @@ impl Lab {
         self.make_port(g, PortAttach::Vmm)
     }
 
+    /// Make the vhost-user port of a virtual machine `g` (`create-xde --vhost-user
+    /// PATH`): its sled's daemon serves the protocol at `path`.
+    pub fn add_vhost_user_port(
+        &mut self,
+        g: &GuestSpec,
+        path: &std::path::Path,
+    ) -> Result<VpcCfg, String> {
+        let path = path.to_str().ok_or("a socket path that is not UTF-8")?;
+        self.make_port(g, PortAttach::VhostUser(path.to_string()))
+    }
+
     /// Guest `g`'s port on its sled, with the port's routes and firewall; every sled told
     /// where it lives.
     fn make_port(&self, g: &GuestSpec, attach: PortAttach) -> Result<VpcCfg, String> {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// The control API version. Client and server must match exactly; any change to a type
 /// that crosses the control boundary bumps it.
-pub const API_VERSION: u64 = 44;
+pub const API_VERSION: u64 = 45;
 
 /// The major version of the OPTE package.
 pub const MAJOR_VERSION: u64 = 0;
@@ -405,8 +405,8 @@ mod tests {
     #[test]
     fn api_version_must_match_exactly() {
         // 41 is the reference's; 42 adds DumpXdeStats; 43 adds DumpUftPage and
-        // DumpTcpFlowsPage; 44 adds CreateXdeReq's `attach`.
-        assert_eq!(API_VERSION, 44);
+        // DumpTcpFlowsPage; 44 adds CreateXdeReq's `attach`; 45 its `VhostUser`.
+        assert_eq!(API_VERSION, 45);
         assert_eq!(check_api_version(API_VERSION), Ok(()));
         assert_eq!(
             check_api_version(40),

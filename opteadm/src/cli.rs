@@ -367,8 +367,13 @@ pub struct CreateXdeArgs {
     pub mtu: Option<u32>,
     /// Leave the port's TAP for a VM monitor to open by name (QEMU `-netdev
     /// tap,ifname=NAME`), rather than keep it as a container's NIC (the Linux daemon).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "vhost_user")]
     pub vmm: bool,
+    /// Make no device: serve the vhost-user protocol on a Unix socket at PATH, as the
+    /// backend of a VM's virtio-net device (QEMU `-chardev socket,id=c,path=PATH -netdev
+    /// vhost-user,id=n,chardev=c`, guest memory shared: `memory-backend-memfd,share=on`).
+    #[arg(long, value_name = "PATH")]
+    pub vhost_user: Option<std::path::PathBuf>,
     /// A private IPv6 address as well (dual stack; --private-ip must be IPv4).
     #[arg(long, requires_all = ["vpc_ipv6_subnet", "gateway_ipv6"])]
     pub private_ipv6: Option<Ipv6Addr>,

@@ -107,10 +107,17 @@ pub fn run(
             rules: read_rules(stdin)?,
         })),
         Command::CreateXde(a) => {
-            let attach = if a.vmm {
-                PortAttach::Vmm
-            } else {
-                PortAttach::Netdev
+            let attach = match (&a.vhost_user, a.vmm) {
+                // The daemon resolves a path in its own directory: give it ours.
+                (Some(p), _) => PortAttach::VhostUser(
+                    std::path::absolute(p)
+                        .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?
+                        .to_str()
+                        .ok_or_else(|| Error::Usage(format!("{} is not UTF-8", p.display())))?
+                        .to_string(),
+                ),
+                (None, true) => PortAttach::Vmm,
+                (None, false) => PortAttach::Netdev,
             };
             done(hdl.create_xde_attached(&a.name, vpc_cfg(&a)?, a.mtu, attach))
         }

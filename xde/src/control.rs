@@ -385,7 +385,7 @@ impl<H: Host> Xde<H> {
         // Builds the layers and registers the guest's addresses in V2P; dropped (which
         // unregisters them) if the OS cannot make the port's device.
         let mut vpc = VpcPort::new(name.clone(), r.cfg, mtu, self.tables.clone(), limits, seed)?;
-        self.host.create_port(&name, key.mac, mtu, r.attach)?;
+        self.host.create_port(&name, key.mac, mtu, &r.attach)?;
         vpc.port_mut().start();
         let port = Arc::new(XdePort::new(vpc, r.linkid));
         self.edit_ports(|m| {

@@ -38,7 +38,7 @@ pub trait Host: Send + Sync {
         name: &str,
         mac: MacAddr,
         mtu: u32,
-        attach: PortAttach,
+        attach: &PortAttach,
     ) -> Result<(), OpteError>;
 
     /// Remove it.
@@ -71,7 +71,7 @@ impl Host for NullHost {
         _name: &str,
         _mac: MacAddr,
         _mtu: u32,
-        _attach: PortAttach,
+        _attach: &PortAttach,
     ) -> Result<(), OpteError> {
         Ok(())
     }

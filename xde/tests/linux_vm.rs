@@ -81,6 +81,20 @@ fn lab_for_a_vm(
     )
 }
 
+/// The VM `name`'s boot: `kernel`, an initramfs built in the lab's directory, its NIC
+/// `nic` with `mac`, 256 MiB.
+fn vm_spec(lab: &Lab, kernel: vm::Kernel, name: &str, nic: Nic, mac: String) -> VmSpec {
+    let initramfs = lab.dir.join(format!("{name}.initrd"));
+    vm::initramfs(&kernel, &initramfs).unwrap();
+    VmSpec {
+        kernel,
+        initramfs,
+        nic,
+        mac,
+        memory_mib: 256,
+    }
+}
+
 /// What every VM must manage through its console: its lease from the OPTE gateway, its
 /// address and default route, pings to the gateway and to b1 across sleds, and the file
 /// from b1, whole.
@@ -111,6 +125,45 @@ fn vm_talks(vm: &mut Vm, lab: &Lab, vm_ip: &str, url: &str, want: &str) {
 }
 
 #[test]
+fn a_vm_on_a_vhost_user_port_leases_talks_and_comes_back_after_its_vmm_restarts() {
+    if !root_or_skip() {
+        return;
+    }
+    let id = unique("xdevu");
+    let sock = std::env::temp_dir().join(&id).join("vm1.vhost");
+    let (lab, cfg, kernel, url, want, _httpd) = lab_for_a_vm(&id, |lab| {
+        lab.add_vhost_user_port(&GuestSpec::new("vm1", VNI, 30, 5, 0), &sock)
+            .unwrap()
+    });
+    assert!(sock.exists(), "the daemon listens at {}", sock.display());
+    let vm_ip = cfg.ipv4().unwrap().private_ip.to_string();
+    let spec = vm_spec(
+        &lab,
+        kernel,
+        "vm1",
+        Nic::VhostUser(sock.clone()),
+        cfg.guest_mac.to_string(),
+    );
+    let mut vm = Vm::boot(&lab.sleds[0].ns, &spec, Duration::from_secs(60)).unwrap();
+    vm_talks(&mut vm, &lab, &vm_ip, &url, &want);
+    // The VMM goes away (killed, as a crash would) and a new one connects to the same
+    // socket: a new device, negotiated anew, and the guest talks again.
+    drop(vm);
+    let mut vm = Vm::boot(&lab.sleds[0].ns, &spec, Duration::from_secs(60)).unwrap();
+    vm_talks(&mut vm, &lab, &vm_ip, &url, &want);
+    drop(vm);
+    let log = lab.sleds[0].daemon.log();
+    assert_eq!(
+        log.matches("vhost-user: a VMM connected").count(),
+        2,
+        "{log}"
+    );
+    // Deleting the port stops the server and removes its socket.
+    lab.sleds[0].daemon.hdl().delete_xde("vm1").unwrap();
+    assert!(!sock.exists(), "{} is left", sock.display());
+}
+
+#[test]
 fn a_vm_leases_from_the_gateway_and_talks_across_sleds() {
     if !root_or_skip() {
         return;
@@ -120,15 +173,13 @@ fn a_vm_leases_from_the_gateway_and_talks_across_sleds() {
             .unwrap()
     });
     let vm_ip = cfg.ipv4().unwrap().private_ip.to_string();
-    let initrd = lab.dir.join("vm1.initrd");
-    vm::initramfs(&kernel, &initrd).unwrap();
-    let spec = VmSpec {
+    let spec = vm_spec(
+        &lab,
         kernel,
-        initramfs: initrd,
-        nic: Nic::Tap("vm1".into()),
-        mac: cfg.guest_mac.to_string(),
-        memory_mib: 256,
-    };
+        "vm1",
+        Nic::Tap("vm1".into()),
+        cfg.guest_mac.to_string(),
+    );
     let mut vm = Vm::boot(&lab.sleds[0].ns, &spec, Duration::from_secs(60)).unwrap();
     vm_talks(&mut vm, &lab, &vm_ip, &url, &want);
 
@@ -212,15 +263,13 @@ fn a_vm_configured_from_its_kata_dan_file_reaches_another_sled() {
     let Device::HostTap { tap_name } = &dan.device else {
         panic!("not a TAP: {:?}", dan.device);
     };
-    let initrd = lab.dir.join("vm2.initrd");
-    vm::initramfs(&kernel, &initrd).unwrap();
-    let spec = VmSpec {
+    let spec = vm_spec(
+        &lab,
         kernel,
-        initramfs: initrd,
-        nic: Nic::Tap(tap_name.clone()),
-        mac: dan.guest_mac.clone(),
-        memory_mib: 256,
-    };
+        "vm2",
+        Nic::Tap(tap_name.clone()),
+        dan.guest_mac.clone(),
+    );
     let mut vm = Vm::boot(&lab.sleds[0].ns, &spec, Duration::from_secs(60)).unwrap();
     let t = Duration::from_secs(30);
     let info = &dan.network_info;

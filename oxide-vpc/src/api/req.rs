@@ -29,7 +29,7 @@ pub struct CreateXdeReq {
 /// How a guest attaches to its port on a host that offers a choice: the Linux daemon,
 /// whose port is a TAP device. (On illumos a port is always a MAC client's link, and
 /// this is ignored.)
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PortAttach {
     /// The host holds the TAP's file descriptor and the network device is the guest's
     /// NIC, with the guest's MAC: a container's, moved into its network namespace.
@@ -38,6 +38,10 @@ pub enum PortAttach {
     /// The TAP is left for a virtual machine monitor to open by name (QEMU
     /// `-netdev tap,ifname=NAME`); the host sends and receives on the network device.
     Vmm,
+    /// No device: the host serves the vhost-user protocol on a Unix socket at this path,
+    /// as the backend of a VM's virtio-net device (QEMU `-chardev socket,path=PATH
+    /// -netdev vhost-user,chardev=...`), sharing the guest's memory.
+    VhostUser(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

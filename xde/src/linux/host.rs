@@ -170,13 +170,15 @@ impl Host for LinuxHost {
         name: &str,
         mac: MacAddr,
         mtu: u32,
-        attach: PortAttach,
+        attach: &PortAttach,
     ) -> Result<(), OpteError> {
         let tap = match attach {
             PortAttach::Netdev => Tap::create_multi(name, mac, mtu, self.workers),
             PortAttach::Vmm => Tap::create_for_vmm(name, mtu),
+            PortAttach::VhostUser(path) => Tap::create_vhost_user(name, std::path::Path::new(path))
+                .map_err(|e| std::io::Error::new(e.kind(), format!("vhost-user at {path}: {e}"))),
         }
-        .map_err(|e| system(&e, format!("creating TAP {name}: {e}")))?;
+        .map_err(|e| system(&e, format!("creating port {name}: {e}")))?;
         tracing::info!(port = name, %mac, mtu, ?attach, "TAP created");
         self.taps
             .lock()

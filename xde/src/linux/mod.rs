@@ -22,6 +22,7 @@ pub mod nexthop;
 pub mod ring;
 pub mod tap;
 pub mod underlay;
+pub mod vhost;
 
 /// How the daemons write their log lines (on standard error).
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

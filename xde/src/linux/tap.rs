@@ -111,6 +111,9 @@ pub struct Tap {
     hdr_len: usize,
     /// A VMM's TAP is persistent: it is deleted (by this interface index) with the port.
     persistent: Option<u32>,
+    /// A vhost-user port has no device: `file` is the datapath's end of a socket pair whose
+    /// other end this server's device moves to and from the guest's virtqueues.
+    vhost: Option<super::vhost::Server>,
     /// The device is gone while the port is not (its network namespace was deleted, say).
     gone: AtomicBool,
 }
@@ -146,6 +149,27 @@ impl Tap {
     /// socket: what the VMM writes arrives there, what is sent there reaches the VMM.
     pub fn create_for_vmm(name: &str, mtu: u32) -> io::Result<Self> {
         Self::open(name, Kind::Vmm, mtu, 1)
+    }
+
+    /// A vhost-user port `name`: no network device; the daemon serves the vhost-user
+    /// protocol at `path` for a VMM's virtio-net device ([`super::vhost`]). Frames pass
+    /// behind the same 12-byte header as on a container's TAP.
+    pub fn create_vhost_user(name: &str, path: &std::path::Path) -> io::Result<Self> {
+        let (file, server) = super::vhost::port(name, path)?;
+        Ok(Self {
+            name: name.to_string(),
+            file,
+            more: Vec::new(),
+            hdr_len: VNET_HDR_LEN,
+            persistent: None,
+            vhost: Some(server),
+            gone: AtomicBool::new(false),
+        })
+    }
+
+    /// The vhost-user server of a vhost-user port.
+    pub fn vhost_user(&self) -> Option<&super::vhost::Server> {
+        self.vhost.as_ref()
     }
 
     /// Create TUN `name` (`IFF_TUN | IFF_NO_PI`: bare IPv4 and IPv6 packets, no virtio-net
@@ -189,6 +213,7 @@ impl Tap {
             more: files.collect(),
             hdr_len: 0,
             persistent: None,
+            vhost: None,
             gone: AtomicBool::new(false),
         };
         match kind {

@@ -89,7 +89,7 @@ impl Host for SimHost {
         name: &str,
         _mac: MacAddr,
         _mtu: u32,
-        _attach: PortAttach,
+        _attach: &PortAttach,
     ) -> Result<(), OpteError> {
         self.ports.write().unwrap().push(name.to_string());
         Ok(())
