@@ -1,9 +1,11 @@
 //! `cargo xtask`: the project's tasks.
 //!
-//! - `demo [--keep | --down]`: the project's main job, a small VPC on this machine (see
-//!   `lab/src/bin/xde-demo.rs`), built in release after installing what it needs.
-//! - `kbench [--runs N] [--json]`: OPTE's Linux host against the kernel's bridge + VXLAN
-//!   (`lab/src/bin/xde-kbench.rs`), built in release; `cargo kbench` is its alias.
+//! - `demo [--keep | --down | --vm]`: the project's main job, a small VPC on this machine
+//!   (see `lab/src/bin/xde-demo.rs`), built in release after installing what it needs;
+//!   `--vm` adds a virtual machine on a port.
+//! - `kbench [--runs N] [--json] [--no-vm]`: OPTE's Linux host against the kernel's bridge
+//!   + VXLAN, and VM to VM by TAP and by vhost-user (`lab/src/bin/xde-kbench.rs`), built in
+//!   release; `cargo kbench` is its alias.
 //! - `test`: everything CI checks, in the order a failure is cheapest to see: formatting,
 //!   clippy (warnings are errors), the `no_std` build of the engine crates, and every test of
 //!   the workspace (which includes the tshark dissection check and the fuzz corpus replay).
@@ -46,7 +48,7 @@ fn main() -> ExitCode {
         Some("kbench") => kbench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!(
-                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json]  OPTE's Linux host against the kernel's bridge + VXLAN (root)\n  test                     format, lint and run every test (installs what tests need)"
+                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json] [--no-vm]  OPTE's Linux host against the kernel's bridge + VXLAN, and VM to VM by TAP and vhost-user (root)\n  test                     format, lint and run every test (installs what tests need)"
             );
             Ok(())
         }

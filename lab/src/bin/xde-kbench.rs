@@ -15,11 +15,18 @@
 //! OPTE the daemons' own. A benchmark, never a test. `--json` prints the figures as JSON;
 //! `--xded-arg ARG` (repeatable) passes ARG to the daemons, to compare their options (e.g.
 //! `--xded-arg --no-rx-rings`).
+//!
+//! Then VM to VM: two QEMU VMs (TCG) on the two sleds, their NICs once on `--vmm` TAP
+//! ports and once on vhost-user ports; one fetches a 64 MiB file from the other's web
+//! server (busybox `wget` and `httpd`), interleaved, `--runs N` times each. Under software
+//! emulation the guests' own CPU bounds these figures; they compare the two attachments,
+//! not OPTE with anything. `--no-vm` leaves this part out.
 
 use serde_json::{Value, json};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use xde_lab::kernel::{KernelVpc, Tunnel, has_geneve};
+use xde_lab::vm::{self, Nic, Vm, VmSpec};
 use xde_lab::vpc::{Bins, GuestSpec, Lab};
 use xde_lab::{Netns, is_root, unique};
 
@@ -254,6 +261,7 @@ fn spread(v: &[f64]) -> (f64, f64) {
 
 fn main() -> ExitCode {
     let (mut json_out, mut runs, mut xded_args) = (false, 3usize, Vec::new());
+    let mut vms = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -265,6 +273,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            "--no-vm" => vms = false,
             "--xded-arg" => match args.next() {
                 Some(x) => xded_args.push(x),
                 None => {
@@ -396,17 +405,44 @@ fn main() -> ExitCode {
             "ratio_opte_to_kernel": med(0) / med(1).max(f64::MIN_POSITIVE),
         }));
     }
+    // VM to VM, on a lab of its own once the guests' figures are in.
+    let side_names: Vec<&'static str> = sides.iter().map(|s| s.name()).collect();
+    drop(sides);
+    let vm_figures = if vms {
+        if progress {
+            eprint!("\r\x1b[KVM to VM: booting four VMs…");
+        }
+        match vm_to_vm(&bins, &format!("{id}v"), runs) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("\nxde-kbench: VM to VM: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    if progress {
+        eprint!("\r\x1b[K");
+    }
     if json_out {
+        for (name, values) in &vm_figures {
+            report.push(json!({
+                "test": format!("VM to VM TCP (wget 64 MiB), {name}"),
+                "unit": "Mbit/s",
+                "sides": [{"side": name, "values": values, "median": median(values)}],
+            }));
+        }
         println!("{}", Value::Array(report));
         return ExitCode::SUCCESS;
     }
     println!("guest to guest across two sleds, {runs} runs each, interleaved; median (min–max)");
-    if sides.len() == 2 {
+    if side_names.len() == 2 {
         println!("(this kernel has no Geneve devices: the kernel's side is VXLAN only)");
     }
     print!("\n{:<26}", "test");
-    for side in &sides {
-        print!(" {:>26}", side.name());
+    for name in &side_names {
+        print!(" {name:>26}");
     }
     println!(
         " {:>7} {:>24} {:>12}",
@@ -462,5 +498,92 @@ fn main() -> ExitCode {
         "\n(ratio: OPTE / the kernel's VXLAN; for latency, lower is better. CPU per packet: \
          busy time over underlay packets, a kernel packet often being a 64 KB GSO super-frame)"
     );
+    if !vm_figures.is_empty() {
+        println!("\nVM to VM across two sleds through the daemons (QEMU, TCG; wget of 64 MiB)");
+        for (name, values) in &vm_figures {
+            let (lo, hi) = spread(values);
+            println!(
+                "  {name:<22} {:>6.0} Mbit/s ({lo:.0}–{hi:.0})",
+                median(values)
+            );
+        }
+    }
     ExitCode::SUCCESS
+}
+
+/// The size of the file VMs fetch from each other.
+const VM_FILE_MIB: u64 = 64;
+
+/// Two VMs on two sleds, on `--vmm` TAP ports and on vhost-user ports: each pair's
+/// throughput, one fetching a file from the other's web server, `runs` times each,
+/// interleaved. (name, Mbit/s per run) per attachment.
+fn vm_to_vm(bins: &Bins, id: &str, runs: usize) -> Result<Vec<(String, Vec<f64>)>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let cache = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .ok_or("where is target/")?
+        .join("tmp/vm-kernel");
+    std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    let kernel = vm::debian_kernel(&cache)?;
+    let mut lab = Lab::build(bins, id, 2, &[])?;
+    let initramfs = lab.dir.join("vm.initrd");
+    vm::initramfs(&kernel, &initramfs)?;
+    let mut pairs: Vec<(String, Vm, Vm)> = Vec::new();
+    for (kind, first) in [("TAP (--vmm)", 10u8), ("vhost-user", 20)] {
+        let mut pair = Vec::new();
+        for (i, sled) in [(first, 0usize), (first + 1, 1)] {
+            let g = GuestSpec::new(&format!("vm{i}"), 100, 30, i, sled);
+            let (cfg, nic) = if kind == "vhost-user" {
+                let sock = lab.dir.join(format!("vm{i}.vhost"));
+                (lab.add_vhost_user_port(&g, &sock)?, Nic::VhostUser(sock))
+            } else {
+                (lab.add_vm_port(&g)?, Nic::Tap(g.name.clone()))
+            };
+            let spec = VmSpec {
+                kernel: kernel.clone(),
+                initramfs: initramfs.clone(),
+                nic,
+                mac: cfg.guest_mac.to_string(),
+                memory_mib: 384,
+            };
+            let t = std::time::Duration::from_secs(60);
+            let mut v = Vm::boot(&lab.sleds[sled].ns, &spec, t)?;
+            v.udhcpc(t)?;
+            pair.push(v);
+        }
+        let (Some(client), Some(mut server)) = (pair.pop(), pair.pop()) else {
+            return Err("a VM pair".into());
+        };
+        let t = std::time::Duration::from_secs(60);
+        server.ok(
+            &format!(
+                "mkdir -p /www && dd if=/dev/zero of=/www/f bs=1M count={VM_FILE_MIB} 2>/dev/null \
+                 && httpd -p 80 -h /www"
+            ),
+            t,
+        )?;
+        pairs.push((kind.to_string(), server, client));
+    }
+    let mut figures: Vec<(String, Vec<f64>)> = pairs
+        .iter()
+        .map(|(k, ..)| (k.clone(), Vec::new()))
+        .collect();
+    for _ in 0..runs {
+        for (i, (_, _, client)) in pairs.iter_mut().enumerate() {
+            let server_ip = format!("172.30.0.{}", [10, 20][i]);
+            let start = std::time::Instant::now();
+            client.ok(
+                &format!("wget -q -O /dev/null http://{server_ip}/f"),
+                std::time::Duration::from_secs(300),
+            )?;
+            let secs = start.elapsed().as_secs_f64();
+            figures[i]
+                .1
+                .push((VM_FILE_MIB * 8 * 1024 * 1024) as f64 / secs / 1e6);
+        }
+    }
+    drop(pairs);
+    drop(lab);
+    Ok(figures)
 }
