@@ -50,7 +50,9 @@ pub fn debian_kernel(cache: &Path) -> Result<Kernel, String> {
     // One fetch at a time in this process (tests run in threads); another process's is
     // kept apart by its own partial directory and the rename.
     static FETCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = FETCHING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = FETCHING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !root.join("boot").is_dir() {
         // Unpacked beside, then renamed into place: a concurrent fetch of the same
         // package, or one interrupted, never leaves a half-unpacked tree at `root`.

@@ -3,9 +3,9 @@
 //! - `demo [--keep | --down | --vm]`: the project's main job, a small VPC on this machine
 //!   (see `lab/src/bin/xde-demo.rs`), built in release after installing what it needs;
 //!   `--vm` adds a virtual machine on a port.
-//! - `kbench [--runs N] [--json] [--no-vm]`: OPTE's Linux host against the kernel's bridge
-//!   + VXLAN, and VM to VM by TAP and by vhost-user (`lab/src/bin/xde-kbench.rs`), built in
-//!   release; `cargo kbench` is its alias.
+//! - `kbench [--runs N] [--json] [--no-vm]`: OPTE's Linux host against the kernel's
+//!   bridge and VXLAN, and VM to VM by TAP and by vhost-user (`lab/src/bin/xde-kbench.rs`),
+//!   built in release; `cargo kbench` is its alias.
 //! - `test`: everything CI checks, in the order a failure is cheapest to see: formatting,
 //!   clippy (warnings are errors), the `no_std` build of the engine crates, and every test of
 //!   the workspace (which includes the tshark dissection check and the fuzz corpus replay).

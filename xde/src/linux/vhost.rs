@@ -30,7 +30,9 @@ use nix::libc;
 use std::prelude::rust_2024::*;
 use std::{format, vec};
 
-use super::tap::{VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN};
+use super::tap::{
+    VNET_F_DATA_VALID, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN,
+};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -282,6 +284,10 @@ impl Device {
             hdr.copy_from_slice(h);
         }
         hdr[10..12].copy_from_slice(&(n as u16).to_le_bytes());
+        if !self.acked(VIRTIO_NET_F_GUEST_CSUM) {
+            // "Checksum valid" is a hint the driver may only be given with GUEST_CSUM.
+            hdr[0] &= !VNET_F_DATA_VALID;
+        }
         for (i, (head, mut w)) in chains.into_iter().enumerate() {
             let mut written = 0usize;
             if i == 0 {
@@ -723,15 +729,10 @@ fn relay(port: &str, front: UnixStream, back: UnixStream) -> Relay {
             format!("vhost-{port}-b"),
             Box::new(move || {
                 if let Some(back) = b2 {
-                    let r = lock(&front_w)
-                        .as_ref()
-                        .and_then(|f| f.try_clone().ok())
-                        .ok_or_else(|| io::Error::other("no front-end"))
-                        .and_then(|front| {
-                            let r = pass(&back, &front);
-                            let _ = front.shutdown(std::net::Shutdown::Both);
-                            r
-                        });
+                    let r = pass(&back, &front_w);
+                    if let Some(f) = lock(&front_w).as_ref() {
+                        let _ = f.shutdown(std::net::Shutdown::Both);
+                    }
                     if let Err(e) = r {
                         tracing::debug!(port, error = %e, "vhost-user relay: device side ended");
                     }
@@ -869,10 +870,14 @@ fn front_to_back(
     Ok(())
 }
 
-/// Device to front-end: replies, passed as they are.
-fn pass(back: &UnixStream, front: &UnixStream) -> io::Result<()> {
+/// Device to front-end: replies, passed as they are (each whole, under the lock that the
+/// relay's own early acknowledgements take too).
+fn pass(back: &UnixStream, front: &Mutex<Option<UnixStream>>) -> io::Result<()> {
     while let Some((msg, fds)) = recv_msg(back)? {
-        send_msg(front, &msg, &fds)?;
+        match lock(front).as_ref() {
+            Some(f) => send_msg(f, &msg, &fds)?,
+            None => return Err(io::Error::other("no front-end")),
+        }
     }
     Ok(())
 }
