@@ -207,6 +207,7 @@ fn a_front_end_that_breaks_the_rules_stops_its_queue_and_the_daemon_lives() {
     assert!(d.log().contains("queue=1"), "{}", d.log());
     assert_eq!(f.tx_used(), 0);
     assert!(d.hdl().list_ports().is_ok(), "the daemon lives");
+    assert_eq!(d.counter("vhost_queues_broken"), 1);
     drop(f);
 
     // The next front-end is served afresh: a frame too short to be one is dropped, its
@@ -216,6 +217,9 @@ fn a_front_end_that_breaks_the_rules_stops_its_queue_and_the_daemon_lives() {
     f.transmit(DATA, 8);
     assert!(eventually(|| f.tx_used() == 1), "{}", d.log());
     assert_eq!(d.log().matches("broke the queue's rules").count(), 1);
+    assert_eq!(d.counter("vhost_tx_dropped"), 1);
+    assert_eq!(d.counter("vhost_tx_frames"), 0);
+    assert_eq!(d.counter("vhost_connections"), 4);
     drop(f);
     assert!(
         eventually(|| d.log().matches("the VMM's connection ended").count() >= 4),

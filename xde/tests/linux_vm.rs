@@ -158,6 +158,13 @@ fn a_vm_on_a_vhost_user_port_leases_talks_and_comes_back_after_its_vmm_restarts(
         2,
         "{log}"
     );
+    // Both files came in through the guest's receive queue, in frames of at most 64 KiB;
+    // no queue was found broken.
+    let d = &lab.sleds[0].daemon;
+    assert_eq!(d.counter("vhost_connections"), 2);
+    assert!(d.counter("vhost_rx_frames") >= 2 * (2 << 20) / 65536);
+    assert!(d.counter("vhost_tx_frames") > 10);
+    assert_eq!(d.counter("vhost_queues_broken"), 0);
     // Deleting the port stops the server and removes its socket.
     lab.sleds[0].daemon.hdl().delete_xde("vm1").unwrap();
     assert!(!sock.exists(), "{} is left", sock.display());

@@ -209,13 +209,20 @@ impl Host for LinuxHost {
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
-        vec![
+        let mut c = vec![
             ("worker_allocs".to_string(), super::allocs::worker_allocs()),
             (
                 "worker_route_allocs".to_string(),
                 super::allocs::route_allocs(),
             ),
-        ]
+        ];
+        // The vhost-user ports' devices, summed.
+        let taps = self.taps.lock().unwrap_or_else(PoisonError::into_inner);
+        let vhost: Vec<_> = taps.values().filter_map(|t| t.vhost_user()).collect();
+        c.extend(super::vhost::Counters::sum(
+            vhost.iter().map(|s| &*s.counters),
+        ));
+        c
     }
 
     fn next_hop(&self, dst: Ipv6Addr, hash: u16) -> Result<Route, RouteError> {

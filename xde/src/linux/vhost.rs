@@ -15,12 +15,13 @@
 //! is copied into as many of the guest's receive buffers as it needs (mergeable receive
 //! buffers, `num_buffers` set), or waits (a bounded backlog) until the guest posts more.
 //!
-//! A frontend that breaks the rules (descriptors outside its memory, chains that loop or
-//! are too long, frames too short or too long) gets that queue marked broken: it is
-//! logged once and no longer processed until the VMM reconnects; the daemon lives on.
-//! Messages that are not the protocol's (garbage, oversized) end the connection.
+//! A frontend that breaks the rules gets what it deserves, and the daemon lives on: a
+//! descriptor outside its memory, or a chain the queue library refuses, marks that queue
+//! broken (logged once, no longer processed until the VMM reconnects); a frame too short
+//! or too long is dropped and its buffer given back; messages that are not the protocol's
+//! (garbage, oversized) end the connection. Counted in `dump-xde-stats` (`vhost_*`).
 //!
-//! Between the VMM and the device sits a small relay (see [`relay`]): QEMU enables rings
+//! Between the VMM and the device sits a small relay (`relay` below): QEMU enables rings
 //! before it acknowledges the protocol features that make enabling them legal, which the
 //! `vhost` crate refuses by ending the connection; the relay holds such a request until
 //! the features are set. Everything else passes through as it came, descriptors included.
@@ -116,6 +117,38 @@ pub struct Counters {
     pub broken: AtomicU64,
     /// Connections of a VMM served.
     pub connections: AtomicU64,
+}
+
+impl Counters {
+    /// The counters of `all`, added up, named as `dump-xde-stats` shows them.
+    pub fn sum<'a>(all: impl Iterator<Item = &'a Counters>) -> Vec<(String, u64)> {
+        let mut t = [0u64; 6];
+        for c in all {
+            let v = [
+                &c.tx_frames,
+                &c.rx_frames,
+                &c.rx_dropped,
+                &c.tx_dropped,
+                &c.broken,
+                &c.connections,
+            ];
+            for (s, x) in t.iter_mut().zip(v) {
+                *s += x.load(Ordering::Relaxed);
+            }
+        }
+        [
+            "vhost_tx_frames",
+            "vhost_rx_frames",
+            "vhost_rx_dropped",
+            "vhost_tx_dropped",
+            "vhost_queues_broken",
+            "vhost_connections",
+        ]
+        .iter()
+        .zip(t)
+        .map(|(n, v)| (n.to_string(), v))
+        .collect()
+    }
 }
 
 /// The device of one connection: what the vring thread needs.
