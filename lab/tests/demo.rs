@@ -62,12 +62,15 @@ fn the_demo_with_a_vm_passes_every_step_and_leaves_nothing_behind() {
     }
     let (ok, out) = demo(&["--vm"]);
     let id = id_of(&out);
-    assert_all_passed(ok, &out, 15);
+    assert_all_passed(ok, &out, 18);
     for step in [
         "✓ VM vm1 on sled 0: kernel, initramfs, boot (QEMU, TCG)",
         "✓ vm1 leases its address (udhcpc): 172.30.0.7/32 via 172.30.0.1",
         "✓ ping vm1 → a2, across sleds",
         "✓ vm1 fetches 1 MiB from a2 over HTTP (busybox wget): sha256",
+        "✓ VM vm2 on sled 1 by vhost-user: boot",
+        "✓ vm2 leases its address (udhcpc): 172.30.0.8/32 via 172.30.0.1",
+        "✓ ping vm2 → vm1, across sleds (vhost-user to TAP): round-trip",
     ] {
         assert!(out.contains(step), "no {step:?} in:\n{out}");
     }

@@ -5,10 +5,11 @@
 //! everything is removed, and the exit status is 0 only if every step passed.
 //!
 //! `xde-demo [--keep]`: `--keep` leaves the VPC up and says how to enter each guest.
-//! `xde-demo --vm`: the same, and then a virtual machine on a port of sled 0 (QEMU under
-//! TCG, Debian's cloud kernel fetched as a package, a busybox initramfs built on the
+//! `xde-demo --vm`: the same, and then a virtual machine on a TAP port of sled 0 (QEMU
+//! under TCG, Debian's cloud kernel fetched as a package, a busybox initramfs built on the
 //! spot) that leases its address from the OPTE gateway, pings a guest across sleds and
-//! fetches a file from it.
+//! fetches a file from it; and a second VM on sled 1, on a vhost-user port, that leases
+//! and pings the first.
 //! `xde-demo --down [ID]`: removes the kept ones (or the one named).
 //! `xde-demo --compare`: iperf3 TCP, one stream, guest to guest across sleds through the
 //! daemons and through the same topology built with the kernel alone (bridge + VXLAN),
@@ -306,8 +307,38 @@ fn demo(keep: bool, vm: bool) -> ExitCode {
 fn vm_steps(steps: &mut Steps, lab: &mut Lab) {
     use std::time::Duration;
     use xde_lab::vm::{self, Nic, Vm, VmSpec};
-    let spec = GuestSpec::new("vm1", 100, 30, 7, 0);
+    // Boot VM `name` on `sled`, its NIC on a `--vmm` TAP port or a vhost-user port.
+    let boot = |lab: &mut Lab,
+                kernel: &vm::Kernel,
+                initramfs: &Path,
+                name: &str,
+                last: u8,
+                sled: usize,
+                vhost_user: bool|
+     -> Result<(Vm, String), String> {
+        let spec = GuestSpec::new(name, 100, 30, last, sled);
+        let (cfg, nic) = if vhost_user {
+            let sock = lab.dir.join(format!("{name}.vhost"));
+            (lab.add_vhost_user_port(&spec, &sock)?, Nic::VhostUser(sock))
+        } else {
+            (lab.add_vm_port(&spec)?, Nic::Tap(name.into()))
+        };
+        let v = Vm::boot(
+            &lab.sleds[sled].ns,
+            &VmSpec {
+                kernel: kernel.clone(),
+                initramfs: initramfs.to_path_buf(),
+                nic,
+                mac: cfg.guest_mac.to_string(),
+                memory_mib: 256,
+            },
+            Duration::from_secs(60),
+        )?;
+        let msg = format!("pid {}, MAC {}", v.pid(), cfg.guest_mac);
+        Ok((v, msg))
+    };
     let mut booted = None;
+    let mut image = None;
     steps.run(
         "VM vm1 on sled 0: kernel, initramfs, boot (QEMU, TCG)",
         || {
@@ -320,22 +351,11 @@ fn vm_steps(steps: &mut Steps, lab: &mut Lab) {
             let cache = target.join("tmp/vm-kernel");
             std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
             let kernel = vm::debian_kernel(&cache)?;
-            let initramfs = lab.dir.join("vm1.initrd");
+            let initramfs = lab.dir.join("vm.initrd");
             vm::initramfs(&kernel, &initramfs)?;
-            let cfg = lab.add_vm_port(&spec)?;
-            let v = Vm::boot(
-                &lab.sleds[0].ns,
-                &VmSpec {
-                    kernel,
-                    initramfs,
-                    nic: Nic::Tap("vm1".into()),
-                    mac: cfg.guest_mac.to_string(),
-                    memory_mib: 256,
-                },
-                Duration::from_secs(60),
-            )?;
-            let msg = format!("pid {}, MAC {}", v.pid(), cfg.guest_mac);
+            let (v, msg) = boot(lab, &kernel, &initramfs, "vm1", 7, 0, false)?;
             booted = Some(v);
+            image = Some((kernel, initramfs));
             Ok(msg)
         },
     );
@@ -384,6 +404,33 @@ fn vm_steps(steps: &mut Steps, lab: &mut Lab) {
         } else {
             Err(format!("sha256 {got}, sent {want}"))
         }
+    });
+    // A second VM, on the other sled, served by the daemon over vhost-user.
+    let Some((kernel, initramfs)) = image else {
+        return;
+    };
+    let mut second = None;
+    steps.run("VM vm2 on sled 1 by vhost-user: boot", || {
+        let (v2, msg) = boot(lab, &kernel, &initramfs, "vm2", 8, 1, true)?;
+        second = Some(v2);
+        Ok(msg)
+    });
+    let Some(mut v2) = second else {
+        return;
+    };
+    steps.run("vm2 leases its address (udhcpc)", || {
+        let l = v2.udhcpc(t)?;
+        Ok(format!("{} via {}", l.addr, l.router))
+    });
+    steps.run("ping vm2 → vm1, across sleds (vhost-user to TAP)", || {
+        v2.ok("ping -c 3 -W 5 172.30.0.7", t).map(|out| {
+            out.lines()
+                .rev()
+                .find(|l| l.contains("min/avg/max"))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
     });
 }
 
