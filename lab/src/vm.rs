@@ -85,6 +85,47 @@ pub fn debian_kernel(cache: &Path) -> Result<Kernel, String> {
     Ok(Kernel { vmlinuz, modules })
 }
 
+/// [`debian_kernel`] cached beside the running program's build, in `target/tmp/vm-kernel`
+/// (where the tests keep theirs), for the lab's programs in `target/{debug,release}`.
+pub fn debian_kernel_for_this_build() -> Result<Kernel, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("where am I: {e}"))?;
+    let cache = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("where is target/")?
+        .join("tmp/vm-kernel");
+    std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    debian_kernel(&cache)
+}
+
+/// Make VM `g`'s port on its sled, its NIC on a `--vmm` TAP or (with `vhost_user`) on a
+/// vhost-user socket in the lab's directory, and boot it from `kernel` and `initramfs`
+/// with `memory_mib`. The VM and its port's configuration.
+pub fn boot_on_port(
+    lab: &mut crate::vpc::Lab,
+    g: &crate::vpc::GuestSpec,
+    vhost_user: bool,
+    kernel: &Kernel,
+    initramfs: &Path,
+    memory_mib: u32,
+) -> Result<(Vm, oxide_vpc::api::VpcCfg), String> {
+    let (cfg, nic) = if vhost_user {
+        let sock = lab.dir.join(format!("{}.vhost", g.name));
+        (lab.add_vhost_user_port(g, &sock)?, Nic::VhostUser(sock))
+    } else {
+        (lab.add_vm_port(g)?, Nic::Tap(g.name.clone()))
+    };
+    let spec = VmSpec {
+        kernel: kernel.clone(),
+        initramfs: initramfs.to_path_buf(),
+        nic,
+        mac: cfg.guest_mac.to_string(),
+        memory_mib,
+    };
+    let ns = &lab.sleds.get(g.sled).ok_or("no such sled")?.ns;
+    Ok((Vm::boot(ns, &spec, Duration::from_secs(60))?, cfg))
+}
+
 fn fetch_and_unpack(pkg: &str, dir: &Path) -> Result<(), String> {
     let out = command("apt-get")
         .args(["download", "-q", pkg])
@@ -532,6 +573,18 @@ impl Vm {
             .find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit()))
             .map(str::to_string)
             .ok_or_else(|| format!("no checksum from the VM:\n{out}"))
+    }
+
+    /// Ping `addr` three times; the summary line (`round-trip min/avg/max = ...`).
+    pub fn ping(&mut self, addr: &str, timeout: Duration) -> Result<String, String> {
+        let out = self.ok(&format!("ping -c 3 -W 5 {addr}"), timeout)?;
+        Ok(out
+            .lines()
+            .rev()
+            .find(|l| l.contains("min/avg/max"))
+            .unwrap_or("")
+            .trim()
+            .to_string())
     }
 
     /// Leave the VM running when this guard drops.

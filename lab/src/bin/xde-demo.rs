@@ -306,54 +306,19 @@ fn demo(keep: bool, vm: bool) -> ExitCode {
 /// its files go with the lab.
 fn vm_steps(steps: &mut Steps, lab: &mut Lab) {
     use std::time::Duration;
-    use xde_lab::vm::{self, Nic, Vm, VmSpec};
-    // Boot VM `name` on `sled`, its NIC on a `--vmm` TAP port or a vhost-user port.
-    let boot = |lab: &mut Lab,
-                kernel: &vm::Kernel,
-                initramfs: &Path,
-                name: &str,
-                last: u8,
-                sled: usize,
-                vhost_user: bool|
-     -> Result<(Vm, String), String> {
-        let spec = GuestSpec::new(name, 100, 30, last, sled);
-        let (cfg, nic) = if vhost_user {
-            let sock = lab.dir.join(format!("{name}.vhost"));
-            (lab.add_vhost_user_port(&spec, &sock)?, Nic::VhostUser(sock))
-        } else {
-            (lab.add_vm_port(&spec)?, Nic::Tap(name.into()))
-        };
-        let v = Vm::boot(
-            &lab.sleds[sled].ns,
-            &VmSpec {
-                kernel: kernel.clone(),
-                initramfs: initramfs.to_path_buf(),
-                nic,
-                mac: cfg.guest_mac.to_string(),
-                memory_mib: 256,
-            },
-            Duration::from_secs(60),
-        )?;
-        let msg = format!("pid {}, MAC {}", v.pid(), cfg.guest_mac);
-        Ok((v, msg))
-    };
+    use xde_lab::vm;
     let mut booted = None;
     let mut image = None;
     steps.run(
         "VM vm1 on sled 0: kernel, initramfs, boot (QEMU, TCG)",
         || {
             // Debian's cloud kernel, fetched once into target/tmp (beside the tests' copy).
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let target = exe
-                .parent()
-                .and_then(Path::parent)
-                .ok_or("where is target/")?;
-            let cache = target.join("tmp/vm-kernel");
-            std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
-            let kernel = vm::debian_kernel(&cache)?;
+            let kernel = vm::debian_kernel_for_this_build()?;
             let initramfs = lab.dir.join("vm.initrd");
             vm::initramfs(&kernel, &initramfs)?;
-            let (v, msg) = boot(lab, &kernel, &initramfs, "vm1", 7, 0, false)?;
+            let g = GuestSpec::new("vm1", 100, 30, 7, 0);
+            let (v, cfg) = vm::boot_on_port(lab, &g, false, &kernel, &initramfs, 256)?;
+            let msg = format!("pid {}, MAC {}", v.pid(), cfg.guest_mac);
             booted = Some(v);
             image = Some((kernel, initramfs));
             Ok(msg)
@@ -368,16 +333,7 @@ fn vm_steps(steps: &mut Steps, lab: &mut Lab) {
         Ok(format!("{} via {}", l.addr, l.router))
     });
     let a2 = lab.guest("a2");
-    steps.run("ping vm1 → a2, across sleds", || {
-        v.ok(&format!("ping -c 3 -W 5 {}", a2.ip4()), t).map(|out| {
-            out.lines()
-                .rev()
-                .find(|l| l.contains("min/avg/max"))
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        })
-    });
+    steps.run("ping vm1 → a2, across sleds", || v.ping(&a2.ip4(), t));
     steps.run("vm1 fetches 1 MiB from a2 over HTTP (busybox wget)", || {
         let www = lab.dir.join("www");
         std::fs::create_dir_all(&www).map_err(|e| e.to_string())?;
@@ -411,7 +367,9 @@ fn vm_steps(steps: &mut Steps, lab: &mut Lab) {
     };
     let mut second = None;
     steps.run("VM vm2 on sled 1 by vhost-user: boot", || {
-        let (v2, msg) = boot(lab, &kernel, &initramfs, "vm2", 8, 1, true)?;
+        let g = GuestSpec::new("vm2", 100, 30, 8, 1);
+        let (v2, cfg) = vm::boot_on_port(lab, &g, true, &kernel, &initramfs, 256)?;
+        let msg = format!("pid {}, MAC {}", v2.pid(), cfg.guest_mac);
         second = Some(v2);
         Ok(msg)
     });
@@ -423,14 +381,7 @@ fn vm_steps(steps: &mut Steps, lab: &mut Lab) {
         Ok(format!("{} via {}", l.addr, l.router))
     });
     steps.run("ping vm2 → vm1, across sleds (vhost-user to TAP)", || {
-        v2.ok("ping -c 3 -W 5 172.30.0.7", t).map(|out| {
-            out.lines()
-                .rev()
-                .find(|l| l.contains("min/avg/max"))
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        })
+        v2.ping("172.30.0.7", t)
     });
 }
 

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use xde_lab::kernel::{KernelVpc, Tunnel, has_geneve};
-use xde_lab::vm::{self, Nic, Vm, VmSpec};
+use xde_lab::vm::{self, Vm};
 use xde_lab::vpc::{Bins, GuestSpec, Lab};
 use xde_lab::{Netns, is_root, unique};
 
@@ -518,14 +518,7 @@ const VM_FILE_MIB: u64 = 64;
 /// throughput, one fetching a file from the other's web server, `runs` times each,
 /// interleaved. (name, Mbit/s per run) per attachment.
 fn vm_to_vm(bins: &Bins, id: &str, runs: usize) -> Result<Vec<(String, Vec<f64>)>, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let cache = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .ok_or("where is target/")?
-        .join("tmp/vm-kernel");
-    std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
-    let kernel = vm::debian_kernel(&cache)?;
+    let kernel = vm::debian_kernel_for_this_build()?;
     let mut lab = Lab::build(bins, id, 2, &[])?;
     let initramfs = lab.dir.join("vm.initrd");
     vm::initramfs(&kernel, &initramfs)?;
@@ -534,22 +527,9 @@ fn vm_to_vm(bins: &Bins, id: &str, runs: usize) -> Result<Vec<(String, Vec<f64>)
         let mut pair = Vec::new();
         for (i, sled) in [(first, 0usize), (first + 1, 1)] {
             let g = GuestSpec::new(&format!("vm{i}"), 100, 30, i, sled);
-            let (cfg, nic) = if kind == "vhost-user" {
-                let sock = lab.dir.join(format!("vm{i}.vhost"));
-                (lab.add_vhost_user_port(&g, &sock)?, Nic::VhostUser(sock))
-            } else {
-                (lab.add_vm_port(&g)?, Nic::Tap(g.name.clone()))
-            };
-            let spec = VmSpec {
-                kernel: kernel.clone(),
-                initramfs: initramfs.clone(),
-                nic,
-                mac: cfg.guest_mac.to_string(),
-                memory_mib: 384,
-            };
-            let t = std::time::Duration::from_secs(60);
-            let mut v = Vm::boot(&lab.sleds[sled].ns, &spec, t)?;
-            v.udhcpc(t)?;
+            let vhost_user = kind == "vhost-user";
+            let (mut v, _) = vm::boot_on_port(&mut lab, &g, vhost_user, &kernel, &initramfs, 384)?;
+            v.udhcpc(std::time::Duration::from_secs(60))?;
             pair.push(v);
         }
         let (Some(client), Some(mut server)) = (pair.pop(), pair.pop()) else {

@@ -160,8 +160,38 @@ struct Device {
     acked: AtomicU64,
     /// Queues found broken, by index.
     broken: [AtomicBool; QUEUES],
-    backlog: Mutex<VecDeque<Vec<u8>>>,
+    rx: Mutex<Rx>,
+    /// Where a frame from the guest is gathered before it goes to the datapath.
+    tx_buf: Mutex<Vec<u8>>,
     counters: Arc<Counters>,
+}
+
+/// The receive side's state, kept by the vring thread between events.
+struct Rx {
+    /// Frames waiting for the guest's receive buffers.
+    backlog: VecDeque<Vec<u8>>,
+    /// Where a frame from the datapath is read (one of the largest size).
+    buf: Vec<u8>,
+}
+
+impl Rx {
+    fn new() -> Self {
+        Self {
+            backlog: VecDeque::new(),
+            buf: vec![0u8; VNET_HDR_LEN + MAX_FRAME],
+        }
+    }
+}
+
+/// Tell the driver of `state`'s queue about the buffers given back, if it asked to be.
+fn notify(state: &mut VringState, mem: &GuestMemoryMmap) {
+    if state
+        .get_queue_mut()
+        .needs_notification(mem)
+        .unwrap_or(true)
+    {
+        let _ = state.signal_used_queue();
+    }
 }
 
 #[derive(Clone)]
@@ -197,7 +227,7 @@ impl Device {
             return;
         }
         let mem = self.mem.memory();
-        let mut frame = Vec::with_capacity(VNET_HDR_LEN + MAX_FRAME);
+        let mut frame = lock(&self.tx_buf);
         let mut used = false;
         let mut state = vring.get_mut();
         while let Some(chain) = state.get_queue_mut().pop_descriptor_chain(&*mem) {
@@ -237,13 +267,8 @@ impl Device {
             }
             used = true;
         }
-        if used
-            && state
-                .get_queue_mut()
-                .needs_notification(&*mem)
-                .unwrap_or(true)
-        {
-            let _ = state.signal_used_queue();
+        if used {
+            notify(&mut state, &mem);
         }
     }
 
@@ -282,17 +307,16 @@ impl Device {
     /// Copy `frame` (header first) into the guest's receive buffers: as many as it needs
     /// with mergeable buffers, else one. False (nothing taken) if the guest has posted too
     /// few.
-    fn receive_one(&self, state: &mut VringState, frame: &[u8]) -> bool {
-        let mem = self.mem.memory();
+    fn receive_one(&self, state: &mut VringState, mem: &GuestMemoryMmap, frame: &[u8]) -> bool {
         let mergeable = self.acked(VIRTIO_NET_F_MRG_RXBUF);
         let mut chains: Vec<(u16, Writer<'_>)> = Vec::new();
         let mut room = 0usize;
         while room < frame.len() && (mergeable || chains.is_empty()) {
-            let Some(chain) = state.get_queue_mut().pop_descriptor_chain(&*mem) else {
+            let Some(chain) = state.get_queue_mut().pop_descriptor_chain(mem) else {
                 break;
             };
             let head = chain.head_index();
-            match Writer::new(&*mem, chain) {
+            match Writer::new(mem, chain) {
                 Ok(w) => {
                     room += w.available_bytes();
                     chains.push((head, w));
@@ -338,7 +362,7 @@ impl Device {
             }
             rest = rest.get(take..).unwrap_or(&[]);
             written += take;
-            if let Err(e) = state.get_queue_mut().add_used(&*mem, head, written as u32) {
+            if let Err(e) = state.get_queue_mut().add_used(mem, head, written as u32) {
                 self.break_queue(RX, &e);
                 return false;
             }
@@ -349,14 +373,15 @@ impl Device {
     /// Give the guest what waits in the backlog, then what the datapath sent, as far as
     /// its receive buffers go; the rest waits (up to [`BACKLOG`] frames).
     fn receive(&self, vring: &VringRwLock) {
-        let mut backlog = lock(&self.backlog);
-        let mut buf = vec![0u8; VNET_HDR_LEN + MAX_FRAME];
+        let mut rx = lock(&self.rx);
+        let Rx { backlog, buf } = &mut *rx;
+        let mem = self.mem.memory();
         let ready = !self.is_broken(RX) && vring.get_ref().get_queue().ready();
         let mut state = vring.get_mut();
         let mut delivered = false;
         // What waited first, in order.
         while ready && let Some(f) = backlog.front() {
-            if !self.receive_one(&mut state, f) {
+            if !self.receive_one(&mut state, &mem, f) {
                 break;
             }
             backlog.pop_front();
@@ -367,7 +392,7 @@ impl Device {
             // Never waiting: the vring thread has the guest's kicks to see to as well.
             let n = match nix::sys::socket::recv(
                 self.end.as_raw_fd(),
-                &mut buf,
+                buf,
                 nix::sys::socket::MsgFlags::MSG_DONTWAIT,
             ) {
                 // The datapath's end closed: the port is going.
@@ -383,7 +408,7 @@ impl Device {
                 self.counters.rx_dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if backlog.is_empty() && self.receive_one(&mut state, frame) {
+            if backlog.is_empty() && self.receive_one(&mut state, &mem, frame) {
                 delivered = true;
                 self.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
             } else if backlog.len() < BACKLOG {
@@ -392,14 +417,8 @@ impl Device {
                 self.counters.rx_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let mem = self.mem.memory();
-        if delivered
-            && state
-                .get_queue_mut()
-                .needs_notification(&*mem)
-                .unwrap_or(true)
-        {
-            let _ = state.signal_used_queue();
+        if delivered {
+            notify(&mut state, &mem);
         }
     }
 }
@@ -653,7 +672,8 @@ impl Serve {
             mem: mem.clone(),
             acked: AtomicU64::new(0),
             broken: [AtomicBool::new(false), AtomicBool::new(false)],
-            backlog: Mutex::new(VecDeque::new()),
+            rx: Mutex::new(Rx::new()),
+            tx_buf: Mutex::new(Vec::with_capacity(VNET_HDR_LEN + MAX_FRAME)),
             counters: self.counters.clone(),
         });
         let mut daemon = VhostUserDaemon::new(format!("vhost-{}", self.port), Backend(dev), mem)
