@@ -523,12 +523,13 @@ fn gateway_icmp4_ping_and_arp() {
     assert_eq!(port.port().stats().out.hairpin, 1);
     assert_eq!(port.port().num_flows("uft", Direction::Out), Some(0));
 
-    // ARP for the gateway is answered; ARP for anyone else is not.
-    let arp = |tpa: &str| {
+    // ARP for the gateway is answered, and for the rest of the VPC subnet by proxy (with
+    // the gateway's MAC); ARP for the guest's own address or outside the subnet is not.
+    let arp_to = |dst: MacAddr, tpa: &str| {
         let h = opte::build::Headers {
             encap: None,
             eth: opte::wire::ether::EtherRepr {
-                dst: MacAddr::BROADCAST,
+                dst,
                 src: g1.guest_mac,
                 ether_type: opte::wire::ether::ETHER_TYPE_ARP,
                 vlan: None,
@@ -545,15 +546,33 @@ fn gateway_icmp4_ping_and_arp() {
         };
         Packet::copy_from(&h.build(&[]).unwrap())
     };
-    let (r, _) = out(&mut port, &rec, arp("172.30.0.1"), T0);
-    let ProcessResult::Hairpin(reply) = r else {
-        panic!("{r:?}")
+    let arp = |tpa: &str| arp_to(MacAddr::BROADCAST, tpa);
+    let mut answered = |pkt: Packet, tpa: &str| {
+        let (r, _) = out(&mut port, &rec, pkt, T0);
+        let ProcessResult::Hairpin(reply) = r else {
+            panic!("{tpa}: {r:?}")
+        };
+        let mut reply = Packet::copy_from(&reply);
+        let m = guest(&mut reply);
+        assert_eq!((m.eth.src, m.eth.dst), (g1.gateway_mac, g1.guest_mac));
+        let a = reply
+            .view::<opte::wire::arp::ArpEthIpv4Hdr>(m.arp.unwrap())
+            .unwrap();
+        let a = opte::wire::arp::ArpRepr::from_hdr(a);
+        assert_eq!(a.op, opte::wire::arp::ARP_OP_REPLY);
+        assert_eq!((a.sha, a.spa), (g1.gateway_mac, p(tpa)), "{tpa}");
+        assert_eq!((a.tha, a.tpa), (g1.guest_mac, ip4(&g1)), "{tpa}");
     };
-    let mut reply = Packet::copy_from(&reply);
-    let m = guest(&mut reply);
-    assert_eq!((m.eth.src, m.eth.dst), (g1.gateway_mac, g1.guest_mac));
-    let (r, _) = out(&mut port, &rec, arp("172.30.0.9"), T0);
-    assert_eq!(r, ProcessResult::Drop(DropReason::HandlePkt));
+    answered(arp("172.30.0.1"), "172.30.0.1");
+    answered(arp("172.30.0.9"), "172.30.0.9");
+    // A guest confirming a neighbour it knows asks the gateway's MAC directly.
+    answered(arp_to(g1.gateway_mac, "172.30.0.1"), "172.30.0.1");
+    answered(arp_to(g1.gateway_mac, "172.30.3.254"), "172.30.3.254");
+    let own = ip4(&g1).to_string();
+    for tpa in [own.as_str(), "172.30.4.1", "10.0.0.9"] {
+        let (r, _) = out(&mut port, &rec, arp(tpa), T0);
+        assert_eq!(r, ProcessResult::Drop(DropReason::HandlePkt), "{tpa}");
+    }
 }
 
 #[test]

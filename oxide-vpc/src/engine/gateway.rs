@@ -110,7 +110,12 @@ pub fn rules(cfg: &VpcCfg, mtu: u32, tables: &Arc<VpcTables>) -> (Vec<Rule>, Vec
             Rule::new(1, Action::HandlePacket),
             [
                 Predicate::InnerEtherType(vec![ETHER_TYPE_ARP]),
-                eth_dst(MacAddr::BROADCAST),
+                // Broadcast requests, and the unicast ones a guest sends to confirm a
+                // neighbour it already knows (RFC 1122 §2.3.2.1, Linux's probes).
+                Predicate::InnerEtherDst(vec![
+                    EtherAddrMatch::Exact(MacAddr::BROADCAST),
+                    EtherAddrMatch::Exact(gw),
+                ]),
                 eth_src(guest),
             ],
         ));

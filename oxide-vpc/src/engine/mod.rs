@@ -28,21 +28,31 @@ use opte::engine::time::Moment;
 use opte::engine::view::Parsed;
 use opte::packet::Packet;
 use opte::packet::parse::InnerMeta;
-use opte_api::{Direction, IpAddr, IpCidr, Ipv4Addr, MacAddr, OpteError, RuleId};
+use opte_api::{Direction, IpAddr, IpCidr, Ipv4Addr, Ipv4Cidr, MacAddr, OpteError, RuleId};
 
-/// The packets the VPC handles outside the rule tables: ARP requests for the gateway.
+/// The packets the VPC handles outside the rule tables: ARP requests for the gateway, and
+/// for every other address of the guest's VPC subnet (proxy ARP, beyond the reference).
+/// A guest whose address has the subnet's prefix (as Docker and most static
+/// configurations give it) believes its neighbours are on its link and asks for them;
+/// the answer is the gateway's MAC, and the router and overlay do the rest, as for any
+/// packet sent to the gateway. The guest's own address is never claimed, so its duplicate
+/// address probes stay unanswered.
 pub struct VpcNetwork {
     gateway_mac: MacAddr,
-    gateway_ip4: Option<Ipv4Addr>,
+    /// The gateway, the guest's own address and its VPC subnet.
+    ip4: Option<(Ipv4Addr, Ipv4Addr, Ipv4Cidr)>,
     tables: Arc<VpcTables>,
 }
 
 impl NetworkImpl for VpcNetwork {
     fn handle_pkt(&self, dir: Direction, pkt: &Packet, meta: &InnerMeta) -> HdlPktAction {
-        let (Direction::Out, Some(gw_ip)) = (dir, self.gateway_ip4) else {
+        let (Direction::Out, Some((gw, own, subnet))) = (dir, self.ip4) else {
             return HdlPktAction::Deny;
         };
-        match hairpin::gen_arp_reply(pkt, meta, self.gateway_mac, gw_ip) {
+        let answers = |tpa: Ipv4Addr, spa: Ipv4Addr| {
+            tpa == gw || (tpa != own && tpa != spa && subnet.is_member(tpa))
+        };
+        match hairpin::gen_proxy_arp_reply(pkt, meta, self.gateway_mac, answers) {
             Ok(HairpinReply::Reply(f)) => HdlPktAction::Hairpin(f),
             _ => HdlPktAction::Deny,
         }
@@ -227,7 +237,9 @@ impl<P: Probes> VpcPort<P> {
         b.add_layer(ov, Pos::Last)?;
         let net = VpcNetwork {
             gateway_mac: cfg.gateway_mac,
-            gateway_ip4: cfg.ipv4().map(|c| c.gateway_ip),
+            ip4: cfg
+                .ipv4()
+                .map(|c| (c.gateway_ip, c.private_ip, c.vpc_subnet)),
             tables: tables.clone(),
         };
         let port = b.create_with_probes(net, limits.uft, limits.tcp, seed, probes);

@@ -20,12 +20,25 @@ pub fn gen_arp_reply(
     gw_mac: MacAddr,
     gw_ip: Ipv4Addr,
 ) -> Result<HairpinReply, GenErr> {
+    gen_proxy_arp_reply(pkt, meta, gw_mac, |tpa, _| tpa == gw_ip)
+}
+
+/// Answer an ARP request whose target `answers(target, sender)` accepts with `gw_mac`:
+/// the reply claims the target address for the gateway's MAC, so a guest that believes
+/// an address is on its link sends to the gateway anyway (proxy ARP). Anything that is
+/// not a request, or a target not accepted, gets no reply.
+pub fn gen_proxy_arp_reply(
+    pkt: &Packet,
+    meta: &InnerMeta,
+    gw_mac: MacAddr,
+    answers: impl Fn(Ipv4Addr, Ipv4Addr) -> bool,
+) -> Result<HairpinReply, GenErr> {
     let loc = meta.arp.ok_or(GenErr::MissingMeta("an ARP header"))?;
     let req = pkt
         .view::<ArpEthIpv4Hdr>(loc)
         .map(ArpRepr::from_hdr)
         .ok_or(GenErr::Unexpected("the parsed ARP header cannot be viewed"))?;
-    if req.op != ARP_OP_REQUEST || req.tpa != gw_ip {
+    if req.op != ARP_OP_REQUEST || !answers(req.tpa, req.spa) {
         return Ok(HairpinReply::NoReply);
     }
     let eth = EtherRepr {
@@ -37,7 +50,7 @@ pub fn gen_arp_reply(
     let arp = ArpRepr {
         op: ARP_OP_REPLY,
         sha: gw_mac,
-        spa: gw_ip,
+        spa: req.tpa,
         tha: req.sha,
         tpa: req.spa,
     };
@@ -114,6 +127,24 @@ mod tests {
         let (pkt, meta) = request(GW_IP4, ARP_OP_REPLY);
         assert_eq!(
             gen_arp_reply(&pkt, &meta, GW_MAC, GW_IP4),
+            Ok(HairpinReply::NoReply)
+        );
+    }
+
+    #[test]
+    fn proxy_reply_claims_the_target_for_the_gateway_mac() {
+        let other = Ipv4Addr::from_const([172, 30, 0, 9]);
+        let (pkt, meta) = request(other, ARP_OP_REQUEST);
+        let frame = reply(
+            gen_proxy_arp_reply(&pkt, &meta, GW_MAC, |t, s| t == other && s == GUEST_IP4).unwrap(),
+        );
+        let (rp, rm) = parse(&frame);
+        let back = ArpRepr::from_hdr(rp.view::<ArpEthIpv4Hdr>(rm.arp.unwrap()).unwrap());
+        assert_eq!(back.op, ARP_OP_REPLY);
+        assert_eq!((back.sha, back.spa), (GW_MAC, other));
+        assert_eq!((back.tha, back.tpa), (GUEST_MAC, GUEST_IP4));
+        assert_eq!(
+            gen_proxy_arp_reply(&pkt, &meta, GW_MAC, |t, _| t != other),
             Ok(HairpinReply::NoReply)
         );
     }

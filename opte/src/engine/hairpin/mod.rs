@@ -17,7 +17,7 @@ pub mod dhcp6;
 pub mod icmp;
 pub mod ndp;
 
-pub use arp::gen_arp_reply;
+pub use arp::{gen_arp_reply, gen_proxy_arp_reply};
 pub use dhcp4::{Dhcp4Config, dhcp4_message_type, gen_dhcp4_reply};
 pub use dhcp6::{Dhcp6Config, dhcp6_message_type, gen_dhcp6_reply};
 pub use icmp::{gen_icmp4_echo_reply, gen_icmp6_echo_reply};
