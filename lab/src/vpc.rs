@@ -17,10 +17,9 @@
 //! namespaces holding their port's TAP; they lease their addresses with `dhclient`.
 
 use crate::{Daemon, Netns, Proc, wire};
-use opte_api::{DhcpCfg, IpAddr, IpCidr, Ipv6Addr, MacAddr, Vni};
+use opte_api::{DhcpCfg, Ipv6Addr, MacAddr, Vni};
 use oxide_vpc::api::{
-    AddRouterEntryReq, ExternalIpCfg, FirewallRule, IpCfg, Ipv4Cfg, Ipv6Cfg, PhysNet, PortAttach,
-    RouterClass, RouterTarget, SNatCfg, SetFwRulesReq, SetVirt2BoundaryReq, SetVirt2PhysReq,
+    ExternalIpCfg, IpCfg, Ipv4Cfg, Ipv6Cfg, PortAttach, SNatCfg, SetVirt2BoundaryReq,
     TunnelEndpoint, VpcCfg,
 };
 use std::collections::BTreeMap;
@@ -488,51 +487,13 @@ impl Lab {
             .get(g.sled)
             .ok_or_else(|| format!("no sled {}", g.sled))?;
         let cfg = g.cfg(sled.ip)?;
-        let hdl = sled.daemon.hdl();
         let e = |e: opte_ioctl::Error| format!("{}: {e}", g.name);
-        hdl.create_xde_attached(&g.name, cfg.clone(), None, attach)
+        sled.daemon
+            .hdl()
+            .create_guest_port(&g.name, &cfg, None, attach)
             .map_err(e)?;
-        let mut routes = Vec::new();
-        if let Some(c) = cfg.ipv4() {
-            routes.push((IpCidr::Ip4(c.vpc_subnet), true));
-            routes.push((parse_cidr("0.0.0.0/0")?, false));
-        }
-        if let Some(c) = cfg.ipv6() {
-            routes.push((IpCidr::Ip6(c.vpc_subnet), true));
-            routes.push((parse_cidr("::/0")?, false));
-        }
-        for (dest, subnet) in routes {
-            hdl.add_router_entry(&AddRouterEntryReq {
-                port_name: g.name.clone(),
-                dest,
-                target: if subnet {
-                    RouterTarget::VpcSubnet(dest)
-                } else {
-                    RouterTarget::InternetGateway(None)
-                },
-                class: RouterClass::System,
-            })
-            .map_err(e)?;
-        }
-        hdl.set_firewall_rules(&SetFwRulesReq {
-            port_name: g.name.clone(),
-            rules: FirewallRule::vpc_defaults(cfg.vni),
-        })
-        .map_err(e)?;
         for s in &self.sleds {
-            for vip in [ipv4_of(&cfg), ipv6_of(&cfg)].into_iter().flatten() {
-                s.daemon
-                    .hdl()
-                    .set_v2p(&SetVirt2PhysReq {
-                        vip,
-                        phys: PhysNet {
-                            ether: cfg.guest_mac,
-                            ip: cfg.phys_ip,
-                            vni: cfg.vni,
-                        },
-                    })
-                    .map_err(e)?;
-            }
+            s.daemon.hdl().publish_guest(&cfg).map_err(e)?;
         }
         Ok(cfg)
     }
@@ -693,16 +654,4 @@ pub fn remove_by_id(id: &str) {
 
 fn parse<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("{s:?} does not parse"))
-}
-
-fn parse_cidr(s: &str) -> Result<IpCidr, String> {
-    parse(s)
-}
-
-fn ipv4_of(c: &VpcCfg) -> Option<IpAddr> {
-    c.ipv4().map(|c| IpAddr::Ip4(c.private_ip))
-}
-
-fn ipv6_of(c: &VpcCfg) -> Option<IpAddr> {
-    c.ipv6().map(|c| IpAddr::Ip6(c.private_ip))
 }

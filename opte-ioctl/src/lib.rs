@@ -8,6 +8,7 @@
 //! | [`unix`] | [`UnixTransport`]: the Linux daemon's control socket |
 //! | `ioctl` | `IoctlTransport`: `/dev/xde`, illumos only |
 //! | [`hdl`] | [`OpteHdl`] and its one generic [`OpteHdl::run`] |
+//! | [`guest`] | a guest's port as the control plane makes it: routes, firewall, V2P |
 //!
 //! Every transport carries the same envelope ([`opte_api::ControlRequest`] and
 //! [`opte_api::ControlResponse`], the socket twin of the illumos ioctl envelope), so
@@ -31,6 +32,7 @@
 )]
 
 pub mod error;
+pub mod guest;
 pub mod hdl;
 #[cfg(target_os = "illumos")]
 #[allow(unsafe_code)] // the ioctl(2) call itself, with its SAFETY argument

@@ -17,7 +17,8 @@ use super::underlay::UnderlayLink;
 use crate::Link;
 use crate::route::{Route, RouteError};
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
@@ -52,8 +53,24 @@ impl Rtnl {
         })
     }
 
+    /// A connection to the routing tables of the network namespace at `netns` (a file
+    /// such as `/var/run/netns/NAME` or `/proc/PID/ns/net`). A netlink socket belongs to
+    /// the namespace it was made in, so a short-lived thread enters the namespace and makes
+    /// it there; the calling thread stays where it is.
+    pub fn open_in(netns: &std::path::Path) -> io::Result<Self> {
+        let ns = std::fs::File::open(netns)?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                Self::open()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the netlink thread failed")))
+        })
+    }
+
     /// One request, its one answer (a route or neighbour message), or the kernel's error.
-    fn ask(&self, msg: RouteNetlinkMessage) -> io::Result<RouteNetlinkMessage> {
+    pub fn ask(&self, msg: RouteNetlinkMessage) -> io::Result<RouteNetlinkMessage> {
         match self.exchange(msg, NLM_F_REQUEST)? {
             NetlinkPayload::InnerMessage(m) => Ok(m),
             NetlinkPayload::Error(e) => Err(e.code.map_or_else(
@@ -72,8 +89,18 @@ impl Rtnl {
     }
 
     /// A request the kernel acknowledges: its answer, success or its error.
-    fn acked(&self, msg: RouteNetlinkMessage) -> io::Result<()> {
-        match self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK)? {
+    pub fn acked(&self, msg: RouteNetlinkMessage) -> io::Result<()> {
+        self.acked_with(msg, 0)
+    }
+
+    /// A new object (an address, a route): acknowledged, and refused if it exists
+    /// (`NLM_F_CREATE | NLM_F_EXCL`).
+    pub fn create(&self, msg: RouteNetlinkMessage) -> io::Result<()> {
+        self.acked_with(msg, NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    fn acked_with(&self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
+        match self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags)? {
             NetlinkPayload::Error(e) => match e.code {
                 None => Ok(()),
                 Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
@@ -121,6 +148,52 @@ impl Rtnl {
                 continue;
             }
             return Ok(reply.payload);
+        }
+    }
+
+    /// A dump request (`NLM_F_DUMP`): every message the kernel answers with, up to its
+    /// end-of-dump mark.
+    pub fn dump(&self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let mut g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (sock, seq) = &mut *g;
+        *seq = seq.wrapping_add(1);
+        let mut hdr = NetlinkHeader::default();
+        hdr.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        hdr.sequence_number = *seq;
+        let mut packet = NetlinkMessage::new(hdr, NetlinkPayload::from(msg));
+        packet.finalize();
+        let mut buf = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut buf);
+        sock.send(&buf, 0)?;
+        let mut out = Vec::new();
+        let mut rx = vec![0u8; 64 * 1024];
+        loop {
+            let n = sock.recv(&mut &mut rx[..], 0)?;
+            let mut bytes = rx.get(..n).unwrap_or(&[]);
+            while bytes.len() >= 16 {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                // Messages are aligned to 4 bytes in a datagram.
+                let len = (reply.header.length as usize).div_ceil(4) * 4;
+                bytes = bytes.get(len.max(16)..).unwrap_or(&[]);
+                if reply.header.sequence_number != *seq {
+                    continue;
+                }
+                match reply.payload {
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Error(e) => {
+                        return Err(e.code.map_or_else(
+                            || io::Error::other("empty answer"),
+                            |c| io::Error::from_raw_os_error(-c.get()),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 
