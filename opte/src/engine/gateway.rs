@@ -291,17 +291,18 @@ impl HairpinAction for NeighborAdvertAction {
         if let Some(m) = sn.multicast_mac() {
             dst_mac.push(EtherAddrMatch::Exact(m));
         }
-        let mut src = vec![Ipv6AddrMatch::Prefix(Ipv6Cidr::LINK_LOCAL)];
-        if na.allow_unspec() {
-            src.push(Ipv6AddrMatch::Exact(Ipv6Addr::ANY_ADDR));
-        }
+        // Any source: RFC 4861 §7.2.2 has a host solicit from the source of the packet
+        // that needs the neighbour when it has that address, so a guest whose only
+        // global address is its VPC address solicits from it (Linux does), not from its
+        // link-local one (the reference answers only link-local sources: a quirk that
+        // leaves such a guest without a gateway). `::` is refused in `gen_packet` unless
+        // allowed.
         (
             vec![
                 Predicate::Icmpv6MsgType(vec![Match::Exact(v6_type::NEIGHBOR_SOLICIT)]),
                 Predicate::InnerIpProto(vec![Protocol::ICMPv6]),
                 eth_src(na.src_mac()),
                 Predicate::InnerEtherDst(dst_mac),
-                Predicate::InnerSrcIp6(src),
                 Predicate::InnerDstIp6(vec![
                     Ipv6AddrMatch::Exact(na.ip()),
                     Ipv6AddrMatch::Exact(sn),

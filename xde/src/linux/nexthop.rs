@@ -17,8 +17,8 @@ use super::underlay::UnderlayLink;
 use crate::Link;
 use crate::route::{Route, RouteError};
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
@@ -97,6 +97,12 @@ impl Rtnl {
     /// (`NLM_F_CREATE | NLM_F_EXCL`).
     pub fn create(&self, msg: RouteNetlinkMessage) -> io::Result<()> {
         self.acked_with(msg, NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// An object made or, if one with its key exists, replaced (`NLM_F_CREATE |
+    /// NLM_F_REPLACE`): a route the kernel may have made itself meanwhile.
+    pub fn replace(&self, msg: RouteNetlinkMessage) -> io::Result<()> {
+        self.acked_with(msg, NLM_F_CREATE | NLM_F_REPLACE)
     }
 
     fn acked_with(&self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
