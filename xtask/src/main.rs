@@ -34,6 +34,10 @@ const APT_PACKAGES: &[(&str, &str)] = &[
         "dpkg-query -W -f '${Status}' busybox-static | grep -q 'install ok installed'",
     ),
     ("cpio", "cpio"),
+    // Containers: the reference IPAM plugin the CNI plugin delegates to, and a real
+    // Docker engine (runc) for the Docker driver's test.
+    ("containernetworking-plugins", "test -x /usr/lib/cni/host-local"),
+    ("docker.io", "dockerd"),
 ];
 
 /// The metapackage naming Debian's cloud kernel, which the VM tests fetch with
