@@ -434,6 +434,28 @@ fn kata_mode_writes_the_dan_file() {
     assert!(!kata.join("sandbox-1.json").exists());
     assert!(s0.try_exec(&["ip", "link", "show", &tap]).is_err());
     assert!(ports(&lab, 0).is_empty());
+
+    // With vhostUserDir, the device is a vhost-user socket the daemon serves.
+    let vdir = lab.dir.join("vhost");
+    std::fs::create_dir_all(&vdir).unwrap();
+    c["vhostUserDir"] = json!(vdir);
+    let (ok, r) = cni(s0, &cmd_env("ADD", "sandbox-2", &p), &c);
+    assert!(ok, "{r}");
+    let sock = r["interfaces"][0]["socketPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(Path::new(&sock).starts_with(&vdir), "{sock}");
+    assert!(std::fs::metadata(&sock).is_ok(), "no socket at {sock}");
+    let dan: Value =
+        serde_json::from_slice(&std::fs::read(kata.join("sandbox-2.json")).unwrap()).unwrap();
+    assert_eq!(dan["devices"][0]["device"]["type"], "vhost-user");
+    assert_eq!(dan["devices"][0]["device"]["path"], sock.as_str());
+    let (ok, v) = cni(s0, &cmd_env("DEL", "sandbox-2", &p), &c);
+    assert!(ok, "{v}");
+    assert!(std::fs::metadata(&sock).is_err(), "the socket outlived DEL");
+    assert!(!kata.join("sandbox-2.json").exists());
+    assert!(ports(&lab, 0).is_empty());
 }
 
 #[test]

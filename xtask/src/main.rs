@@ -36,7 +36,10 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("cpio", "cpio"),
     // Containers: the reference IPAM plugin the CNI plugin delegates to, and a real
     // Docker engine (runc) for the Docker driver's test.
-    ("containernetworking-plugins", "test -x /usr/lib/cni/host-local"),
+    (
+        "containernetworking-plugins",
+        "test -x /usr/lib/cni/host-local",
+    ),
     ("docker.io", "dockerd"),
 ];
 
