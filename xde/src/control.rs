@@ -11,6 +11,7 @@
 use crate::core::{Underlay, Xde};
 use crate::host::Host;
 use crate::port::{VniMac, XdePort};
+use crate::probes::HostProbes;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -343,7 +344,7 @@ impl<H: Host> Xde<H> {
     fn with_port<R>(
         &self,
         name: &str,
-        f: impl FnOnce(&mut VpcPort) -> Result<R, OpteError>,
+        f: impl FnOnce(&mut VpcPort<HostProbes>) -> Result<R, OpteError>,
     ) -> Result<R, OpteError> {
         self.require_port(name)?.with_vpc(f)
     }
@@ -384,7 +385,15 @@ impl<H: Host> Xde<H> {
         let seed = self.next_seed();
         // Builds the layers and registers the guest's addresses in V2P; dropped (which
         // unregisters them) if the OS cannot make the port's device.
-        let mut vpc = VpcPort::new(name.clone(), r.cfg, mtu, self.tables.clone(), limits, seed)?;
+        let mut vpc = VpcPort::with_probes(
+            name.clone(),
+            r.cfg,
+            mtu,
+            self.tables.clone(),
+            limits,
+            seed,
+            HostProbes,
+        )?;
         self.host.create_port(&name, key.mac, mtu, &r.attach)?;
         vpc.port_mut().start();
         let port = Arc::new(XdePort::new(vpc, r.linkid));

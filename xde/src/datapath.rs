@@ -162,7 +162,7 @@ impl<H: Host> Xde<H> {
     fn tx_locked(
         &self,
         port: &Arc<XdePort>,
-        vpc: &mut oxide_vpc::engine::VpcPort,
+        vpc: &mut oxide_vpc::engine::VpcPort<crate::probes::HostProbes>,
         mut pkt: Packet,
         now: Moment,
         out: &mut Vec<Emit>,

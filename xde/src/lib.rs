@@ -13,6 +13,7 @@
 //! | [`control`] | `dispatch`: one entry point for every control command |
 //! | [`datapath`] | `tx` and `rx`: what the OS must do with each packet |
 //! | [`offload`] | segmentation and coalescing in software (TSO/USO super-frames, GRO-like) |
+//! | [`probes`] | the engine's probe points as USDT (Linux daemon) and SDT (illumos module) |
 //!
 //! Not for: system calls, devices, sockets or clocks; the glue passes time in and carries
 //! out what the datapath returns.
@@ -62,6 +63,7 @@ pub mod host;
 pub mod linux;
 pub mod offload;
 pub mod port;
+pub mod probes;
 pub mod route;
 pub mod stats;
 

@@ -1,6 +1,7 @@
 //! One guest port of the host: the VPC port that processes its packets, the identity the
 //! datapath finds it by (name; VNI and guest MAC), and its underlay route cache.
 
+use crate::probes::HostProbes;
 use crate::route::RouteCache;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -40,12 +41,12 @@ pub struct XdePort {
     phys_ip: Ipv6Addr,
     mtu: u32,
     linkid: u32,
-    pub(crate) vpc: Mutex<VpcPort>,
+    pub(crate) vpc: Mutex<VpcPort<HostProbes>>,
     pub(crate) routes: Mutex<RouteCache>,
 }
 
 impl XdePort {
-    pub(crate) fn new(vpc: VpcPort, linkid: u32) -> Self {
+    pub(crate) fn new(vpc: VpcPort<HostProbes>, linkid: u32) -> Self {
         let cfg = vpc.cfg();
         Self {
             name: vpc.port().name().to_string(),
@@ -82,7 +83,7 @@ impl XdePort {
     }
 
     /// Run `f` on the VPC port, under the port's lock.
-    pub fn with_vpc<R>(&self, f: impl FnOnce(&mut VpcPort) -> R) -> R {
+    pub fn with_vpc<R>(&self, f: impl FnOnce(&mut VpcPort<HostProbes>) -> R) -> R {
         f(&mut self.vpc.lock())
     }
 

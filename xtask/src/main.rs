@@ -11,7 +11,9 @@
 //!   the workspace (which includes the tshark dissection check and the fuzz corpus replay).
 //!   Installs what the tests need (Debian packages) if it is missing.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use xtask::linux_pkg;
 
 /// The Debian packages the tests and the demo use, each with a command that shows it is installed: tshark
 /// dissects our packets; the daemon's end-to-end tests make namespaces and links (iproute2)
@@ -53,9 +55,11 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo(&args[1..]),
         Some("kbench") => kbench(&args[1..]),
+        Some("package") => package(&args[1..]).map(|deb| println!("{}", deb.display())),
+        Some("install") => install(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!(
-                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json] [--no-vm]  OPTE's Linux host against the kernel's bridge + VXLAN, and VM to VM by TAP and vhost-user (root)\n  test                     format, lint and run every test (installs what tests need)"
+                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json] [--no-vm]  OPTE's Linux host against the kernel's bridge + VXLAN, and VM to VM by TAP and vhost-user (root)\n  test                     format, lint and run every test (installs what tests need)\n  package [--skip-build]   the Debian package of the Linux host (target/package/opte_VERSION_ARCH.deb)\n  install [--root DIR] [--from-package] [--skip-build]  install the Linux host (xded, opteadm, opte-cni, opte-docker, systemd units, bpftrace scripts)"
             );
             Ok(())
         }
@@ -68,6 +72,107 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The repository's root (xtask lives one level below it).
+fn repo_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(Path::to_path_buf).unwrap_or(here)
+}
+
+/// Build the programs a Linux installation carries (release).
+fn build_host() -> Result<(), String> {
+    step(
+        "cargo build --release (xded, opteadm, opte-cni, opte-docker)",
+        cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "xde",
+            "-p",
+            "opteadm",
+            "-p",
+            "opte-cni",
+            "--bins",
+        ]),
+    )
+}
+
+/// `cargo xtask package`: the Debian package, in `target/package`.
+fn package(args: &[String]) -> Result<PathBuf, String> {
+    let mut skip_build = false;
+    for a in args {
+        match a.as_str() {
+            "--skip-build" => skip_build = true,
+            a => return Err(format!("package: unknown argument {a:?}")),
+        }
+    }
+    if !skip_build {
+        build_host()?;
+    }
+    let repo = repo_root();
+    let files = linux_pkg::files(&repo.join("target/release"), &repo)?;
+    let out = repo.join("target/package");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    linux_pkg::build_deb(
+        &files,
+        &out,
+        &linux_pkg::version(&repo),
+        linux_pkg::Compression::Small,
+    )
+}
+
+/// `cargo xtask install`: the Linux host's files under `--root` (default `/`), or the
+/// package built by `package` installed with dpkg (`--from-package`). With systemd
+/// running and the root `/`, the units are loaded (the package's own scripts also start
+/// the daemon).
+fn install(args: &[String]) -> Result<(), String> {
+    let (mut root, mut from_package, mut skip_build) = (PathBuf::from("/"), false, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--root" => {
+                root = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--root takes a directory")?
+            }
+            "--from-package" => from_package = true,
+            "--skip-build" => skip_build = true,
+            a => return Err(format!("install: unknown argument {a:?}")),
+        }
+    }
+    if from_package {
+        let mut pa = Vec::new();
+        if skip_build {
+            pa.push("--skip-build".to_string());
+        }
+        let deb = package(&pa)?;
+        let mut c = Command::new("dpkg");
+        if root != Path::new("/") {
+            c.arg(format!("--root={}", root.display()))
+                .args(["--force-script-chrootless", "--force-depends"]);
+        }
+        c.arg("-i").arg(&deb);
+        return step(&format!("dpkg -i {}", deb.display()), c);
+    }
+    if !skip_build {
+        build_host()?;
+    }
+    let repo = repo_root();
+    let files = linux_pkg::files(&repo.join("target/release"), &repo)?;
+    linux_pkg::install(&files, &root)?;
+    for f in &files {
+        eprintln!("xtask: installed {}", root.join(&f.to).display());
+    }
+    if root == Path::new("/") && Path::new("/run/systemd/system").is_dir() {
+        step("systemctl daemon-reload", {
+            let mut c = Command::new("systemctl");
+            c.arg("daemon-reload");
+            c
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether this process runs as root.

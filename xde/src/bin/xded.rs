@@ -42,6 +42,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log);
+    if let Err(e) = xde::probes::register() {
+        tracing::warn!(error = %e, "registering the USDT probes");
+    }
     let socket = args
         .socket
         .or_else(|| std::env::var_os("OPTE_XDE_SOCKET").map(PathBuf::from))

@@ -1,0 +1,250 @@
+//! The engine's probe points ([`opte::engine::probe::Probes`]) as the host fires them, the
+//! same names on both systems:
+//!
+//! - in the Linux daemon (feature `usdt`), as USDT probes of provider `opte` (SystemTap
+//!   v3 notes, `readelf -n xded`), each argument a string or an integer: `bpftrace -e
+//!   'usdt:/usr/sbin/xded:opte:port__process__return { ... }'`, scripts in
+//!   `dtrace/bpftrace/`. A probe nobody traces costs a test of its semaphore; its
+//!   arguments (flow keys formatted as text) are made only while it is traced.
+//! - in the illumos module (feature `kernel`), as SDT probes `sdt:xde::NAME` (`-` for
+//!   `__`), the flow keys passed as [`FlowIdSdtArg`], strings NUL-terminated: the D
+//!   scripts in `dtrace/` read them with `lib/common.d`. The kernel's runtime linker turns
+//!   each `__dtrace_probe_*` call into no-ops until DTrace enables it.
+//!
+//! Elsewhere (the core's own tests, the simulated rack) every probe is an empty inline
+//! function.
+
+use opte::engine::probe::Probes;
+use opte_api::{Direction, InnerFlowId};
+
+/// A flow key as the SDT probes pass it (`flow_id_sdt_arg_t` in `dtrace/lib/common.d`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowIdSdtArg {
+    pub proto: u8,
+    /// 2 for IPv4, 26 for IPv6 (illumos's `AF_INET`/`AF_INET6`).
+    pub af: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IPv4 addresses take the first 4 bytes.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
+impl From<&InnerFlowId> for FlowIdSdtArg {
+    fn from(f: &InnerFlowId) -> Self {
+        let mut a = Self {
+            proto: f.proto,
+            src_port: f.src_port(),
+            dst_port: f.dst_port(),
+            ..Self::default()
+        };
+        match f.addrs {
+            opte_api::AddrPair::V4 { src, dst } => {
+                a.af = 2;
+                a.src[..4].copy_from_slice(&src.bytes());
+                a.dst[..4].copy_from_slice(&dst.bytes());
+            }
+            opte_api::AddrPair::V6 { src, dst } => {
+                a.af = 26;
+                a.src = src.bytes();
+                a.dst = dst.bytes();
+            }
+        }
+        a
+    }
+}
+
+/// The probes' numeric direction: 1 in, 2 out (`DIR_STR` in `dtrace/common.h`).
+pub fn dir_num(d: Direction) -> u8 {
+    match d {
+        Direction::In => 1,
+        Direction::Out => 2,
+    }
+}
+
+/// The host's probes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostProbes;
+
+#[cfg(all(feature = "usdt", target_os = "linux"))]
+#[usdt::provider(provider = "opte")]
+mod opte_usdt {
+    fn port__process__entry(port: &str, dir: &str, flow: &str, epoch: u64) {}
+    fn port__process__return(port: &str, dir: &str, before: &str, after: &str, path: u8) {}
+    fn port__drop(port: &str, dir: &str, flow: &str, reason: &str) {}
+    fn uft__hit(port: &str, dir: &str, flow: &str, epoch: u64) {}
+    fn uft__invalidate(port: &str, dir: &str, flow: &str, epoch: u64) {}
+    fn uft__tcp__closed(port: &str, dir: &str, flow: &str) {}
+    fn layer__process__entry(port: &str, layer: &str, dir: &str, flow: &str) {}
+    fn layer__process__return(port: &str, layer: &str, dir: &str, before: &str, after: &str) {}
+    fn rule__match(port: &str, layer: &str, dir: &str, flow: &str, action: &str) {}
+    fn rule__no__match(port: &str, layer: &str, dir: &str, flow: &str) {}
+    fn rule__deny(port: &str, layer: &str, dir: &str, flow: &str) {}
+    fn ht__run(port: &str, loc: &str, dir: &str, before: &str, after: &str) {}
+    fn gen__desc__fail(port: &str, layer: &str, dir: &str, flow: &str, msg: &str) {}
+    fn gen__ht__fail(port: &str, layer: &str, dir: &str, flow: &str, msg: &str) {}
+    fn flow__expired(port: &str, table: &str, flow: &str) {}
+    fn tcp__flow__state(port: &str, flow: &str, old: &str, new: &str) {}
+    fn tcp__err(port: &str, dir: &str, flow: &str, msg: &str) {}
+}
+
+/// Register the USDT probes with the system (a no-op where the notes suffice, as on
+/// Linux; illumos's userland needs it). Call once at start.
+pub fn register() -> Result<(), alloc::string::String> {
+    #[cfg(all(feature = "usdt", target_os = "linux"))]
+    usdt::register_probes().map_err(|e| alloc::format!("{e}"))?;
+    Ok(())
+}
+
+#[cfg(all(feature = "usdt", target_os = "linux"))]
+mod fire {
+    use super::opte_usdt as opte;
+    use ::opte::engine::stats::DropReason;
+    use alloc::string::{String, ToString};
+    use opte_api::{Direction, InnerFlowId, TcpState};
+
+    fn d(dir: Direction) -> &'static str {
+        match dir {
+            Direction::In => "IN",
+            Direction::Out => "OUT",
+        }
+    }
+
+    fn f(flow: &InnerFlowId) -> String {
+        flow.to_string()
+    }
+
+    impl super::Probes for super::HostProbes {
+        fn port_process_entry(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            opte::port__process__entry!(|| (port, d(dir), f(flow), epoch));
+        }
+        fn port_process_return(
+            &self,
+            port: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+            path: u8,
+        ) {
+            opte::port__process__return!(|| (port, d(dir), f(before), f(after), path));
+        }
+        fn port_drop(&self, port: &str, dir: Direction, flow: &InnerFlowId, r: &DropReason) {
+            opte::port__drop!(|| (port, d(dir), f(flow), alloc::format!("{r:?}")));
+        }
+        fn uft_hit(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            opte::uft__hit!(|| (port, d(dir), f(flow), epoch));
+        }
+        fn uft_invalidate(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            opte::uft__invalidate!(|| (port, d(dir), f(flow), epoch));
+        }
+        fn uft_tcp_closed(&self, port: &str, dir: Direction, flow: &InnerFlowId) {
+            opte::uft__tcp__closed!(|| (port, d(dir), f(flow)));
+        }
+        fn layer_process_entry(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            opte::layer__process__entry!(|| (port, layer, d(dir), f(flow)));
+        }
+        fn layer_process_return(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+        ) {
+            opte::layer__process__return!(|| (port, layer, d(dir), f(before), f(after)));
+        }
+        fn rule_match(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            action: &dyn core::fmt::Display,
+        ) {
+            opte::rule__match!(|| (port, layer, d(dir), f(flow), action.to_string()));
+        }
+        fn rule_no_match(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            opte::rule__no__match!(|| (port, layer, d(dir), f(flow)));
+        }
+        fn rule_deny(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            opte::rule__deny!(|| (port, layer, d(dir), f(flow)));
+        }
+        fn ht_run(
+            &self,
+            port: &str,
+            loc: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+        ) {
+            opte::ht__run!(|| (port, loc, d(dir), f(before), f(after)));
+        }
+        fn gen_desc_fail(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            opte::gen__desc__fail!(|| (port, layer, d(dir), f(flow), msg.to_string()));
+        }
+        fn gen_ht_fail(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            opte::gen__ht__fail!(|| (port, layer, d(dir), f(flow), msg.to_string()));
+        }
+        fn flow_expired(&self, port: &str, table: &str, flow: &InnerFlowId) {
+            opte::flow__expired!(|| (port, table, f(flow)));
+        }
+        fn tcp_flow_state(&self, port: &str, flow: &InnerFlowId, old: TcpState, new: TcpState) {
+            opte::tcp__flow__state!(|| (port, f(flow), old.to_string(), new.to_string()));
+        }
+        fn tcp_err(
+            &self,
+            port: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            opte::tcp__err!(|| (port, d(dir), f(flow), msg.to_string()));
+        }
+    }
+}
+
+#[cfg(not(all(feature = "usdt", target_os = "linux")))]
+impl Probes for HostProbes {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdt_flow_keys_carry_both_families() {
+        let v4 = opte_api::AddrPair::V4 {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+        };
+        let f4 = InnerFlowId::with_ports(6, v4, 1234, 80);
+        let a = FlowIdSdtArg::from(&f4);
+        assert_eq!((a.proto, a.af, a.src_port, a.dst_port), (6, 2, 1234, 80));
+        assert_eq!(&a.src[..4], &[10, 0, 0, 1]);
+        assert_eq!(&a.dst[..5], &[10, 0, 0, 2, 0]);
+        let v6 = opte_api::AddrPair::V6 {
+            src: "fd00::1".parse().unwrap(),
+            dst: "fd00::2".parse().unwrap(),
+        };
+        let f6 = InnerFlowId::with_ports(17, v6, 53, 5353);
+        let a = FlowIdSdtArg::from(&f6);
+        assert_eq!(a.af, 26);
+        assert_eq!(a.dst[15], 2);
+        assert_eq!(core::mem::size_of::<FlowIdSdtArg>(), 38);
+        assert_eq!((dir_num(Direction::In), dir_num(Direction::Out)), (1, 2));
+    }
+}
