@@ -99,10 +99,27 @@ pub fn register() -> Result<(), alloc::string::String> {
 
 #[cfg(all(feature = "usdt", target_os = "linux"))]
 mod fire {
+    //! Each probe's semaphore (the usdt crate's: a weak, hidden `u16` that a tracer
+    //! increments while it traces the probe) is tested inline; only a traced probe calls
+    //! its cold, out-of-line half, which formats the arguments and reaches the probe's
+    //! `nop`. So an untraced probe costs a load and a branch, and the arguments the engine
+    //! hands it need not be kept for it.
     use super::opte_usdt as opte;
     use ::opte::engine::stats::DropReason;
     use alloc::string::{String, ToString};
     use opte_api::{Direction, InnerFlowId, TcpState};
+
+    /// Whether the probe whose semaphore is `$sema` is traced.
+    macro_rules! traced {
+        ($sema:ident) => {{
+            unsafe extern "C" {
+                static $sema: u16;
+            }
+            // SAFETY: the symbol is the probe's semaphore, a u16 the usdt crate's note
+            // defines; tracers change it from outside, hence the volatile read.
+            unsafe { (&raw const $sema).read_volatile() != 0 }
+        }};
+    }
 
     fn d(dir: Direction) -> &'static str {
         match dir {
@@ -115,12 +132,23 @@ mod fire {
         flow.to_string()
     }
 
-    impl super::Probes for super::HostProbes {
-        fn port_process_entry(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+    mod cold {
+        use super::{Direction, DropReason, InnerFlowId, TcpState, ToString, d, f, opte};
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn port_process_entry(
+            port: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            epoch: u64,
+        ) {
             opte::port__process__entry!(|| (port, d(dir), f(flow), epoch));
         }
-        fn port_process_return(
-            &self,
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn port_process_return(
             port: &str,
             dir: Direction,
             before: &InnerFlowId,
@@ -129,23 +157,50 @@ mod fire {
         ) {
             opte::port__process__return!(|| (port, d(dir), f(before), f(after), path));
         }
-        fn port_drop(&self, port: &str, dir: Direction, flow: &InnerFlowId, r: &DropReason) {
-            opte::port__drop!(|| (port, d(dir), f(flow), alloc::format!("{r:?}")));
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn port_drop(
+            port: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            reason: &DropReason,
+        ) {
+            opte::port__drop!(|| (port, d(dir), f(flow), alloc::format!("{reason:?}")));
         }
-        fn uft_hit(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn uft_hit(port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
             opte::uft__hit!(|| (port, d(dir), f(flow), epoch));
         }
-        fn uft_invalidate(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn uft_invalidate(port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
             opte::uft__invalidate!(|| (port, d(dir), f(flow), epoch));
         }
-        fn uft_tcp_closed(&self, port: &str, dir: Direction, flow: &InnerFlowId) {
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn uft_tcp_closed(port: &str, dir: Direction, flow: &InnerFlowId) {
             opte::uft__tcp__closed!(|| (port, d(dir), f(flow)));
         }
-        fn layer_process_entry(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn layer_process_entry(
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+        ) {
             opte::layer__process__entry!(|| (port, layer, d(dir), f(flow)));
         }
-        fn layer_process_return(
-            &self,
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn layer_process_return(
             port: &str,
             layer: &str,
             dir: Direction,
@@ -154,8 +209,10 @@ mod fire {
         ) {
             opte::layer__process__return!(|| (port, layer, d(dir), f(before), f(after)));
         }
-        fn rule_match(
-            &self,
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn rule_match(
             port: &str,
             layer: &str,
             dir: Direction,
@@ -164,14 +221,22 @@ mod fire {
         ) {
             opte::rule__match!(|| (port, layer, d(dir), f(flow), action.to_string()));
         }
-        fn rule_no_match(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn rule_no_match(port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
             opte::rule__no__match!(|| (port, layer, d(dir), f(flow)));
         }
-        fn rule_deny(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn rule_deny(port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
             opte::rule__deny!(|| (port, layer, d(dir), f(flow)));
         }
-        fn ht_run(
-            &self,
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn ht_run(
             port: &str,
             loc: &str,
             dir: Direction,
@@ -180,8 +245,10 @@ mod fire {
         ) {
             opte::ht__run!(|| (port, loc, d(dir), f(before), f(after)));
         }
-        fn gen_desc_fail(
-            &self,
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn gen_desc_fail(
             port: &str,
             layer: &str,
             dir: Direction,
@@ -190,8 +257,10 @@ mod fire {
         ) {
             opte::gen__desc__fail!(|| (port, layer, d(dir), f(flow), msg.to_string()));
         }
-        fn gen_ht_fail(
-            &self,
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn gen_ht_fail(
             port: &str,
             layer: &str,
             dir: Direction,
@@ -200,12 +269,171 @@ mod fire {
         ) {
             opte::gen__ht__fail!(|| (port, layer, d(dir), f(flow), msg.to_string()));
         }
-        fn flow_expired(&self, port: &str, table: &str, flow: &InnerFlowId) {
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn flow_expired(port: &str, table: &str, flow: &InnerFlowId) {
             opte::flow__expired!(|| (port, table, f(flow)));
         }
-        fn tcp_flow_state(&self, port: &str, flow: &InnerFlowId, old: TcpState, new: TcpState) {
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn tcp_flow_state(port: &str, flow: &InnerFlowId, old: TcpState, new: TcpState) {
             opte::tcp__flow__state!(|| (port, f(flow), old.to_string(), new.to_string()));
         }
+
+        #[cold]
+        #[inline(never)]
+        pub(super) fn tcp_err(
+            port: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            opte::tcp__err!(|| (port, d(dir), f(flow), msg.to_string()));
+        }
+    }
+
+    impl super::Probes for super::HostProbes {
+        #[inline(always)]
+        fn port_process_entry(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            if traced!(__usdt_sema_opte_port__process__entry) {
+                cold::port_process_entry(port, dir, flow, epoch);
+            }
+        }
+        #[inline(always)]
+        fn port_process_return(
+            &self,
+            port: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+            path: u8,
+        ) {
+            if traced!(__usdt_sema_opte_port__process__return) {
+                cold::port_process_return(port, dir, before, after, path);
+            }
+        }
+        #[inline(always)]
+        fn port_drop(&self, port: &str, dir: Direction, flow: &InnerFlowId, reason: &DropReason) {
+            if traced!(__usdt_sema_opte_port__drop) {
+                cold::port_drop(port, dir, flow, reason);
+            }
+        }
+        #[inline(always)]
+        fn uft_hit(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            if traced!(__usdt_sema_opte_uft__hit) {
+                cold::uft_hit(port, dir, flow, epoch);
+            }
+        }
+        #[inline(always)]
+        fn uft_invalidate(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            if traced!(__usdt_sema_opte_uft__invalidate) {
+                cold::uft_invalidate(port, dir, flow, epoch);
+            }
+        }
+        #[inline(always)]
+        fn uft_tcp_closed(&self, port: &str, dir: Direction, flow: &InnerFlowId) {
+            if traced!(__usdt_sema_opte_uft__tcp__closed) {
+                cold::uft_tcp_closed(port, dir, flow);
+            }
+        }
+        #[inline(always)]
+        fn layer_process_entry(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            if traced!(__usdt_sema_opte_layer__process__entry) {
+                cold::layer_process_entry(port, layer, dir, flow);
+            }
+        }
+        #[inline(always)]
+        fn layer_process_return(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+        ) {
+            if traced!(__usdt_sema_opte_layer__process__return) {
+                cold::layer_process_return(port, layer, dir, before, after);
+            }
+        }
+        #[inline(always)]
+        fn rule_match(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            action: &dyn core::fmt::Display,
+        ) {
+            if traced!(__usdt_sema_opte_rule__match) {
+                cold::rule_match(port, layer, dir, flow, action);
+            }
+        }
+        #[inline(always)]
+        fn rule_no_match(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            if traced!(__usdt_sema_opte_rule__no__match) {
+                cold::rule_no_match(port, layer, dir, flow);
+            }
+        }
+        #[inline(always)]
+        fn rule_deny(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            if traced!(__usdt_sema_opte_rule__deny) {
+                cold::rule_deny(port, layer, dir, flow);
+            }
+        }
+        #[inline(always)]
+        fn ht_run(
+            &self,
+            port: &str,
+            loc: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+        ) {
+            if traced!(__usdt_sema_opte_ht__run) {
+                cold::ht_run(port, loc, dir, before, after);
+            }
+        }
+        #[inline(always)]
+        fn gen_desc_fail(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            if traced!(__usdt_sema_opte_gen__desc__fail) {
+                cold::gen_desc_fail(port, layer, dir, flow, msg);
+            }
+        }
+        #[inline(always)]
+        fn gen_ht_fail(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            if traced!(__usdt_sema_opte_gen__ht__fail) {
+                cold::gen_ht_fail(port, layer, dir, flow, msg);
+            }
+        }
+        #[inline(always)]
+        fn flow_expired(&self, port: &str, table: &str, flow: &InnerFlowId) {
+            if traced!(__usdt_sema_opte_flow__expired) {
+                cold::flow_expired(port, table, flow);
+            }
+        }
+        #[inline(always)]
+        fn tcp_flow_state(&self, port: &str, flow: &InnerFlowId, old: TcpState, new: TcpState) {
+            if traced!(__usdt_sema_opte_tcp__flow__state) {
+                cold::tcp_flow_state(port, flow, old, new);
+            }
+        }
+        #[inline(always)]
         fn tcp_err(
             &self,
             port: &str,
@@ -213,7 +441,9 @@ mod fire {
             flow: &InnerFlowId,
             msg: &dyn core::fmt::Display,
         ) {
-            opte::tcp__err!(|| (port, d(dir), f(flow), msg.to_string()));
+            if traced!(__usdt_sema_opte_tcp__err) {
+                cold::tcp_err(port, dir, flow, msg);
+            }
         }
     }
 }
