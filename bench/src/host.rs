@@ -27,7 +27,14 @@ impl Host for BenchHost {
         Ok(())
     }
     fn detach_underlay(&self) {}
-    fn create_port(&self, _: &str, _: MacAddr, _: u32, _: &PortAttach) -> Result<(), OpteError> {
+    fn create_port(
+        &self,
+        _: &str,
+        _: MacAddr,
+        _: u32,
+        _: &PortAttach,
+        _: u32,
+    ) -> Result<(), OpteError> {
         Ok(())
     }
     fn delete_port(&self, _: &str) {}

@@ -14,19 +14,17 @@ typedef struct flow_id_sdt_arg {
 	uint8_t		dst[16];
 } flow_id_sdt_arg_t;
 
-/* The ioctl envelope, as it arrives in xde_ioc_opte_cmd (72 bytes). */
+/* The ioctl envelope, as it arrives in xde_ioc_opte_cmd (72 bytes; opte_api::OpteCmdIoctl). */
 typedef struct opte_cmd_ioctl {
 	uint64_t	api_version;
-	uint32_t	cmd;
-	uint32_t	flags;
+	int		cmd;
+	uint64_t	flags;
 	uint64_t	reserved1;
 	uint64_t	req_bytes;
 	size_t		req_len;
 	uint64_t	resp_bytes;
 	size_t		resp_len;
 	size_t		resp_len_actual;
-	uint32_t	opte_err;
-	uint32_t	reserved2;
 } opte_cmd_ioctl_t;
 
 /* A MAC address passed by pointer (next-hop). */

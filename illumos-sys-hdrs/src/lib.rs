@@ -68,8 +68,6 @@ opaque! {
     dev_info_t;
     /// `<sys/stream.h>`: a STREAMS queue.
     queue_t;
-    /// `<sys/kstat.h>`
-    kstat_t;
     /// `<sys/ddi_periodic.h>`
     ddi_periodic_opaque;
     /// `<sys/mac.h>`
@@ -248,12 +246,39 @@ pub type ddi_periodic_t = *mut ddi_periodic_opaque;
 /// `<sys/ddi_intr.h>`: run a periodic at kernel level 0 (a taskq thread).
 pub const DDI_IPL_0: c_int = 0;
 
-/// `<sys/kstat.h>`: a named statistic.
+/// `<sys/kstat.h>`: the length of a kstat's names.
+pub const KSTAT_STRLEN: usize = 31;
+
+/// `<sys/kstat.h>`: a named statistic (the value is a 16-byte union; a `uint64_t`
+/// statistic is its first 8 bytes).
 #[repr(C)]
 pub struct kstat_named_t {
-    pub name: [c_char; 31],
+    pub name: [c_char; KSTAT_STRLEN],
     pub data_type: u8,
-    pub value: u64,
+    pub value: [u64; 2],
+}
+
+/// `<sys/kstat.h>`: a kstat's header, as kstat(9S) documents it.
+#[repr(C)]
+pub struct kstat_t {
+    pub ks_crtime: hrtime_t,
+    pub ks_next: *mut kstat_t,
+    pub ks_kid: i32,
+    pub ks_module: [c_char; KSTAT_STRLEN],
+    pub ks_resv: u8,
+    pub ks_instance: c_int,
+    pub ks_name: [c_char; KSTAT_STRLEN],
+    pub ks_type: u8,
+    pub ks_class: [c_char; KSTAT_STRLEN],
+    pub ks_flags: u8,
+    pub ks_data: *mut c_void,
+    pub ks_ndata: c_uint,
+    pub ks_data_size: usize,
+    pub ks_snaptime: hrtime_t,
+    pub ks_update: Option<unsafe extern "C" fn(*mut kstat_t, c_int) -> c_int>,
+    pub ks_private: *mut c_void,
+    pub ks_snapshot: Option<unsafe extern "C" fn(*mut kstat_t, *mut c_void, c_int) -> c_int>,
+    pub ks_lock: *mut c_void,
 }
 
 /// `<sys/kstat.h>`
@@ -274,9 +299,13 @@ pub type datalink_id_t = u32;
 /// `<sys/mac.h>`: a transmit cookie.
 pub type mac_tx_cookie_t = uintptr_t;
 /// `<sys/mac_client.h>`: the siphon, called with every received chain before the client.
-pub type mac_siphon_t =
-    unsafe extern "C" fn(*mut c_void, *mut mblk_t, *mut *mut mblk_t, *mut c_uint, *mut usize)
-        -> *mut mblk_t;
+pub type mac_siphon_t = unsafe extern "C" fn(
+    *mut c_void,
+    *mut mblk_t,
+    *mut *mut mblk_t,
+    *mut c_uint,
+    *mut usize,
+) -> *mut mblk_t;
 
 /// `<sys/mac_provider.h>`: the provider's callbacks.
 #[repr(C)]
@@ -384,8 +413,7 @@ unsafe extern "C" {
     ) -> c_int;
     pub fn ddi_remove_minor_node(dip: *mut dev_info_t, name: *const c_char);
     pub fn ddi_get_instance(dip: *mut dev_info_t) -> c_int;
-    pub fn ddi_copyin(buf: *const c_void, driverbuf: *mut c_void, cn: usize, mode: c_int)
-    -> c_int;
+    pub fn ddi_copyin(buf: *const c_void, driverbuf: *mut c_void, cn: usize, mode: c_int) -> c_int;
     pub fn ddi_copyout(driverbuf: *const c_void, buf: *mut c_void, cn: usize, mode: c_int)
     -> c_int;
     pub fn ddi_quiesce_not_needed(dip: *mut dev_info_t) -> c_int;
@@ -459,7 +487,14 @@ unsafe extern "C" {
         value: *mut u32,
         flags: *mut u32,
     );
-    pub fn mac_hcksum_set(mp: *mut mblk_t, start: u32, stuff: u32, end: u32, value: u32, flags: u32);
+    pub fn mac_hcksum_set(
+        mp: *mut mblk_t,
+        start: u32,
+        stuff: u32,
+        end: u32,
+        value: u32,
+        flags: u32,
+    );
     pub fn mac_lso_get(mp: *mut mblk_t, mss: *mut u32, flags: *mut u32);
 
     // <sys/mac_client.h>
@@ -496,8 +531,11 @@ unsafe extern "C" {
     // <sys/dls_mgmt.h>, <sys/dls.h>
     pub fn dls_mgmt_get_linkid(name: *const c_char, linkid: *mut datalink_id_t) -> c_int;
     pub fn dls_devnet_create(mh: mac_handle_t, linkid: datalink_id_t, zoneid: zoneid_t) -> c_int;
-    pub fn dls_devnet_destroy(mh: mac_handle_t, linkid: *mut datalink_id_t, wait: boolean_t)
-    -> c_int;
+    pub fn dls_devnet_destroy(
+        mh: mac_handle_t,
+        linkid: *mut datalink_id_t,
+        wait: boolean_t,
+    ) -> c_int;
 
     // <sys/netstack.h>, <inet/ip_ire.h>, <inet/ip_ndp.h>: next hops on the underlay.
     pub fn netstack_find_by_zoneid(zoneid: zoneid_t) -> *mut netstack_t;
@@ -520,3 +558,17 @@ unsafe extern "C" {
     pub fn bcmp(a: *const c_void, b: *const c_void, n: usize) -> c_int;
     pub fn strlen(s: *const c_char) -> usize;
 }
+
+// The operation vectors and the module linkage are tables the kernel only reads (or, for
+// `dev_ops`, that `mac_init_ops` writes once before the module is installed): sharing
+// them between threads is what the kernel does with them.
+// SAFETY: read-only after initialisation, as above.
+unsafe impl Sync for cb_ops {}
+// SAFETY: as above.
+unsafe impl Sync for dev_ops {}
+// SAFETY: as above.
+unsafe impl Sync for mac_callbacks_t {}
+// SAFETY: as above.
+unsafe impl Sync for modldrv {}
+// SAFETY: as above.
+unsafe impl Sync for modlinkage {}

@@ -20,10 +20,16 @@ mkdir -p proto/opt/oxide/opte/bin proto/opt/oxide/opte/dtrace proto/kernel/drv/a
     proto/usr/lib/devfsadm/linkmod packages manifests
 cp "$top/target/release/opteadm" proto/opt/oxide/opte/bin/
 cp "$top/target/kmod/xde" proto/kernel/drv/amd64/xde
-[ -n "${RELEASE_ONLY:-}" ] || cp "$top/target/kmod/xde.dbg" proto/kernel/drv/amd64/xde.dbg
+# The debug module and the devfsadm plugin ship when they were built.
+dbg="$top/target/kmod/xde.dbg"
+if [ -z "${RELEASE_ONLY:-}" ] && [ -f "$dbg" ]; then
+    cp "$dbg" proto/kernel/drv/amd64/xde.dbg
+else
+    RELEASE_ONLY=1
+fi
 cp "$top/xde/xde.conf" proto/kernel/drv/
-cp "$top/target/i686-unknown-illumos/release/libxde_link.so" \
-    proto/usr/lib/devfsadm/linkmod/SUNW_xde_link.so
+link="$top/target/i686-unknown-illumos/release/libxde_link.so"
+[ -f "$link" ] && cp "$link" proto/usr/lib/devfsadm/linkmod/SUNW_xde_link.so
 cp -r "$top/dtrace/"* proto/opt/oxide/opte/dtrace/
 sed -e "s/%VERSION%/$version/" -e "s/%PUBLISHER%/$publisher/" opte.template.p5m \
     > manifests/opte.p5m
@@ -34,6 +40,7 @@ done; find opt/oxide/opte/dtrace -mindepth 1 -type d | sort | while read -r d; d
     echo "dir path=$d owner=root group=bin mode=0755"
 done) >> manifests/opte.p5m
 [ -n "${RELEASE_ONLY:-}" ] && sed -i '/xde.dbg/d' manifests/opte.p5m
+[ -f "$link" ] || sed -i '/SUNW_xde_link/d' manifests/opte.p5m
 pkgdepend generate -d proto manifests/opte.p5m > manifests/opte.dep
 pkgdepend resolve -d manifests manifests/opte.dep
 cat manifests/opte.p5m manifests/opte.dep.res > manifests/opte.final.p5m

@@ -394,7 +394,8 @@ impl<H: Host> Xde<H> {
             seed,
             HostProbes,
         )?;
-        self.host.create_port(&name, key.mac, mtu, &r.attach)?;
+        self.host
+            .create_port(&name, key.mac, mtu, &r.attach, r.linkid)?;
         vpc.port_mut().start();
         let port = Arc::new(XdePort::new(vpc, r.linkid));
         self.edit_ports(|m| {

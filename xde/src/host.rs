@@ -32,13 +32,16 @@ pub trait Host: Send + Sync {
     /// Close them again.
     fn detach_underlay(&self);
 
-    /// Create the guest-side device of a port (a TAP, a mac provider) named `name`.
+    /// Create the guest-side device of a port (a TAP, a mac provider) named `name`, with
+    /// datalink id `linkid` where the OS keeps a datalink registry (illumos's dlmgmtd; the
+    /// Linux daemon has none and ignores it).
     fn create_port(
         &self,
         name: &str,
         mac: MacAddr,
         mtu: u32,
         attach: &PortAttach,
+        linkid: u32,
     ) -> Result<(), OpteError>;
 
     /// Remove it.
@@ -72,6 +75,7 @@ impl Host for NullHost {
         _mac: MacAddr,
         _mtu: u32,
         _attach: &PortAttach,
+        _linkid: u32,
     ) -> Result<(), OpteError> {
         Ok(())
     }

@@ -59,6 +59,8 @@ pub mod control;
 pub mod core;
 pub mod datapath;
 pub mod host;
+#[cfg(feature = "kernel")]
+pub mod illumos;
 #[cfg(all(feature = "daemon", target_os = "linux"))]
 pub mod linux;
 pub mod offload;

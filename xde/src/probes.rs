@@ -97,7 +97,7 @@ pub fn register() -> Result<(), alloc::string::String> {
     Ok(())
 }
 
-#[cfg(all(feature = "usdt", target_os = "linux"))]
+#[cfg(all(feature = "usdt", target_os = "linux", not(feature = "kernel")))]
 mod fire {
     //! Each probe's semaphore (the usdt crate's: a weak, hidden `u16` that a tracer
     //! increments while it traces the probe) is tested inline; only a traced probe calls
@@ -448,7 +448,285 @@ mod fire {
     }
 }
 
-#[cfg(not(all(feature = "usdt", target_os = "linux")))]
+#[cfg(feature = "kernel")]
+mod sdt {
+    //! SDT probes: a call to an undefined `__dtrace_probe_NAME` that the kernel's runtime
+    //! linker turns into no-ops when the module loads, and DTrace into a probe when
+    //! enabled (`sdt:xde::NAME`, `__` read as `-`). Arguments as `dtrace/lib/common.d`
+    //! lays them out: the direction as 1 (in) or 2 (out), strings NUL-terminated, flow
+    //! keys as [`super::FlowIdSdtArg`].
+    use super::{FlowIdSdtArg, dir_num};
+    use crate::illumos::CStrBuf;
+    use core::ffi::c_char;
+    use opte::engine::stats::DropReason;
+    use opte_api::{Direction, InnerFlowId, TcpState};
+
+    type S = *const c_char;
+    type F = *const FlowIdSdtArg;
+
+    unsafe extern "C" {
+        fn __dtrace_probe_port__process__entry(dir: u64, port: S, flow: F, epoch: u64);
+        fn __dtrace_probe_port__process__return(dir: u64, port: S, before: F, after: F, path: u64);
+        fn __dtrace_probe_port__drop(dir: u64, port: S, flow: F, reason: S);
+        fn __dtrace_probe_uft__hit(dir: u64, port: S, flow: F, epoch: u64);
+        fn __dtrace_probe_uft__invalidate(dir: u64, port: S, flow: F, epoch: u64);
+        fn __dtrace_probe_uft__tcp__closed(dir: u64, port: S, flow: F);
+        fn __dtrace_probe_layer__process__entry(dir: u64, port: S, layer: S, flow: F);
+        fn __dtrace_probe_layer__process__return(dir: u64, port: S, layer: S, before: F, after: F);
+        fn __dtrace_probe_rule__match(dir: u64, port: S, layer: S, flow: F, action: S);
+        fn __dtrace_probe_rule__no__match(dir: u64, port: S, layer: S, flow: F);
+        fn __dtrace_probe_rule__deny(dir: u64, port: S, layer: S, flow: F);
+        fn __dtrace_probe_ht__run(dir: u64, port: S, loc: S, before: F, after: F);
+        fn __dtrace_probe_gen__desc__fail(dir: u64, port: S, layer: S, flow: F, msg: S);
+        fn __dtrace_probe_gen__ht__fail(dir: u64, port: S, layer: S, flow: F, msg: S);
+        fn __dtrace_probe_flow__expired(port: S, table: S, flow: F);
+        fn __dtrace_probe_tcp__flow__state(port: S, flow: F, old: u64, new: u64);
+        fn __dtrace_probe_tcp__err(dir: u64, port: S, flow: F, msg: S);
+    }
+
+    /// A name as a C string.
+    type Name = CStrBuf<32>;
+    /// A message (an action, an error) as a C string.
+    type Text = CStrBuf<128>;
+
+    fn text(d: &dyn core::fmt::Display) -> Text {
+        let mut s = Fmt([0; 128], 0);
+        let _ = core::fmt::write(&mut s, format_args!("{d}"));
+        Text::new(core::str::from_utf8(s.0.get(..s.1).unwrap_or(&[])).unwrap_or("?"))
+    }
+
+    struct Fmt([u8; 128], usize);
+
+    impl core::fmt::Write for Fmt {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for &b in s.as_bytes() {
+                if self.1 + 1 < self.0.len()
+                    && let Some(slot) = self.0.get_mut(self.1)
+                {
+                    *slot = b;
+                    self.1 += 1;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn d(dir: Direction) -> u64 {
+        u64::from(dir_num(dir))
+    }
+
+    // SAFETY (every call below): the probe functions only read their arguments, which
+    // live on this stack frame for the call.
+    impl super::Probes for super::HostProbes {
+        fn port_process_entry(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe {
+                __dtrace_probe_port__process__entry(d(dir), Name::new(port).as_ptr(), &f, epoch)
+            }
+        }
+        fn port_process_return(
+            &self,
+            port: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+            path: u8,
+        ) {
+            let (b, a) = (FlowIdSdtArg::from(before), FlowIdSdtArg::from(after));
+            unsafe {
+                __dtrace_probe_port__process__return(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    &b,
+                    &a,
+                    u64::from(path),
+                )
+            }
+        }
+        fn port_drop(&self, port: &str, dir: Direction, flow: &InnerFlowId, reason: &DropReason) {
+            let f = FlowIdSdtArg::from(flow);
+            let r = text(&alloc::format!("{reason:?}"));
+            unsafe { __dtrace_probe_port__drop(d(dir), Name::new(port).as_ptr(), &f, r.as_ptr()) }
+        }
+        fn uft_hit(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe { __dtrace_probe_uft__hit(d(dir), Name::new(port).as_ptr(), &f, epoch) }
+        }
+        fn uft_invalidate(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe { __dtrace_probe_uft__invalidate(d(dir), Name::new(port).as_ptr(), &f, epoch) }
+        }
+        fn uft_tcp_closed(&self, port: &str, dir: Direction, flow: &InnerFlowId) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe { __dtrace_probe_uft__tcp__closed(d(dir), Name::new(port).as_ptr(), &f) }
+        }
+        fn layer_process_entry(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe {
+                __dtrace_probe_layer__process__entry(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    Name::new(layer).as_ptr(),
+                    &f,
+                )
+            }
+        }
+        fn layer_process_return(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+        ) {
+            let (b, a) = (FlowIdSdtArg::from(before), FlowIdSdtArg::from(after));
+            unsafe {
+                __dtrace_probe_layer__process__return(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    Name::new(layer).as_ptr(),
+                    &b,
+                    &a,
+                )
+            }
+        }
+        fn rule_match(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            action: &dyn core::fmt::Display,
+        ) {
+            let f = FlowIdSdtArg::from(flow);
+            let t = text(action);
+            unsafe {
+                __dtrace_probe_rule__match(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    Name::new(layer).as_ptr(),
+                    &f,
+                    t.as_ptr(),
+                )
+            }
+        }
+        fn rule_no_match(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe {
+                __dtrace_probe_rule__no__match(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    Name::new(layer).as_ptr(),
+                    &f,
+                )
+            }
+        }
+        fn rule_deny(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe {
+                __dtrace_probe_rule__deny(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    Name::new(layer).as_ptr(),
+                    &f,
+                )
+            }
+        }
+        fn ht_run(
+            &self,
+            port: &str,
+            loc: &str,
+            dir: Direction,
+            before: &InnerFlowId,
+            after: &InnerFlowId,
+        ) {
+            let (b, a) = (FlowIdSdtArg::from(before), FlowIdSdtArg::from(after));
+            unsafe {
+                __dtrace_probe_ht__run(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    Name::new(loc).as_ptr(),
+                    &b,
+                    &a,
+                )
+            }
+        }
+        fn gen_desc_fail(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            let f = FlowIdSdtArg::from(flow);
+            let t = text(msg);
+            unsafe {
+                __dtrace_probe_gen__desc__fail(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    Name::new(layer).as_ptr(),
+                    &f,
+                    t.as_ptr(),
+                )
+            }
+        }
+        fn gen_ht_fail(
+            &self,
+            port: &str,
+            layer: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            let f = FlowIdSdtArg::from(flow);
+            let t = text(msg);
+            unsafe {
+                __dtrace_probe_gen__ht__fail(
+                    d(dir),
+                    Name::new(port).as_ptr(),
+                    Name::new(layer).as_ptr(),
+                    &f,
+                    t.as_ptr(),
+                )
+            }
+        }
+        fn flow_expired(&self, port: &str, table: &str, flow: &InnerFlowId) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe {
+                __dtrace_probe_flow__expired(
+                    Name::new(port).as_ptr(),
+                    Name::new(table).as_ptr(),
+                    &f,
+                )
+            }
+        }
+        fn tcp_flow_state(&self, port: &str, flow: &InnerFlowId, old: TcpState, new: TcpState) {
+            let f = FlowIdSdtArg::from(flow);
+            unsafe {
+                __dtrace_probe_tcp__flow__state(
+                    Name::new(port).as_ptr(),
+                    &f,
+                    old as u64,
+                    new as u64,
+                )
+            }
+        }
+        fn tcp_err(
+            &self,
+            port: &str,
+            dir: Direction,
+            flow: &InnerFlowId,
+            msg: &dyn core::fmt::Display,
+        ) {
+            let f = FlowIdSdtArg::from(flow);
+            let t = text(msg);
+            unsafe { __dtrace_probe_tcp__err(d(dir), Name::new(port).as_ptr(), &f, t.as_ptr()) }
+        }
+    }
+}
+
+#[cfg(not(any(feature = "kernel", all(feature = "usdt", target_os = "linux"))))]
 impl Probes for HostProbes {}
 
 #[cfg(test)]

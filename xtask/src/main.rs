@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use xtask::linux_pkg;
+use xtask::{kmod, linux_pkg};
 
 /// The Debian packages the tests and the demo use, each with a command that shows it is installed: tshark
 /// dissects our packets; the daemon's end-to-end tests make namespaces and links (iproute2)
@@ -55,11 +55,12 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo(&args[1..]),
         Some("kbench") => kbench(&args[1..]),
+        Some("build") => build(&args[1..]),
         Some("package") => package(&args[1..]).map(|deb| println!("{}", deb.display())),
         Some("install") => install(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!(
-                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json] [--no-vm]  OPTE's Linux host against the kernel's bridge + VXLAN, and VM to VM by TAP and vhost-user (root)\n  test                     format, lint and run every test (installs what tests need)\n  package [--skip-build]   the Debian package of the Linux host (target/package/opte_VERSION_ARCH.deb)\n  install [--root DIR] [--from-package] [--skip-build]  install the Linux host (xded, opteadm, opte-cni, opte-docker, systemd units, bpftrace scripts)"
+                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json] [--no-vm]  OPTE's Linux host against the kernel's bridge + VXLAN, and VM to VM by TAP and vhost-user (root)\n  test                     format, lint and run every test (installs what tests need)\n  build [xde|opteadm|all]  the illumos module (checked: its symbols; linked with ld -r on illumos) and opteadm\n  package [--skip-build]   the Debian package of the Linux host (target/package/opte_VERSION_ARCH.deb)\n  install [--root DIR] [--from-package] [--skip-build]  install the Linux host (xded, opteadm, opte-cni, opte-docker, systemd units, bpftrace scripts)"
             );
             Ok(())
         }
@@ -98,8 +99,85 @@ fn build_host() -> Result<(), String> {
     )
 }
 
+/// `cargo xtask build`: the illumos module (`xde`, its symbols checked, linked into
+/// `target/kmod/xde` on illumos) and `opteadm` (release).
+fn build(args: &[String]) -> Result<(), String> {
+    let what: Vec<&str> = if args.is_empty() {
+        vec!["all"]
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    for w in what {
+        match w {
+            "xde" => build_kmod()?,
+            "opteadm" => step(
+                "cargo build --release -p opteadm",
+                cargo(&["build", "--release", "-p", "opteadm"]),
+            )?,
+            "all" => {
+                build_kmod()?;
+                step(
+                    "cargo build --release -p opteadm",
+                    cargo(&["build", "--release", "-p", "opteadm"]),
+                )?;
+            }
+            w => return Err(format!("build: unknown part {w:?} (xde, opteadm or all)")),
+        }
+    }
+    Ok(())
+}
+
+/// The module's static library, its symbol check, and on illumos the link.
+fn build_kmod() -> Result<(), String> {
+    eprintln!(
+        "xtask: == the illumos module (kernel code generation; target {})",
+        kmod::target()
+    );
+    let repo = repo_root();
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let lib = kmod::build(&cargo_bin, &repo)?;
+    let problems = kmod::check(&lib, &kmod::allowed(&repo)?)?;
+    if !problems.is_empty() {
+        return Err(format!(
+            "the module's symbols:\n  {}",
+            problems.join("\n  ")
+        ));
+    }
+    eprintln!(
+        "xtask: {}: every undefined symbol is the kernel's; nothing unwinds or names std",
+        lib.display()
+    );
+    if cfg!(target_os = "illumos") {
+        let m = kmod::link(&lib, &repo)?;
+        eprintln!("xtask: linked {}", m.display());
+    }
+    Ok(())
+}
+
 /// `cargo xtask package`: the Debian package, in `target/package`.
 fn package(args: &[String]) -> Result<PathBuf, String> {
+    if cfg!(target_os = "illumos") {
+        if !args.iter().any(|a| a == "--skip-build") {
+            build(&[])?;
+        }
+        let repo = repo_root();
+        let out = Command::new("bash")
+            .arg(repo.join("pkg/illumos/build.sh"))
+            .output()
+            .map_err(|e| format!("pkg/illumos/build.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "pkg/illumos/build.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let p5p = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string();
+        return Ok(repo.join("pkg/illumos").join(p5p));
+    }
     let mut skip_build = false;
     for a in args {
         match a.as_str() {
@@ -128,6 +206,7 @@ fn package(args: &[String]) -> Result<PathBuf, String> {
 /// the daemon).
 fn install(args: &[String]) -> Result<(), String> {
     let (mut root, mut from_package, mut skip_build) = (PathBuf::from("/"), false, false);
+    let mut unfreeze = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -139,8 +218,12 @@ fn install(args: &[String]) -> Result<(), String> {
             }
             "--from-package" => from_package = true,
             "--skip-build" => skip_build = true,
+            "--force-package-unfreeze" => unfreeze = true,
             a => return Err(format!("install: unknown argument {a:?}")),
         }
+    }
+    if cfg!(target_os = "illumos") {
+        return install_illumos(from_package, skip_build, unfreeze);
     }
     if from_package {
         let mut pa = Vec::new();
@@ -173,6 +256,58 @@ fn install(args: &[String]) -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// SPEC §7.10's install on Helios: the files copied and the driver added (`add_drv`), or
+/// the IPS package built and installed with `pkg`.
+fn install_illumos(from_package: bool, skip_build: bool, unfreeze: bool) -> Result<(), String> {
+    let run = |name: &str, prog: &str, args: &[&str]| {
+        let mut c = Command::new(prog);
+        c.args(args);
+        step(name, c)
+    };
+    if from_package {
+        let mut pa = Vec::new();
+        if skip_build {
+            pa.push("--skip-build".to_string());
+        }
+        let p5p = package(&pa)?;
+        if unfreeze {
+            let _ = run("pkg unfreeze opte", "pkg", &["unfreeze", "opte"]);
+        }
+        let p5p = p5p.to_string_lossy().into_owned();
+        return run("pkg install opte", "pkg", &["install", "-g", &p5p, "opte"]);
+    }
+    if !skip_build {
+        build(&[])?;
+    }
+    let repo = repo_root();
+    // A driver still attached is detached first; these fail harmlessly when it is not.
+    let _ = run(
+        "opteadm clear-xde-underlay",
+        "/opt/oxide/opte/bin/opteadm",
+        &["clear-xde-underlay"],
+    );
+    let _ = run("rem_drv xde", "rem_drv", &["xde"]);
+    let copies = [
+        (repo.join("xde/xde.conf"), "/kernel/drv/xde.conf"),
+        (repo.join("target/kmod/xde"), "/kernel/drv/amd64/xde"),
+        (
+            repo.join("target/release/opteadm"),
+            "/opt/oxide/opte/bin/opteadm",
+        ),
+    ];
+    for (from, to) in &copies {
+        if let Some(d) = Path::new(to).parent() {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        std::fs::copy(from, to).map_err(|e| format!("{} -> {to}: {e}", from.display()))?;
+    }
+    run(
+        "add_drv xde",
+        "add_drv",
+        &["-m", "xde 0755 root sys", "xde"],
+    )
 }
 
 /// Whether this process runs as root.
@@ -303,6 +438,7 @@ fn test() -> Result<(), String> {
             "xde/kernel",
         ]),
     )?;
+    build_kmod()?;
     eprintln!("xtask: == workspace tests (with tshark check and fuzz corpus replay)");
     let (mut passed, mut failed) = run_tests(cargo(&["test", "--workspace", "--no-fail-fast"]))?;
     // The engine's own unit tests once more on the kernel's lock backend (its lock calls

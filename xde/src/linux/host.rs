@@ -171,6 +171,7 @@ impl Host for LinuxHost {
         mac: MacAddr,
         mtu: u32,
         attach: &PortAttach,
+        _linkid: u32,
     ) -> Result<(), OpteError> {
         let tap = match attach {
             PortAttach::Netdev => Tap::create_multi(name, mac, mtu, self.workers),

@@ -90,6 +90,7 @@ impl Host for SimHost {
         _mac: MacAddr,
         _mtu: u32,
         _attach: &PortAttach,
+        _linkid: u32,
     ) -> Result<(), OpteError> {
         self.ports.write().unwrap().push(name.to_string());
         Ok(())

@@ -1,0 +1,163 @@
+//! The packets: a port's transmit entry point (`mc_tx`, a guest's frames) and the
+//! underlays' siphon (`xde_rx`, Geneve from the network), each handing its chain, packet by
+//! packet, to the core and carrying out what the core emits: `mac_tx` on an underlay,
+//! `mac_rx` up a port, back to the IP stack (the siphon's return), or freed.
+
+use super::host::PortDriver;
+use super::mblk::{link_chain, mblk_of, packet_of, split_chain};
+use super::{now, state, sys};
+use crate::datapath::Emit;
+use crate::host::Link;
+use alloc::vec::Vec;
+use core::ffi::{c_uint, c_void};
+use core::ptr;
+
+/// Carry out `emits`; packets that are not ours go to `not_ours` (the siphon's caller).
+fn carry_out(emits: &mut Vec<Emit>, not_ours: &mut Vec<*mut sys::mblk_t>) {
+    let Some(s) = state() else {
+        emits.clear();
+        return;
+    };
+    for e in emits.drain(..) {
+        match e {
+            Emit::Underlay { link, pkt } => {
+                let Some(mch) = s.xde.host.underlay_client(link) else {
+                    continue;
+                };
+                let mp = mblk_of(pkt);
+                if !mp.is_null() {
+                    // SAFETY: a message we own, given to the link's client (it frees what
+                    // it cannot send: MAC_DROP_ON_NO_DESC).
+                    unsafe { sys::mac_tx(mch, mp, 0, sys::MAC_DROP_ON_NO_DESC, ptr::null_mut()) };
+                }
+            }
+            Emit::Guest { port, pkt } => {
+                let Some(mh) = s.xde.host.port_handle(port.name()) else {
+                    continue;
+                };
+                let mp = mblk_of(pkt);
+                if !mp.is_null() {
+                    // SAFETY: a message we own, up the port's mac provider.
+                    unsafe { sys::mac_rx(mh, ptr::null_mut(), mp) };
+                }
+            }
+            Emit::NotOurs(pkt) => {
+                let mp = mblk_of(pkt);
+                if !mp.is_null() {
+                    not_ours.push(mp);
+                }
+            }
+            Emit::Spent(pkt) => drop(pkt),
+        }
+    }
+}
+
+/// A port's `mc_tx`: every frame of `chain` through the core's transmit path. Consumes
+/// the whole chain (returns null).
+///
+/// # Safety
+///
+/// Called by the mac framework with the port's driver argument and a chain it gives up.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xde_mc_tx(arg: *mut c_void, chain: *mut sys::mblk_t) -> *mut sys::mblk_t {
+    // SAFETY: the chain is ours from here.
+    let msgs = unsafe { split_chain(chain) };
+    let (Some(s), false) = (state(), arg.is_null()) else {
+        for m in msgs {
+            // SAFETY: ours.
+            unsafe { sys::freemsg(m) };
+        }
+        return ptr::null_mut();
+    };
+    // SAFETY: the argument registered with the port: its driver, alive until deletion.
+    let driver = unsafe { &*arg.cast::<PortDriver>() };
+    let Some(port) = s.xde.port(&driver.name) else {
+        for m in msgs {
+            // SAFETY: ours.
+            unsafe { sys::freemsg(m) };
+        }
+        return ptr::null_mut();
+    };
+    let t = now();
+    let pkts = msgs
+        .into_iter()
+        // SAFETY: each message is ours and handed over whole.
+        .filter_map(|m| unsafe { packet_of(m) });
+    let mut emits = Vec::new();
+    s.xde.tx_batch(&port, pkts, t, &mut emits);
+    let mut rest = Vec::new();
+    carry_out(&mut emits, &mut rest);
+    for m in rest {
+        // SAFETY: ours: a transmit has no stack to give it back to.
+        unsafe { sys::freemsg(m) };
+    }
+    ptr::null_mut()
+}
+
+/// The underlays' siphon: Geneve for our ports goes through the core's receive path;
+/// everything else is returned, in order, for the IP stack.
+///
+/// # Safety
+///
+/// Called by the mac framework with the link index given to `mac_siphon_set`, a chain it
+/// gives up, and out pointers for what it takes back.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xde_rx(
+    arg: *mut c_void,
+    chain: *mut sys::mblk_t,
+    tail: *mut *mut sys::mblk_t,
+    cnt: *mut c_uint,
+    sz: *mut usize,
+) -> *mut sys::mblk_t {
+    // SAFETY: the chain is ours from here.
+    let msgs = unsafe { split_chain(chain) };
+    let mut not_ours: Vec<*mut sys::mblk_t> = Vec::new();
+    match state() {
+        None => not_ours = msgs,
+        Some(s) => {
+            let link = if arg as usize == 1 {
+                Link::U2
+            } else {
+                Link::U1
+            };
+            let t = now();
+            let mut emits = Vec::new();
+            for m in msgs {
+                // SAFETY: each message is ours and handed over whole.
+                if let Some(pkt) = unsafe { packet_of(m) } {
+                    s.xde.rx(link, pkt, t, &mut emits);
+                }
+                carry_out(&mut emits, &mut not_ours);
+            }
+        }
+    }
+    let (head, last, n) = link_chain(&not_ours);
+    let bytes: usize = not_ours
+        .iter()
+        .map(|&m| {
+            let mut total = 0;
+            let mut b = m;
+            while !b.is_null() {
+                // SAFETY: blocks of messages we own.
+                unsafe {
+                    total += (*b).b_wptr as usize - (*b).b_rptr as usize;
+                    b = (*b).b_cont;
+                }
+            }
+            total
+        })
+        .sum();
+    // SAFETY: the framework's out pointers.
+    unsafe {
+        if !tail.is_null() {
+            *tail = last;
+        }
+        if !cnt.is_null() {
+            *cnt = c_uint::try_from(n).unwrap_or(c_uint::MAX);
+        }
+        if !sz.is_null() {
+            *sz = bytes;
+        }
+    }
+    head
+}
