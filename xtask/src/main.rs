@@ -43,6 +43,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
         "test -x /usr/lib/cni/host-local",
     ),
     ("docker.io", "dockerd"),
+    // The daemon's USDT probes traced for real.
+    ("bpftrace", "bpftrace"),
 ];
 
 /// The metapackage naming Debian's cloud kernel, which the VM tests fetch with
