@@ -149,7 +149,7 @@ impl<H: Host> Xde<H> {
     fn tx_after(&self, port: &Arc<XdePort>, after: After, now: Moment, out: &mut Vec<Emit>) {
         match after {
             After::Nothing => {}
-            After::Loopback(pkt) => self.loopback(pkt, now, out),
+            After::Loopback(pkt) => self.loopback(port.name(), pkt, now, out),
             After::Mcast {
                 group,
                 src,
@@ -171,6 +171,7 @@ impl<H: Host> Xde<H> {
             Ok(p) => p,
             Err(e) => {
                 self.stats.out_parse_error(&e);
+                crate::probes::host::bad_packet(port.name(), Direction::Out, &e, pkt.len());
                 out.push(Emit::Spent(pkt));
                 return After::Nothing;
             }
@@ -241,7 +242,7 @@ impl<H: Host> Xde<H> {
     }
 
     /// An encapsulated packet for a port of this host: its inbound path, no wire.
-    fn loopback(&self, mut pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
+    fn loopback(&self, src: &str, mut pkt: Packet, now: Moment, out: &mut Vec<Emit>) {
         let Ok(n) = parse_network(&mut pkt) else {
             self.stats
                 .in_drop_misc
@@ -256,6 +257,7 @@ impl<H: Host> Xde<H> {
             bump(&self.stats.tx_loopback_no_port);
             return;
         };
+        crate::probes::host::guest_loopback(&n.inner.flow, src, dst.name());
         if self.deliver(&dst, pkt, Parsed::Network(n), now, out) {
             bump(&self.stats.tx_loopback);
         }
@@ -408,6 +410,7 @@ impl<H: Host> Xde<H> {
             Ok(p) => p,
             Err(e) => {
                 self.stats.in_parse_error(&e);
+                crate::probes::host::bad_packet("unknown", Direction::In, &e, pkt.len());
                 out.push(Emit::NotOurs(pkt));
                 return;
             }

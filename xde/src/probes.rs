@@ -87,6 +87,9 @@ mod opte_usdt {
     fn flow__expired(port: &str, table: &str, flow: &str) {}
     fn tcp__flow__state(port: &str, flow: &str, old: &str, new: &str) {}
     fn tcp__err(port: &str, dir: &str, flow: &str, msg: &str) {}
+    fn bad__packet(port: &str, dir: &str, msg: &str, len: u64) {}
+    fn guest__loopback(flow: &str, src: &str, dst: &str) {}
+    fn next__hop(dst: &str, link: &str, src_mac: &str, dst_mac: &str, msg: &str) {}
 }
 
 /// Register the USDT probes with the system (a no-op where the notes suffice, as on
@@ -95,6 +98,31 @@ pub fn register() -> Result<(), alloc::string::String> {
     #[cfg(all(feature = "usdt", target_os = "linux"))]
     usdt::register_probes().map_err(|e| alloc::format!("{e}"))?;
     Ok(())
+}
+
+/// The host's own probe points (SPEC §7.9), fired by the core's datapath: a packet the
+/// parser refused, a packet between two ports of this host, an underlay next-hop lookup.
+pub mod host {
+    use crate::route::{Route, RouteError};
+    use opte_api::{Direction, InnerFlowId, Ipv6Addr};
+
+    /// `bad-packet`: `port` ("unknown" for the underlay), the direction, why, how long.
+    #[inline(always)]
+    pub fn bad_packet(port: &str, dir: Direction, msg: &dyn core::fmt::Display, len: usize) {
+        super::backend::bad_packet(port, dir, msg, len);
+    }
+
+    /// `guest-loopback`: `flow` from port `src` to port `dst`, never on the wire.
+    #[inline(always)]
+    pub fn guest_loopback(flow: &InnerFlowId, src: &str, dst: &str) {
+        super::backend::guest_loopback(flow, src, dst);
+    }
+
+    /// `next-hop`: the OS's answer for underlay address `dst`.
+    #[inline(always)]
+    pub fn next_hop(dst: Ipv6Addr, r: &Result<Route, RouteError>) {
+        super::backend::next_hop(dst, r);
+    }
 }
 
 #[cfg(all(feature = "usdt", target_os = "linux", not(feature = "kernel")))]
@@ -131,6 +159,8 @@ mod fire {
     fn f(flow: &InnerFlowId) -> String {
         flow.to_string()
     }
+
+    pub(super) use self::backend as host_backend;
 
     mod cold {
         use super::{Direction, DropReason, InnerFlowId, TcpState, ToString, d, f, opte};
@@ -291,6 +321,67 @@ mod fire {
             msg: &dyn core::fmt::Display,
         ) {
             opte::tcp__err!(|| (port, d(dir), f(flow), msg.to_string()));
+        }
+    }
+
+    /// The host's probes ([`super::host`]).
+    pub(super) mod backend {
+        use super::{d, f, opte};
+        use crate::route::{Route, RouteError};
+        use alloc::string::ToString;
+        use opte_api::{Direction, InnerFlowId, Ipv6Addr};
+
+        #[inline(always)]
+        pub fn bad_packet(port: &str, dir: Direction, msg: &dyn core::fmt::Display, len: usize) {
+            if traced!(__usdt_sema_opte_bad__packet) {
+                cold_bad_packet(port, dir, msg, len);
+            }
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn cold_bad_packet(port: &str, dir: Direction, msg: &dyn core::fmt::Display, len: usize) {
+            opte::bad__packet!(|| (port, d(dir), msg.to_string(), len as u64));
+        }
+
+        #[inline(always)]
+        pub fn guest_loopback(flow: &InnerFlowId, src: &str, dst: &str) {
+            if traced!(__usdt_sema_opte_guest__loopback) {
+                cold_guest_loopback(flow, src, dst);
+            }
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn cold_guest_loopback(flow: &InnerFlowId, src: &str, dst: &str) {
+            opte::guest__loopback!(|| (f(flow), src, dst));
+        }
+
+        #[inline(always)]
+        pub fn next_hop(dst: Ipv6Addr, r: &Result<Route, RouteError>) {
+            if traced!(__usdt_sema_opte_next__hop) {
+                cold_next_hop(dst, r);
+            }
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn cold_next_hop(dst: Ipv6Addr, r: &Result<Route, RouteError>) {
+            let (link, src, dmac, msg) = match r {
+                Ok(r) => (
+                    alloc::format!("{:?}", r.link),
+                    r.src_mac.to_string(),
+                    r.dst_mac.to_string(),
+                    "ok".to_string(),
+                ),
+                Err(e) => (
+                    "-".to_string(),
+                    "-".to_string(),
+                    "-".to_string(),
+                    alloc::format!("{e:?}"),
+                ),
+            };
+            opte::next__hop!(|| (dst.to_string(), link, src, dmac, msg));
         }
     }
 
@@ -482,6 +573,64 @@ mod sdt {
         fn __dtrace_probe_flow__expired(port: S, table: S, flow: F);
         fn __dtrace_probe_tcp__flow__state(port: S, flow: F, old: u64, new: u64);
         fn __dtrace_probe_tcp__err(dir: u64, port: S, flow: F, msg: S);
+        fn __dtrace_probe_bad__packet(port: S, dir: u64, mblk: u64, msg: S, len: u64);
+        fn __dtrace_probe_guest__loopback(flow: F, src: S, dst: S);
+        fn __dtrace_probe_next__hop(
+            dst: *const u8,
+            gw: *const u8,
+            src: *const u8,
+            dst_mac: *const u8,
+            msg: S,
+        );
+    }
+
+    /// The host's probes ([`super::host`]).
+    pub(super) mod backend {
+        use super::*;
+        use crate::route::{Route, RouteError};
+        use opte_api::Ipv6Addr;
+
+        pub fn bad_packet(port: &str, dir: Direction, msg: &dyn core::fmt::Display, len: usize) {
+            let t = text(msg);
+            // SAFETY: the probe only reads its arguments, alive for the call.
+            unsafe {
+                __dtrace_probe_bad__packet(
+                    Name::new(port).as_ptr(),
+                    d(dir),
+                    0,
+                    t.as_ptr(),
+                    len as u64,
+                )
+            }
+        }
+
+        pub fn guest_loopback(flow: &InnerFlowId, src: &str, dst: &str) {
+            let f = FlowIdSdtArg::from(flow);
+            // SAFETY: as above.
+            unsafe {
+                __dtrace_probe_guest__loopback(&f, Name::new(src).as_ptr(), Name::new(dst).as_ptr())
+            }
+        }
+
+        pub fn next_hop(dst: Ipv6Addr, r: &Result<Route, RouteError>) {
+            let d = dst.bytes();
+            // The core's route has no gateway: the D script shows `::` for it.
+            let gw = [0u8; 16];
+            let (src, dmac, msg) = match r {
+                Ok(r) => (r.src_mac.bytes(), r.dst_mac.bytes(), Text::new("ok")),
+                Err(e) => ([0; 6], [0; 6], text(&alloc::format!("{e:?}"))),
+            };
+            // SAFETY: as above.
+            unsafe {
+                __dtrace_probe_next__hop(
+                    d.as_ptr(),
+                    gw.as_ptr(),
+                    src.as_ptr(),
+                    dmac.as_ptr(),
+                    msg.as_ptr(),
+                )
+            }
+        }
     }
 
     /// A name as a C string.
@@ -728,6 +877,26 @@ mod sdt {
 
 #[cfg(not(any(feature = "kernel", all(feature = "usdt", target_os = "linux"))))]
 impl Probes for HostProbes {}
+
+#[cfg(all(feature = "usdt", target_os = "linux", not(feature = "kernel")))]
+use fire::host_backend as backend;
+/// Where the host's probes go.
+#[cfg(feature = "kernel")]
+use sdt::backend;
+
+/// No probes: every host probe is an empty function.
+#[cfg(not(any(feature = "kernel", all(feature = "usdt", target_os = "linux"))))]
+mod backend {
+    use crate::route::{Route, RouteError};
+    use opte_api::{Direction, InnerFlowId, Ipv6Addr};
+
+    #[inline(always)]
+    pub fn bad_packet(_: &str, _: Direction, _: &dyn core::fmt::Display, _: usize) {}
+    #[inline(always)]
+    pub fn guest_loopback(_: &InnerFlowId, _: &str, _: &str) {}
+    #[inline(always)]
+    pub fn next_hop(_: Ipv6Addr, _: &Result<Route, RouteError>) {}
+}
 
 #[cfg(test)]
 mod tests {

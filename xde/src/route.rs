@@ -95,7 +95,9 @@ impl RouteCache {
                 self.stats.hit += 1;
                 return Ok(e.route);
             }
-            match host.next_hop(dst, hash) {
+            let r = host.next_hop(dst, hash);
+            crate::probes::host::next_hop(dst, &r);
+            match r {
                 Ok(route) => {
                     *e = Entry {
                         route,
@@ -113,7 +115,9 @@ impl RouteCache {
             }
         }
         self.stats.miss += 1;
-        let route = host.next_hop(dst, hash).inspect_err(|_| {
+        let r = host.next_hop(dst, hash);
+        crate::probes::host::next_hop(dst, &r);
+        let route = r.inspect_err(|_| {
             self.stats.error += 1;
         })?;
         if self.entries.len() < ROUTE_CACHE_LIMIT {

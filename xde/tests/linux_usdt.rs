@@ -1,7 +1,8 @@
-//! The daemon's USDT probes, as root: the engine's probe points are in `xded` as SystemTap
-//! notes of provider `opte` (checked with `readelf -n`), and `dtrace/bpftrace/port-process.bt`
-//! run against a sled's daemon while a guest pings a guest on the other sled prints the
-//! port and the ICMP flow, both ways. tracefs is mounted for bpftrace if it is not (and
+//! The daemon's USDT probes, as root: the engine's probe points and the host's own (bad
+//! packet, guest loopback, next hop) are in `xded` as SystemTap notes of provider `opte`
+//! (checked with `readelf -n`), each with a bpftrace and a D script; and
+//! `dtrace/bpftrace/port-process.bt` run against a sled's daemon while a guest pings a
+//! guest on the other sled prints the port and the ICMP flow, both ways. tracefs is mounted for bpftrace if it is not (and
 //! unmounted again). Where the kernel refuses bpftrace (no BPF, no uprobes), the test says
 //! so and keeps to the notes.
 
@@ -39,6 +40,9 @@ const PROBES: &[&str] = &[
     "flow-expired",
     "tcp-flow-state",
     "tcp-err",
+    "bad-packet",
+    "guest-loopback",
+    "next-hop",
 ];
 
 #[test]
