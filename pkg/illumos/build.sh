@@ -28,7 +28,7 @@ else
     RELEASE_ONLY=1
 fi
 cp "$top/xde/xde.conf" proto/kernel/drv/
-link="$top/target/i686-unknown-illumos/release/libxde_link.so"
+link="$top/target/xde-link/i686-unknown-illumos/release/libxde_link.so"
 [ -f "$link" ] && cp "$link" proto/usr/lib/devfsadm/linkmod/SUNW_xde_link.so
 cp -r "$top/dtrace/"* proto/opt/oxide/opte/dtrace/
 sed -e "s/%VERSION%/$version/" -e "s/%PUBLISHER%/$publisher/" opte.template.p5m \

@@ -177,3 +177,53 @@ pub fn link(lib: &Path, repo: &Path) -> Result<PathBuf, String> {
     }
     Ok(out)
 }
+
+/// `cargo xtask build xde-link`: the devfsadm link module as a shared object (32-bit
+/// `i686-unknown-illumos` on illumos, this host's target elsewhere), checked with `nm` to
+/// contain no panic machinery (SPEC §7.10). Its path.
+pub fn build_link(cargo: &str, repo: &Path) -> Result<PathBuf, String> {
+    let target_dir = repo.join("target/xde-link");
+    let target = if cfg!(target_os = "illumos") {
+        "i686-unknown-illumos"
+    } else {
+        "x86_64-unknown-linux-gnu"
+    };
+    let status = Command::new(cargo)
+        .current_dir(repo)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args([
+            "rustc",
+            "--release",
+            "-p",
+            "xde-link",
+            "--crate-type",
+            "cdylib",
+        ])
+        .args(["--target", target, "--", "-C", "panic=abort"])
+        .status()
+        .map_err(|e| format!("cargo rustc of xde-link: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo rustc of xde-link failed ({status})"));
+    }
+    let so = target_dir.join(target).join("release/libxde_link.so");
+    let out = Command::new("nm")
+        .arg(&so)
+        .output()
+        .map_err(|e| format!("nm: {e}"))?;
+    let syms = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("nm {} failed", so.display()));
+    }
+    if let Some(bad) = syms.lines().find(|l| l.contains("panicking")) {
+        return Err(format!("xde-link pulls in panic machinery: {bad}"));
+    }
+    for want in ["_devfsadm_create_reg", "_devfsadm_remove_reg"] {
+        if !syms
+            .lines()
+            .any(|l| l.ends_with(&format!(" D {want}")) || l.ends_with(&format!(" R {want}")))
+        {
+            return Err(format!("xde-link does not export {want}"));
+        }
+    }
+    Ok(so)
+}

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         Some("install") => install(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!(
-                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json] [--no-vm]  OPTE's Linux host against the kernel's bridge + VXLAN, and VM to VM by TAP and vhost-user (root)\n  test                     format, lint and run every test (installs what tests need)\n  build [xde|opteadm|all]  the illumos module (checked: its symbols; linked with ld -r on illumos) and opteadm\n  package [--skip-build]   the Debian package of the Linux host (target/package/opte_VERSION_ARCH.deb)\n  install [--root DIR] [--from-package] [--skip-build]  install the Linux host (xded, opteadm, opte-cni, opte-docker, systemd units, bpftrace scripts)"
+                "usage: cargo xtask <task>\n\ntasks:\n  demo [--keep | --down | --vm]  a small VPC on this machine, step by step (root; installs what it needs)\n  kbench [--runs N] [--json] [--no-vm]  OPTE's Linux host against the kernel's bridge + VXLAN, and VM to VM by TAP and vhost-user (root)\n  test                     format, lint and run every test (installs what tests need)\n  build [xde|xde-link|opteadm|all]  the illumos module (checked: its symbols; linked with ld -r on illumos) and opteadm\n  package [--skip-build]   the Debian package of the Linux host (target/package/opte_VERSION_ARCH.deb)\n  install [--root DIR] [--from-package] [--skip-build]  install the Linux host (xded, opteadm, opte-cni, opte-docker, systemd units, bpftrace scripts)"
             );
             Ok(())
         }
@@ -112,20 +112,38 @@ fn build(args: &[String]) -> Result<(), String> {
     for w in what {
         match w {
             "xde" => build_kmod()?,
+            "xde-link" => build_link()?,
             "opteadm" => step(
                 "cargo build --release -p opteadm",
                 cargo(&["build", "--release", "-p", "opteadm"]),
             )?,
             "all" => {
                 build_kmod()?;
+                build_link()?;
                 step(
                     "cargo build --release -p opteadm",
                     cargo(&["build", "--release", "-p", "opteadm"]),
                 )?;
             }
-            w => return Err(format!("build: unknown part {w:?} (xde, opteadm or all)")),
+            w => {
+                return Err(format!(
+                    "build: unknown part {w:?} (xde, xde-link, opteadm or all)"
+                ));
+            }
         }
     }
+    Ok(())
+}
+
+/// The devfsadm link module, checked.
+fn build_link() -> Result<(), String> {
+    eprintln!("xtask: == xde-link, the devfsadm link module");
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let so = kmod::build_link(&cargo_bin, &repo_root())?;
+    eprintln!(
+        "xtask: {}: no panic machinery, both tables exported",
+        so.display()
+    );
     Ok(())
 }
 
@@ -441,6 +459,7 @@ fn test() -> Result<(), String> {
         ]),
     )?;
     build_kmod()?;
+    build_link()?;
     eprintln!("xtask: == workspace tests (with tshark check and fuzz corpus replay)");
     let (mut passed, mut failed) = run_tests(cargo(&["test", "--workspace", "--no-fail-fast"]))?;
     // The engine's own unit tests once more on the kernel's lock backend (its lock calls
