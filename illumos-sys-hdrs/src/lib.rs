@@ -78,16 +78,10 @@ opaque! {
     mac_unicast_handle_opaque;
     /// `<sys/mac_provider.h>`
     mac_register_opaque_placeholder;
-    /// `<inet/ip.h>`: a route.
-    ire_t;
     /// `<inet/ip.h>`: an IP interface.
     ill_t;
-    /// `<inet/ip_ndp.h>`: a neighbour cache entry.
-    nce_t;
     /// `<inet/ip_stack.h>`
     ip_stack_t;
-    /// `<sys/netstack.h>`
-    netstack_t;
     /// `<sys/modctl.h>`
     modinfo;
 }
@@ -381,18 +375,105 @@ pub const MAC_UNICAST_PRIMARY: u16 = 0x0001;
 /// `<sys/mac_client.h>`: transmit flags.
 pub const MAC_DROP_ON_NO_DESC: u16 = 0x01;
 
-/// `<sys/dlpi.h>`: `dl_ipv6` families for route lookups.
-pub const MATCH_IRE_DSTONLY: c_int = 0x0000;
-/// `<inet/ip.h>`
-pub const MATCH_IRE_ILL: c_int = 0x0008;
 /// `<sys/zone.h>`
 pub const GLOBAL_ZONEID: zoneid_t = 0;
 
-/// `<netinet/in.h>`
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
+/// `<netinet/in.h>`: an IPv6 address (a union with `uint32_t[4]`, hence 4-byte aligned).
+#[repr(C, align(4))]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct in6_addr {
     pub s6_addr: [u8; 16],
+}
+
+/// `<sys/zone.h>`
+pub const ALL_ZONES: zoneid_t = -1;
+/// `<inet/ip.h>`: IRE lookup match flags.
+pub const MATCH_IRE_DSTONLY: c_int = 0x0000;
+/// `<inet/ip.h>`
+pub const MATCH_IRE_ILL: c_int = 0x0010;
+/// `<net/if.h>`: neighbour states; REACHABLE to PROBE have a usable link-layer address.
+pub const ND_REACHABLE: u16 = 2;
+/// `<net/if.h>`
+pub const ND_PROBE: u16 = 5;
+
+/// `<inet/ip.h>`: `ire6_t`, the IPv6 part of a route's address union.
+#[repr(C)]
+pub struct ire6_t {
+    pub ire6_mask: in6_addr,
+    pub ire6_addr: in6_addr,
+    pub ire6_gateway_addr: in6_addr,
+    pub ire6_setsrc_addr: in6_addr,
+}
+
+/// `<inet/ip.h>`: the leading fields of `struct ire_s`, through the address union (the
+/// module reads `ire_ill` and the IPv6 gateway, and only through a pointer the kernel
+/// gave it).
+#[repr(C)]
+pub struct ire_t {
+    pub ire_next: *mut ire_t,
+    pub ire_ptpn: *mut *mut ire_t,
+    pub ire_refcnt: u32,
+    pub ire_ill: *mut ill_t,
+    pub ire_identical_ref: u32,
+    pub ire_ipversion: u8,
+    pub ire_type: u16,
+    pub ire_generation: c_uint,
+    pub ire_ib_pkt_count: c_uint,
+    pub ire_ob_pkt_count: c_uint,
+    pub ire_create_time: i64,
+    pub ire_flags: u32,
+    pub ire_testhidden: boolean_t,
+    pub ire_recvfn: *mut c_void,
+    pub ire_sendfn: *mut c_void,
+    pub ire_postfragfn: *mut c_void,
+    pub ire_masklen: c_uint,
+    pub ire_u: ire6_t,
+}
+
+/// `<inet/ip_ndp.h>`: the leading fields of `struct ncec_s` (a neighbour's state and
+/// link-layer address).
+#[repr(C)]
+pub struct ncec_t {
+    pub ncec_next: *mut ncec_t,
+    pub ncec_ptpn: *mut *mut ncec_t,
+    pub ncec_ill: *mut ill_t,
+    pub ncec_flags: u16,
+    pub ncec_state: u16,
+    pub ncec_pcnt: i16,
+    pub ncec_rcnt: u16,
+    pub ncec_addr: in6_addr,
+    pub ncec_lladdr: *mut u8,
+}
+
+/// `<sys/list.h>`: a list linkage.
+#[repr(C)]
+pub struct list_node_t {
+    pub list_next: *mut list_node_t,
+    pub list_prev: *mut list_node_t,
+}
+
+/// `<inet/ip_ndp.h>`: the leading fields of `struct nce_s`, through its `ncec_t`.
+#[repr(C)]
+pub struct nce_t {
+    pub nce_node: list_node_t,
+    pub nce_ill: *mut ill_t,
+    pub nce_is_condemned: boolean_t,
+    pub nce_addr: in6_addr,
+    pub nce_dlur_mp: *mut mblk_t,
+    pub nce_fp_mp: *mut mblk_t,
+    pub nce_common: *mut ncec_t,
+}
+
+/// `<sys/netstack.h>`: the module index of IP in a netstack's module array.
+pub const NS_IP: usize = 6;
+/// `<sys/netstack.h>`: the number of modules.
+pub const NS_MAX: usize = 19;
+
+/// `<sys/netstack.h>`: the leading field of `struct netstack`, its modules' stacks
+/// (`netstack_ip` is `[NS_IP]`).
+#[repr(C)]
+pub struct netstack_t {
+    pub netstack_modules: [*mut c_void; NS_MAX],
 }
 
 unsafe extern "C" {
@@ -540,12 +621,27 @@ unsafe extern "C" {
     // <sys/netstack.h>, <inet/ip_ire.h>, <inet/ip_ndp.h>: next hops on the underlay.
     pub fn netstack_find_by_zoneid(zoneid: zoneid_t) -> *mut netstack_t;
     pub fn netstack_rele(ns: *mut netstack_t);
-    pub fn ire_ftable_lookup_simple_v6(
+    pub fn ire_ftable_lookup_v6(
         addr: *const in6_addr,
+        mask: *const in6_addr,
+        gateway: *const in6_addr,
+        ire_type: c_int,
+        ill: *const ill_t,
+        zoneid: zoneid_t,
+        tsl: *const c_void,
+        flags: c_int,
         xmit_hint: u32,
         ipst: *mut ip_stack_t,
         generationp: *mut c_uint,
     ) -> *mut ire_t;
+    pub fn ill_lookup_on_name(
+        name: *const c_char,
+        do_alloc: boolean_t,
+        isv6: boolean_t,
+        did_alloc: *mut boolean_t,
+        ipst: *mut ip_stack_t,
+    ) -> *mut ill_t;
+    pub fn ill_refrele(ill: *mut ill_t);
     pub fn ire_refrele(ire: *mut ire_t);
     pub fn nce_lookup_v6(ill: *mut ill_t, addr: *const in6_addr) -> *mut nce_t;
     pub fn nce_refrele(nce: *mut nce_t);

@@ -3,11 +3,13 @@
 //! (Ethernet, the guest's MAC, its MTU as the SDU, room for a VLAN tag) with a DLS devnet
 //! under the datalink id `opteadm` allocated for it.
 //!
-//! Not yet: the next hop (SPEC §7.6) comes from the IP route table and the neighbour
-//! cache (`ire_ftable_lookup_v6`, the route's ILL and gateway, that gateway's NCE), whose
-//! structures the module must read field by field; until their layouts are taken from a
-//! Helios build's CTF, [`IllumosHost::next_hop`] answers that there is no route, and the
-//! core's route cache counts each miss.
+//! The next hop (SPEC §7.6) comes from the global zone's IP route table and neighbour
+//! cache: the route to the destination (`ire_ftable_lookup_v6`, the flow's hash choosing
+//! among equal routes), its gateway (the destination itself on the link) and ILL (for an
+//! off-link route, that of the route to the gateway), which must be one of the two
+//! underlays' ILLs; then the gateway's neighbour entry, whose link-layer address is used
+//! only while it is reachable (REACHABLE to PROBE). The structures are read through the
+//! leading fields `illumos-sys-hdrs` lays out after the illumos headers.
 
 use super::datapath::{xde_mc_tx, xde_rx};
 use super::{CStrBuf, sys};
@@ -53,7 +55,66 @@ pub struct PortDriver {
 
 struct Devices {
     underlay: Option<[UnderlayDev; 2]>,
+    /// The global zone's IP stack (its netstack held) and the underlays' IPv6 ILLs (held),
+    /// while the underlay is attached.
+    ip: Option<IpState>,
     ports: BTreeMap<String, PortDev>,
+}
+
+struct IpState {
+    ns: *mut sys::netstack_t,
+    ipst: *mut sys::ip_stack_t,
+    ills: [*mut sys::ill_t; 2],
+}
+
+impl IpState {
+    fn open(u1: &str, u2: &str) -> Option<Self> {
+        // SAFETY: the global zone's netstack, held until `close`; the ILLs found by name
+        // in it, held likewise (null when a link has no IPv6 interface).
+        unsafe {
+            let ns = sys::netstack_find_by_zoneid(sys::GLOBAL_ZONEID);
+            if ns.is_null() {
+                return None;
+            }
+            let ipst: *mut sys::ip_stack_t = (*ns)
+                .netstack_modules
+                .get(sys::NS_IP)
+                .copied()
+                .unwrap_or(ptr::null_mut())
+                .cast();
+            if ipst.is_null() {
+                sys::netstack_rele(ns);
+                return None;
+            }
+            let ill = |name: &str| {
+                let c = CStrBuf::<64>::new(name);
+                sys::ill_lookup_on_name(
+                    c.as_ptr(),
+                    sys::types::B_FALSE,
+                    sys::types::B_TRUE,
+                    ptr::null_mut(),
+                    ipst,
+                )
+            };
+            Some(Self {
+                ns,
+                ipst,
+                ills: [ill(u1), ill(u2)],
+            })
+        }
+    }
+
+    fn close(self) {
+        // SAFETY: the holds taken by `open`, released once.
+        unsafe {
+            for i in self.ills {
+                if !i.is_null() {
+                    sys::ill_refrele(i);
+                }
+            }
+            sys::netstack_rele(self.ns);
+        }
+    }
 }
 
 /// The illumos host.
@@ -138,6 +199,7 @@ impl IllumosHost {
             dip,
             devs: Mutex::new(Devices {
                 underlay: None,
+                ip: None,
                 ports: BTreeMap::new(),
             }),
         }
@@ -239,11 +301,16 @@ impl Host for IllumosHost {
             }
         };
         d.underlay = Some([a, b]);
+        d.ip = IpState::open(u1, u2);
         Ok(())
     }
 
     fn detach_underlay(&self) {
-        if let Some([a, b]) = self.devs.lock().underlay.take() {
+        let mut d = self.devs.lock();
+        if let Some(ip) = d.ip.take() {
+            ip.close();
+        }
+        if let Some([a, b]) = d.underlay.take() {
             Self::close_underlay(a);
             Self::close_underlay(b);
         }
@@ -317,10 +384,94 @@ impl Host for IllumosHost {
         }
     }
 
-    fn next_hop(&self, dst: Ipv6Addr, _hash: u16) -> Result<Route, RouteError> {
-        if !self.underlay_attached() {
+    fn next_hop(&self, dst: Ipv6Addr, hash: u16) -> Result<Route, RouteError> {
+        let d = self.devs.lock();
+        let (Some(u), Some(ip)) = (d.underlay.as_ref(), d.ip.as_ref()) else {
             return Err(RouteError::NoUnderlay);
+        };
+        let lookup = |addr: &sys::in6_addr, ill: *const sys::ill_t, flags| {
+            // SAFETY: a lookup in the held IP stack; the returned route is held and is
+            // released by the caller.
+            unsafe {
+                sys::ire_ftable_lookup_v6(
+                    addr,
+                    ptr::null(),
+                    ptr::null(),
+                    0,
+                    ill,
+                    sys::ALL_ZONES,
+                    ptr::null(),
+                    flags,
+                    u32::from(hash),
+                    ip.ipst,
+                    ptr::null_mut(),
+                )
+            }
+        };
+        let dst6 = sys::in6_addr {
+            s6_addr: dst.bytes(),
+        };
+        let ire = lookup(&dst6, ptr::null(), sys::MATCH_IRE_DSTONLY);
+        if ire.is_null() {
+            return Err(RouteError::NoRoute(dst));
         }
-        Err(RouteError::NoRoute(dst))
+        // SAFETY: a held route: its gateway and ILL are read, then it is released.
+        let (gw, mut ill) = unsafe {
+            let r = ((*ire).ire_u.ire6_gateway_addr, (*ire).ire_ill);
+            sys::ire_refrele(ire);
+            r
+        };
+        let on_link = gw.s6_addr == [0; 16];
+        let hop = if on_link { dst6 } else { gw };
+        let hop_ip = Ipv6Addr::from_const(hop.s6_addr);
+        if ill.is_null() {
+            // An off-link route names no interface: the route to its gateway does.
+            let gire = lookup(&hop, ptr::null(), sys::MATCH_IRE_DSTONLY);
+            if gire.is_null() {
+                return Err(RouteError::NoRoute(hop_ip));
+            }
+            // SAFETY: as above.
+            unsafe {
+                ill = (*gire).ire_ill;
+                sys::ire_refrele(gire);
+            }
+        }
+        let link = if !ill.is_null() && ill == ip.ills[0] {
+            Link::U1
+        } else if !ill.is_null() && ill == ip.ills[1] {
+            Link::U2
+        } else {
+            return Err(RouteError::NotUnderlay(dst));
+        };
+        // SAFETY: the neighbour entry of the next hop on that ILL, held while its state
+        // and link-layer address are read, then released.
+        let mac = unsafe {
+            let nce = sys::nce_lookup_v6(ill, &hop);
+            if nce.is_null() {
+                return Err(RouteError::Unresolved(hop_ip));
+            }
+            let ncec = (*nce).nce_common;
+            let usable = !ncec.is_null()
+                && (sys::ND_REACHABLE..=sys::ND_PROBE).contains(&(*ncec).ncec_state)
+                && !(*ncec).ncec_lladdr.is_null();
+            let mut mac = [0u8; 6];
+            if usable {
+                ptr::copy_nonoverlapping((*ncec).ncec_lladdr, mac.as_mut_ptr(), 6);
+            }
+            sys::nce_refrele(nce);
+            if !usable {
+                return Err(RouteError::Unresolved(hop_ip));
+            }
+            mac
+        };
+        let src_mac = u
+            .get(link.index())
+            .map(|l| l.mac)
+            .ok_or(RouteError::NoUnderlay)?;
+        Ok(Route {
+            link,
+            src_mac,
+            dst_mac: MacAddr::from_const(mac),
+        })
     }
 }
