@@ -1,6 +1,8 @@
 /*
- * Multicast: transmissions and receptions, local deliveries, underlay forwards, and the
- * control operations. -D FLOW_DEBUG prints each event; the summary counts them.
+ * Multicast: transmissions and receptions, local deliveries, underlay and external
+ * forwards, missing forwarding entries, filtered sources (arg0: the port, or "" for a
+ * reception; arg1: the underlay group). -D FLOW_DEBUG prints each local delivery; the
+ * summary counts every event.
  */
 #include "common.h"
 #include "protos.d"
@@ -15,15 +17,9 @@ sdt:xde::mcast-source-filtered
 #ifdef FLOW_DEBUG
 sdt:xde::mcast-local-delivery
 {
-	printf("local delivery to %s\n", stringof(arg0));
+	printf("local delivery to %s of %s\n", stringof(arg0), inet_ntoa6((in6_addr_t *)arg1));
 }
 #endif
-
-sdt:xde::mcast-subscribe, sdt:xde::mcast-unsubscribe, sdt:xde::mcast-unsubscribe-all,
-sdt:xde::mcast-map-set, sdt:xde::mcast-map-clear, sdt:xde::mcast-fwd-set, sdt:xde::mcast-fwd-clear
-{
-	printf("%s\n", probename);
-}
 
 END
 {

@@ -15,6 +15,7 @@
 use crate::core::{PortMap, Xde};
 use crate::host::{Host, Link};
 use crate::port::{VniMac, XdePort};
+use crate::probes::host::{self as probes, Mcast};
 use crate::stats::{add, bump};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -294,6 +295,7 @@ impl<H: Host> Xde<H> {
     /// A copy of the encapsulated frame `bytes` through each named port's inbound path.
     fn deliver_copies(
         &self,
+        group: opte_api::Ipv6Addr,
         names: Vec<String>,
         bytes: &[u8],
         c: LocalCounters<'_>,
@@ -312,6 +314,7 @@ impl<H: Host> Xde<H> {
             };
             if self.deliver(&dst, copy, Parsed::Network(n), now, out) {
                 bump(c.delivered);
+                probes::mcast(Mcast::LocalDelivery, group, dst.name());
             }
         }
     }
@@ -331,6 +334,8 @@ impl<H: Host> Xde<H> {
         out: &mut Vec<Emit>,
     ) {
         let t = &self.tables;
+        let g = group.addr();
+        probes::mcast(Mcast::Tx, g, sender.name());
         let bytes = pkt.to_vec();
         let mut names: Vec<String> = Vec::new();
         let fan = t
@@ -339,19 +344,23 @@ impl<H: Host> Xde<H> {
                 names.push(p.to_string())
             });
         add(&self.stats.mcast_tx_source_filtered, fan.filtered);
+        if fan.filtered > 0 {
+            probes::mcast(Mcast::SourceFiltered, g, sender.name());
+        }
         let st = &self.stats;
         let c = LocalCounters {
             stale: &st.mcast_tx_stale_local,
             pullup_fail: &st.mcast_tx_pullup_fail,
             delivered: &st.mcast_tx_local,
         };
-        self.deliver_copies(names, &bytes, c, now, out);
+        self.deliver_copies(g, names, &bytes, c, now, out);
         let mut hops = Vec::new();
         let Some(fan) = t
             .mcast_fwd
             .for_each_next_hop(group, src, |hop, rep| hops.push((hop, rep)))
         else {
             bump(&self.stats.mcast_tx_no_fwd_entry);
+            probes::mcast(Mcast::NoFwdEntry, g, sender.name());
             return;
         };
         add(&self.stats.mcast_tx_fwd_source_filtered, fan.filtered);
@@ -376,14 +385,13 @@ impl<H: Host> Xde<H> {
                 bump(&self.stats.mcast_tx_pullup_fail);
                 continue;
             }
-            match rep {
-                Replication::External => bump(&self.stats.mcast_tx_external),
-                Replication::Underlay => bump(&self.stats.mcast_tx_underlay),
-                Replication::Both => {
-                    bump(&self.stats.mcast_tx_external);
-                    bump(&self.stats.mcast_tx_underlay);
-                }
-                Replication::Reserved => {}
+            if matches!(rep, Replication::External | Replication::Both) {
+                bump(&self.stats.mcast_tx_external);
+                probes::mcast(Mcast::ExternalFwd, g, sender.name());
+            }
+            if matches!(rep, Replication::Underlay | Replication::Both) {
+                bump(&self.stats.mcast_tx_underlay);
+                probes::mcast(Mcast::UnderlayFwd, g, sender.name());
             }
             let copy = Packet::copy_from(&b);
             self.to_underlay(sender, hop.addr, enc.flow_hash, Some(mac), copy, now, out);
@@ -473,6 +481,8 @@ impl<H: Host> Xde<H> {
         out: &mut Vec<Emit>,
     ) {
         let t = &self.tables;
+        let g = group.addr();
+        probes::mcast(Mcast::Rx, g, "");
         if t.mcast_subs.is_empty() {
             bump(&self.stats.mcast_rx_no_subscribers);
             return;
@@ -488,6 +498,9 @@ impl<H: Host> Xde<H> {
             .mcast_subs
             .for_each_receiver(group, src, None, |p| names.push(p.to_string()));
         add(&self.stats.mcast_rx_source_filtered, fan.filtered);
+        if fan.filtered > 0 {
+            probes::mcast(Mcast::SourceFiltered, g, "");
+        }
         if names.is_empty() && fan.filtered == 0 {
             bump(&self.stats.mcast_rx_no_subscribers);
             return;
@@ -499,6 +512,6 @@ impl<H: Host> Xde<H> {
             pullup_fail: &st.mcast_rx_pullup_fail,
             delivered: &st.mcast_rx_local,
         };
-        self.deliver_copies(names, &bytes, c, now, out);
+        self.deliver_copies(g, names, &bytes, c, now, out);
     }
 }

@@ -90,6 +90,7 @@ mod opte_usdt {
     fn bad__packet(port: &str, dir: &str, msg: &str, len: u64) {}
     fn guest__loopback(flow: &str, src: &str, dst: &str) {}
     fn next__hop(dst: &str, link: &str, src_mac: &str, dst_mac: &str, msg: &str) {}
+    fn mcast(event: &str, group: &str, port: &str) {}
 }
 
 /// Register the USDT probes with the system (a no-op where the notes suffice, as on
@@ -122,6 +123,46 @@ pub mod host {
     #[inline(always)]
     pub fn next_hop(dst: Ipv6Addr, r: &Result<Route, RouteError>) {
         super::backend::next_hop(dst, r);
+    }
+
+    /// What happened to a multicast packet of underlay group `group` (SPEC §7.7).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mcast {
+        /// A guest of `port` sent it.
+        Tx,
+        /// It arrived from the underlay.
+        Rx,
+        /// A copy went up subscriber `port`.
+        LocalDelivery,
+        /// A copy went to an underlay next hop (replication Underlay or Both).
+        UnderlayFwd,
+        /// A copy went to an external next hop (replication External or Both).
+        ExternalFwd,
+        /// The group has no forwarding entry.
+        NoFwdEntry,
+        /// A subscriber's or next hop's source filter refused it.
+        SourceFiltered,
+    }
+
+    impl Mcast {
+        /// The probe's name (`sdt:xde::NAME`; the USDT probe `mcast` carries it).
+        pub const fn name(self) -> &'static str {
+            match self {
+                Self::Tx => "mcast-tx",
+                Self::Rx => "mcast-rx",
+                Self::LocalDelivery => "mcast-local-delivery",
+                Self::UnderlayFwd => "mcast-underlay-fwd",
+                Self::ExternalFwd => "mcast-external-fwd",
+                Self::NoFwdEntry => "mcast-no-fwd-entry",
+                Self::SourceFiltered => "mcast-source-filtered",
+            }
+        }
+    }
+
+    /// A multicast event `e` of `group` at `port` ("" where no port is concerned).
+    #[inline(always)]
+    pub fn mcast(e: Mcast, group: Ipv6Addr, port: &str) {
+        super::backend::mcast(e, group, port);
     }
 }
 
@@ -383,6 +424,19 @@ mod fire {
             };
             opte::next__hop!(|| (dst.to_string(), link, src, dmac, msg));
         }
+
+        #[inline(always)]
+        pub fn mcast(e: crate::probes::host::Mcast, group: Ipv6Addr, port: &str) {
+            if traced!(__usdt_sema_opte_mcast) {
+                cold_mcast(e, group, port);
+            }
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn cold_mcast(e: crate::probes::host::Mcast, group: Ipv6Addr, port: &str) {
+            opte::mcast!(|| (e.name(), group.to_string(), port));
+        }
     }
 
     impl super::Probes for super::HostProbes {
@@ -582,6 +636,13 @@ mod sdt {
             dst_mac: *const u8,
             msg: S,
         );
+        fn __dtrace_probe_mcast__tx(port: S, group: *const u8);
+        fn __dtrace_probe_mcast__rx(port: S, group: *const u8);
+        fn __dtrace_probe_mcast__local__delivery(port: S, group: *const u8);
+        fn __dtrace_probe_mcast__underlay__fwd(port: S, group: *const u8);
+        fn __dtrace_probe_mcast__external__fwd(port: S, group: *const u8);
+        fn __dtrace_probe_mcast__no__fwd__entry(port: S, group: *const u8);
+        fn __dtrace_probe_mcast__source__filtered(port: S, group: *const u8);
     }
 
     /// The host's probes ([`super::host`]).
@@ -629,6 +690,25 @@ mod sdt {
                     dmac.as_ptr(),
                     msg.as_ptr(),
                 )
+            }
+        }
+
+        pub fn mcast(e: crate::probes::host::Mcast, group: Ipv6Addr, port: &str) {
+            use crate::probes::host::Mcast;
+            let (gb, pn) = (group.bytes(), Name::new(port));
+            let (p, g) = (pn.as_ptr(), gb.as_ptr());
+            // Each probe called directly: krtld rewrites calls, never taken addresses.
+            // SAFETY: as above.
+            unsafe {
+                match e {
+                    Mcast::Tx => __dtrace_probe_mcast__tx(p, g),
+                    Mcast::Rx => __dtrace_probe_mcast__rx(p, g),
+                    Mcast::LocalDelivery => __dtrace_probe_mcast__local__delivery(p, g),
+                    Mcast::UnderlayFwd => __dtrace_probe_mcast__underlay__fwd(p, g),
+                    Mcast::ExternalFwd => __dtrace_probe_mcast__external__fwd(p, g),
+                    Mcast::NoFwdEntry => __dtrace_probe_mcast__no__fwd__entry(p, g),
+                    Mcast::SourceFiltered => __dtrace_probe_mcast__source__filtered(p, g),
+                }
             }
         }
     }
@@ -896,6 +976,8 @@ mod backend {
     pub fn guest_loopback(_: &InnerFlowId, _: &str, _: &str) {}
     #[inline(always)]
     pub fn next_hop(_: Ipv6Addr, _: &Result<Route, RouteError>) {}
+    #[inline(always)]
+    pub fn mcast(_: crate::probes::host::Mcast, _: Ipv6Addr, _: &str) {}
 }
 
 #[cfg(test)]

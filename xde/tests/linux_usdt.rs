@@ -43,6 +43,7 @@ const PROBES: &[&str] = &[
     "bad-packet",
     "guest-loopback",
     "next-hop",
+    "mcast",
 ];
 
 #[test]
