@@ -9,7 +9,7 @@
 //! | [`host`] | the core's [`crate::Host`]: the two underlays as mac clients with a siphon, each port a mac provider with a DLS devnet |
 //! | [`datapath`] | a port's `mc_tx` and the underlays' siphon: chains in, the core's `tx`/`rx`, what it emits out (`mac_tx`, `mac_rx`) |
 //! | [`mblk`] | `mblk_t` chains lent to the engine as its segments, and back |
-//! | kstats, tick | the core's counters as the named kstat `xde:0:xde`, refreshed by the one-second `ddi_periodic` that runs the core's `tick` |
+//! | [`kstat`], tick | the core's counters as named kstats (`xde:0:xde`, `xde:0:PORT`), refreshed by the one-second `ddi_periodic` that runs the core's `tick` |
 //!
 //! It cannot run on Linux: `cargo xtask test` builds it (`xde/kmod`, a `no_std` staticlib
 //! in the kernel's code model) and checks its symbols; it has not been loaded on Helios.
@@ -17,14 +17,13 @@
 
 pub mod datapath;
 pub mod host;
+pub mod kstat;
 pub mod mblk;
 
 pub(crate) use illumos_sys_hdrs as sys;
 
 use crate::Xde;
 use alloc::boxed::Box;
-use alloc::string::String;
-use alloc::vec::Vec;
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -49,9 +48,7 @@ pub struct XdeState {
     pub xde: Xde<IllumosHost>,
     dip: *mut sys::dev_info_t,
     periodic: sys::ddi_periodic_t,
-    kstat: *mut sys::kstat_t,
-    kstat_data: Vec<sys::kstat_named_t>,
-    kstat_names: Vec<String>,
+    kstats: opte::sync::Mutex<kstat::Kstats>,
 }
 
 static STATE: AtomicPtr<XdeState> = AtomicPtr::new(ptr::null_mut());
@@ -135,16 +132,13 @@ unsafe extern "C" fn xde_attach(dip: *mut sys::dev_info_t, cmd: c_int) -> c_int 
     }
     let seed = u64::try_from(unsafe { sys::gethrtime() }).unwrap_or(0);
     let xde = Xde::new(IllumosHost::new(dip), seed);
-    let kstat_names: Vec<String> = xde.stats().snapshot().into_iter().map(|(n, _)| n).collect();
-    let mut s = Box::new(XdeState {
+    let s = Box::new(XdeState {
         xde,
         dip,
         periodic: ptr::null_mut(),
-        kstat: ptr::null_mut(),
-        kstat_data: Vec::new(),
-        kstat_names,
+        kstats: opte::sync::Mutex::new(kstat::Kstats::default()),
     });
-    install_kstats(&mut s);
+    s.kstats.lock().refresh(&s.xde.xde_stats());
     let raw = Box::into_raw(s);
     STATE.store(raw, Ordering::Release);
     // SAFETY: the callback and its argument live until detach deletes the periodic first.
@@ -154,53 +148,11 @@ unsafe extern "C" fn xde_attach(dip: *mut sys::dev_info_t, cmd: c_int) -> c_int 
     sys::DDI_SUCCESS
 }
 
-/// The named kstat `xde:0:xde` with one `uint64` per core counter (virtual: its data is
-/// ours, refreshed by the tick).
-fn install_kstats(s: &mut XdeState) {
-    let n = s.kstat_names.len();
-    let mut data: Vec<sys::kstat_named_t> = (0..n)
-        .map(|_| sys::kstat_named_t {
-            name: [0; sys::KSTAT_STRLEN],
-            data_type: 0,
-            value: [0; 2],
-        })
-        .collect();
-    for (k, name) in data.iter_mut().zip(&s.kstat_names) {
-        let c = CStrBuf::<{ sys::KSTAT_STRLEN }>::new(name);
-        // SAFETY: `k` is ours; the name is NUL-terminated.
-        unsafe { sys::kstat_named_init(k, c.as_ptr(), sys::KSTAT_DATA_UINT64) };
-    }
-    // SAFETY: NUL-terminated names; a virtual named kstat of `n` entries.
-    let ks = unsafe {
-        sys::kstat_create(
-            c"xde".as_ptr(),
-            0,
-            c"xde".as_ptr(),
-            c"net".as_ptr(),
-            sys::KSTAT_TYPE_NAMED,
-            u32::try_from(n).unwrap_or(0),
-            sys::KSTAT_FLAG_VIRTUAL,
-        )
-    };
-    if ks.is_null() {
-        return;
-    }
-    // SAFETY: `ks` is the new kstat; its data is the vector kept beside it in the state.
-    unsafe {
-        (*ks).ks_data = data.as_mut_ptr().cast();
-        sys::kstat_install(ks);
-    }
-    s.kstat = ks;
-    s.kstat_data = data;
-}
-
 unsafe extern "C" fn xde_tick(arg: *mut c_void) {
     // SAFETY: the state, alive until detach has deleted this periodic.
-    let s: &mut XdeState = unsafe { &mut *arg.cast::<XdeState>() };
+    let s: &XdeState = unsafe { &*arg.cast::<XdeState>() };
     s.xde.tick(now());
-    for (k, (_, v)) in s.kstat_data.iter_mut().zip(s.xde.stats().snapshot()) {
-        k.value[0] = v;
-    }
+    s.kstats.lock().refresh(&s.xde.xde_stats());
 }
 
 unsafe extern "C" fn xde_detach(dip: *mut sys::dev_info_t, cmd: c_int) -> c_int {
@@ -219,10 +171,8 @@ unsafe extern "C" fn xde_detach(dip: *mut sys::dev_info_t, cmd: c_int) -> c_int 
     unsafe {
         let s = Box::from_raw(raw);
         sys::ddi_periodic_delete(s.periodic);
-        if !s.kstat.is_null() {
-            sys::kstat_delete(s.kstat);
-        }
         sys::ddi_remove_minor_node(dip, ptr::null());
+        // The kstats go with the state.
         drop(s);
     }
     sys::DDI_SUCCESS
