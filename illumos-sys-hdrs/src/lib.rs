@@ -323,23 +323,44 @@ pub struct mac_callbacks_t {
 }
 
 /// `<sys/mac_provider.h>`: `mc_callbacks` bits.
-pub const MC_GETCAPAB: c_uint = 0x0002;
+pub const MC_GETCAPAB: c_uint = 0x0004;
 /// `<sys/mac_provider.h>`: capabilities asked of a provider.
 pub const MAC_CAPAB_HCKSUM: c_uint = 0x0000_0001;
 /// `<sys/mac_provider.h>`
 pub const MAC_CAPAB_LSO: c_uint = 0x0000_0008;
-/// `<sys/pattr.h>`: full checksum offload, IPv4 and IPv6.
+/// `<sys/dlpi.h>`: partial checksum offload (the stack leaves the pseudo-header sum and
+/// the offsets).
+pub const HCKSUM_INET_PARTIAL: u32 = 0x02;
+/// `<sys/dlpi.h>`: full checksum offload, IPv4 and IPv6.
 pub const HCKSUM_INET_FULL_V4: u32 = 0x04;
 /// `<sys/pattr.h>`
 pub const HCKSUM_INET_FULL_V6: u32 = 0x08;
 /// `<sys/pattr.h>`
 pub const HCKSUM_IPHDRCKSUM: u32 = 0x10;
-/// `<sys/pattr.h>`: an mblk's offload flags (`mac_hcksum_get`).
+/// `<sys/pattr.h>`: an mblk's offload flags (`mac_hcksum_get`): the ULP checksum is to be
+/// finished from `start` (offsets from the IP header) into `stuff`.
+pub const HCK_PARTIALCKSUM: u32 = 0x02;
+/// `<sys/pattr.h>`
 pub const HCK_FULLCKSUM: u32 = 0x04;
 /// `<sys/pattr.h>`
 pub const HCK_IPV4_HDRCKSUM: u32 = 0x01;
 /// `<sys/pattr.h>`
 pub const HW_LSO: u32 = 0x10;
+
+/// `<sys/mac_provider.h>`: the LSO capability (basic TCP over IPv4 and IPv6).
+#[repr(C)]
+pub struct mac_capab_lso_t {
+    pub lso_flags: u32,
+    /// `lso_basic_tcp_ipv4.lso_max`: the largest payload.
+    pub lso_basic_tcp_ipv4_max: u32,
+    /// `lso_basic_tcp_ipv6.lso_max`.
+    pub lso_basic_tcp_ipv6_max: u32,
+}
+
+/// `<sys/mac_provider.h>`
+pub const LSO_TX_BASIC_TCP_IPV4: u32 = 0x01;
+/// `<sys/mac_provider.h>`
+pub const LSO_TX_BASIC_TCP_IPV6: u32 = 0x02;
 
 /// `<sys/mac_provider.h>`: the registration.
 #[repr(C)]
