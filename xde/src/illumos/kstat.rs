@@ -1,7 +1,8 @@
 //! The core's counters as named kstats, refreshed by the tick: `xde:0:xde` (the host's, SPEC
-//! §7.9) and `xde:0:PORT` for each port (its packets, drops by reason, flows, route cache).
-//! Each is virtual: its data is an array the module owns, created when first seen with one
-//! `uint64` per counter, and deleted when its port goes.
+//! §7.9), `xde:0:PORT` for each port (its packets, drops by reason, flows, route cache) and
+//! `xde:0:PORT_LAYER` for each of its layers (rules each way, flows). Each is virtual: its
+//! data is an array the module owns, created when first seen with one `uint64` per
+//! counter, and deleted when its port goes.
 
 use super::{CStrBuf, sys};
 use alloc::collections::BTreeMap;
@@ -86,9 +87,9 @@ pub struct Kstats {
 }
 
 impl Kstats {
-    /// Bring every kstat up to date with `st`: make those of new ports, delete those of
-    /// ports gone.
-    pub fn refresh(&mut self, st: &XdeStats) {
+    /// Bring every kstat up to date with `st` and the ports' `layers` (kstat name,
+    /// counters): make those of new ports and layers, delete those gone.
+    pub fn refresh(&mut self, st: &XdeStats, layers: &[(String, Vec<(String, u64)>)]) {
         if self.xde.is_none() {
             let names: Vec<&str> = st.counters.iter().map(|(n, _)| n.as_str()).collect();
             self.xde = KstatSet::new("xde", &names);
@@ -96,9 +97,9 @@ impl Kstats {
         if let Some(x) = &mut self.xde {
             x.set(&st.counters);
         }
-        self.ports
-            .retain(|name, _| st.ports.iter().any(|(p, _)| p == name));
-        for (port, counters) in &st.ports {
+        let sets = || st.ports.iter().chain(layers);
+        self.ports.retain(|name, _| sets().any(|(p, _)| p == name));
+        for (port, counters) in sets() {
             if !self.ports.contains_key(port) {
                 let names: Vec<&str> = counters.iter().map(|(n, _)| n.as_str()).collect();
                 if let Some(k) = KstatSet::new(port, &names) {
@@ -110,4 +111,24 @@ impl Kstats {
             }
         }
     }
+}
+
+/// The layer kstats' names and counters of port `port` with `layers`.
+pub fn layer_sets(
+    port: &str,
+    layers: &[opte_api::dump::LayerDesc],
+) -> Vec<(String, Vec<(String, u64)>)> {
+    layers
+        .iter()
+        .map(|l| {
+            (
+                alloc::format!("{port}_{}", l.name),
+                alloc::vec![
+                    (String::from("rules_in"), l.rules_in),
+                    (String::from("rules_out"), l.rules_out),
+                    (String::from("flows"), l.flows),
+                ],
+            )
+        })
+        .collect()
 }

@@ -138,7 +138,7 @@ unsafe extern "C" fn xde_attach(dip: *mut sys::dev_info_t, cmd: c_int) -> c_int 
         periodic: ptr::null_mut(),
         kstats: opte::sync::Mutex::new(kstat::Kstats::default()),
     });
-    s.kstats.lock().refresh(&s.xde.xde_stats());
+    s.kstats.lock().refresh(&s.xde.xde_stats(), &[]);
     let raw = Box::into_raw(s);
     STATE.store(raw, Ordering::Release);
     // SAFETY: the callback and its argument live until detach deletes the periodic first.
@@ -152,7 +152,13 @@ unsafe extern "C" fn xde_tick(arg: *mut c_void) {
     // SAFETY: the state, alive until detach has deleted this periodic.
     let s: &XdeState = unsafe { &*arg.cast::<XdeState>() };
     s.xde.tick(now());
-    s.kstats.lock().refresh(&s.xde.xde_stats());
+    let layers: alloc::vec::Vec<_> = s
+        .xde
+        .ports()
+        .iter()
+        .flat_map(|p| kstat::layer_sets(p.name(), &p.with_vpc(|v| v.port().list_layers())))
+        .collect();
+    s.kstats.lock().refresh(&s.xde.xde_stats(), &layers);
 }
 
 unsafe extern "C" fn xde_detach(dip: *mut sys::dev_info_t, cmd: c_int) -> c_int {
