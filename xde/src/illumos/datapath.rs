@@ -8,9 +8,12 @@ use super::mblk::{link_chain, mblk_of, packet_of, split_chain};
 use super::{now, state, sys};
 use crate::datapath::Emit;
 use crate::host::Link;
+use crate::offload::Layout;
 use alloc::vec::Vec;
 use core::ffi::{c_uint, c_void};
 use core::ptr;
+use opte::packet::Packet;
+use opte::packet::parse::{parse_guest, parse_network};
 
 /// Carry out `emits`; packets that are not ours go to `not_ours` (the siphon's caller).
 fn carry_out(emits: &mut Vec<Emit>, not_ours: &mut Vec<*mut sys::mblk_t>) {
@@ -24,8 +27,7 @@ fn carry_out(emits: &mut Vec<Emit>, not_ours: &mut Vec<*mut sys::mblk_t>) {
                 let Some(mch) = s.xde.host.underlay_client(link) else {
                     continue;
                 };
-                let mp = mblk_of(pkt);
-                if !mp.is_null() {
+                for mp in cut(pkt, true) {
                     // SAFETY: a message we own, given to the link's client (it frees what
                     // it cannot send: MAC_DROP_ON_NO_DESC).
                     unsafe { sys::mac_tx(mch, mp, 0, sys::MAC_DROP_ON_NO_DESC, ptr::null_mut()) };
@@ -35,8 +37,7 @@ fn carry_out(emits: &mut Vec<Emit>, not_ours: &mut Vec<*mut sys::mblk_t>) {
                 let Some(mh) = s.xde.host.port_handle(port.name()) else {
                     continue;
                 };
-                let mp = mblk_of(pkt);
-                if !mp.is_null() {
+                for mp in cut(pkt, false) {
                     // SAFETY: a message we own, up the port's mac provider.
                     unsafe { sys::mac_rx(mh, ptr::null_mut(), mp) };
                 }
@@ -50,6 +51,64 @@ fn carry_out(emits: &mut Vec<Emit>, not_ours: &mut Vec<*mut sys::mblk_t>) {
             Emit::Spent(pkt) => drop(pkt),
         }
     }
+}
+
+/// The messages of a packet: itself, or, for a guest's LSO super-frame, its segments at
+/// the guest's MSS, each with its own headers and every checksum computed (the core's
+/// [`crate::offload::Layout`], as the Linux host cuts them). `encapsulated` for the
+/// underlay (Geneve outside), not for another guest of this host.
+fn cut(mut pkt: Packet, encapsulated: bool) -> Vec<*mut sys::mblk_t> {
+    let Some(gso) = pkt.offload().gso else {
+        let mp = mblk_of(pkt);
+        return if mp.is_null() {
+            Vec::new()
+        } else {
+            alloc::vec![mp]
+        };
+    };
+    if pkt.seg_count() != 1 {
+        pkt = Packet::copy_from(&pkt.to_vec());
+    }
+    let lay = if encapsulated {
+        parse_network(&mut pkt)
+            .ok()
+            .and_then(|n| Layout::of_network(&n))
+    } else {
+        parse_guest(&mut pkt)
+            .ok()
+            .and_then(|m| Layout::of_inner(&m))
+    };
+    let Some(lay) = lay else {
+        return Vec::new();
+    };
+    let mss = usize::from(gso.size);
+    let Some(frame) = pkt.segment(0).map(|s| s.data()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in 0..lay.seg_count(mss) {
+        let hlen = lay.payload;
+        // SAFETY: allocb gives a block of at least the size asked; the headers and the
+        // body are written inside it, then b_wptr moved past them.
+        unsafe {
+            let mp = sys::allocb(hlen + mss, sys::BPRI_HI);
+            if mp.is_null() {
+                break;
+            }
+            let hdr = core::slice::from_raw_parts_mut((*mp).b_wptr, hlen);
+            let Some(body) = lay
+                .write_segment(frame, mss, i, hdr)
+                .and_then(|r| frame.get(r))
+            else {
+                sys::freeb(mp);
+                break;
+            };
+            ptr::copy_nonoverlapping(body.as_ptr(), (*mp).b_wptr.add(hlen), body.len());
+            (*mp).b_wptr = (*mp).b_wptr.add(hlen + body.len());
+            out.push(mp);
+        }
+    }
+    out
 }
 
 /// A port's `mc_tx`: every frame of `chain` through the core's transmit path. Consumes

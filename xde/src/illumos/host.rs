@@ -175,10 +175,15 @@ unsafe extern "C" fn port_unicst(_: *mut c_void, _: *const u8) -> c_int {
     0
 }
 
+/// The largest TCP payload a guest may hand a port in one frame: the module cuts it into
+/// segments at the guest's MSS (SPEC §7.5).
+const LSO_MAX: u32 = 65_535;
+
 /// A port's capabilities: partial checksums (the guest leaves the pseudo-header sum and
-/// the offsets; the module finishes the sum as the frame comes in). Not LSO: cutting a
-/// super-frame into underlay segments is not yet written for illumos, so none is asked
-/// for. The IPv4 header checksum stays the guest's: the engine only updates it.
+/// the offsets; the module finishes the sum as the frame comes in) and LSO for TCP over
+/// both families (a super-frame goes through the engine once and is cut, every checksum
+/// computed, where it leaves: see `super::datapath`). The IPv4 header checksum stays the
+/// guest's: the engine only updates it.
 unsafe extern "C" fn port_getcapab(
     _: *mut c_void,
     cap: c_uint,
@@ -188,6 +193,16 @@ unsafe extern "C" fn port_getcapab(
         sys::MAC_CAPAB_HCKSUM => {
             // SAFETY: for HCKSUM the framework passes a `uint32_t *` of flags.
             unsafe { *data.cast::<u32>() = sys::HCKSUM_INET_PARTIAL };
+            sys::types::B_TRUE
+        }
+        sys::MAC_CAPAB_LSO => {
+            // SAFETY: for LSO the framework passes a `mac_capab_lso_t *`.
+            unsafe {
+                let lso = data.cast::<sys::mac_capab_lso_t>();
+                (*lso).lso_flags = sys::LSO_TX_BASIC_TCP_IPV4 | sys::LSO_TX_BASIC_TCP_IPV6;
+                (*lso).lso_basic_tcp_ipv4_max = LSO_MAX;
+                (*lso).lso_basic_tcp_ipv6_max = LSO_MAX;
+            }
             sys::types::B_TRUE
         }
         _ => sys::types::B_FALSE,

@@ -5,14 +5,13 @@
 //! instead: writing into it would change another message. Back to a chain, a lent segment
 //! is its own block again (pointers moved to the engine's range); an engine-made segment is
 //! copied into a new block. A segment the engine drops frees its block (`freeb`).
-//! A guest's partial checksum is finished as its frame comes in (the port offers
-//! `HCKSUM_INET_PARTIAL`, not LSO: segmentation of a super-frame on illumos is not yet
-//! written).
+//! A guest's partial checksum is finished as its frame comes in; an LSO super-frame keeps
+//! it, with its MSS, until it is cut (the port offers `HCKSUM_INET_PARTIAL` and LSO).
 
 use crate::illumos::sys;
 use alloc::vec::Vec;
 use core::ptr::{self, NonNull};
-use opte::packet::{CsumState, Offload, Packet};
+use opte::packet::{CsumState, Gso, GsoKind, Offload, Packet};
 use opte::packet::{Lender, Segment, SegmentParts};
 
 unsafe fn release(handle: *mut ()) {
@@ -82,10 +81,40 @@ pub unsafe fn packet_of(mp: *mut sys::mblk_t) -> Option<Packet> {
     // after (the engine, loopback to another guest, the wire) sees a complete frame. A
     // frame in several blocks is first made one.
     let (mut start, mut stuff, mut end, mut value, mut flags) = (0, 0, 0, 0, 0);
+    let (mut mss, mut lso) = (0u32, 0u32);
     // SAFETY: `mp` is still the first block (lent, not freed).
-    unsafe { sys::mac_hcksum_get(mp, &mut start, &mut stuff, &mut end, &mut value, &mut flags) };
-    if flags & sys::HCK_PARTIALCKSUM != 0 {
-        let (at, off) = (start as usize + 14, stuff.saturating_sub(start) as usize);
+    unsafe {
+        sys::mac_hcksum_get(mp, &mut start, &mut stuff, &mut end, &mut value, &mut flags);
+        sys::mac_lso_get(mp, &mut mss, &mut lso);
+    }
+    let partial = flags & sys::HCK_PARTIALCKSUM != 0;
+    let (at, off) = (start as usize + 14, stuff.saturating_sub(start) as usize);
+    if lso & sys::HW_LSO != 0 {
+        // An LSO super-frame keeps its partial checksum: each segment's is computed whole
+        // when it is cut (see `super::datapath`).
+        let size = u16::try_from(mss).ok().filter(|&m| m > 0)?;
+        let v6 = pkt
+            .segment(0)
+            .and_then(|s| s.data().get(14))
+            .is_some_and(|b| b >> 4 == 6);
+        let (Ok(cs), Ok(co)) = (u16::try_from(at), u16::try_from(off)) else {
+            return None;
+        };
+        pkt.set_offload(Offload {
+            csum: if partial {
+                CsumState::Partial {
+                    csum_start: cs,
+                    csum_offset: co,
+                }
+            } else {
+                CsumState::None
+            },
+            gso: Some(Gso {
+                kind: if v6 { GsoKind::TcpV6 } else { GsoKind::TcpV4 },
+                size,
+            }),
+        });
+    } else if partial {
         if pkt.seg_count() > 1 {
             pkt = Packet::copy_from(&pkt.to_vec());
         }
