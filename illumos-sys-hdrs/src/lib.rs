@@ -328,6 +328,9 @@ pub const MC_GETCAPAB: c_uint = 0x0004;
 pub const MAC_CAPAB_HCKSUM: c_uint = 0x0000_0001;
 /// `<sys/mac_provider.h>`
 pub const MAC_CAPAB_LSO: c_uint = 0x0000_0008;
+/// `<sys/mac_provider.h>`: the provider is an overlay (boolean; MAC then gives its clients
+/// software ring fanout).
+pub const MAC_CAPAB_OVERLAY: c_uint = 0x0080_0000;
 /// `<sys/dlpi.h>`: partial checksum offload (the stack leaves the pseudo-header sum and
 /// the offsets).
 pub const HCKSUM_INET_PARTIAL: u32 = 0x02;

@@ -182,7 +182,7 @@ const LSO_MAX: u32 = 65_535;
 /// A port's capabilities: partial checksums (the guest leaves the pseudo-header sum and
 /// the offsets; the module finishes the sum as the frame comes in) and LSO for TCP over
 /// both families (a super-frame goes through the engine once and is cut, every checksum
-/// computed, where it leaves: see `super::datapath`). The IPv4 header checksum stays the
+/// computed, where it leaves: see `super::datapath`), and the overlay capability. The IPv4 header checksum stays the
 /// guest's: the engine only updates it.
 unsafe extern "C" fn port_getcapab(
     _: *mut c_void,
@@ -205,6 +205,8 @@ unsafe extern "C" fn port_getcapab(
             }
             sys::types::B_TRUE
         }
+        // An overlay, so that MAC fans a port's traffic out over soft rings.
+        sys::MAC_CAPAB_OVERLAY => sys::types::B_TRUE,
         _ => sys::types::B_FALSE,
     }
 }
