@@ -19,24 +19,12 @@ use std::process::Stdio;
 use xde_lab::vpc::{Bins, GuestSpec, Lab};
 use xde_lab::{Netns, root_or_skip, unique};
 
-const CNI_PATH: &str = "/usr/lib/cni";
-
-/// The daemon's programs, built beside this test's plugin by the workspace's tests.
+/// The daemon's programs, built beside this test's own.
 fn bins() -> Bins {
-    let dir = Path::new(env!("CARGO_BIN_EXE_opte-cni"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let b = Bins {
-        xded: dir.join("xded"),
-        boundary: dir.join("xde-boundary"),
-    };
-    assert!(
-        b.xded.is_file() && b.boundary.is_file(),
-        "build the daemon first (cargo build -p xde): {b:?}"
-    );
-    b
+    Bins::beside(Path::new(env!("CARGO_BIN_EXE_opte-cni"))).unwrap()
 }
+
+const CNI_PATH: &str = "/usr/lib/cni";
 
 fn plugin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_opte-cni"))
@@ -184,19 +172,6 @@ fn pings(ns: &Netns, ip: &str) -> bool {
     (0..3).any(|_| ns.try_exec(&["ping", "-c", "1", "-W", "2", ip]).is_ok())
 }
 
-/// `len` bytes no compression or pattern makes cheap to carry (an LCG's high bytes).
-fn blob(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 56) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn pods_on_two_sleds() {
     if !root_or_skip() {
@@ -281,7 +256,7 @@ fn pods_on_two_sleds() {
     // TCP: 4 MiB from pod b's web server to pod a, over each family, intact.
     let www = lab.dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("blob"), blob(4 << 20)).unwrap();
+    std::fs::write(www.join("blob"), xde_lab::blob(4 << 20)).unwrap();
     let want = xde_lab::ok("sha256sum", &[www.join("blob").to_str().unwrap()]);
     let want = want.split_whitespace().next().unwrap().to_string();
     let mut httpd = pod_b

@@ -19,20 +19,9 @@ use std::time::{Duration, Instant};
 use xde_lab::vpc::{Bins, GuestSpec, Lab};
 use xde_lab::{Proc, root_or_skip, try_ok, unique};
 
+/// The daemon's programs, built beside this test's own.
 fn bins() -> Bins {
-    let dir = Path::new(env!("CARGO_BIN_EXE_opte-docker"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let b = Bins {
-        xded: dir.join("xded"),
-        boundary: dir.join("xde-boundary"),
-    };
-    assert!(
-        b.xded.is_file() && b.boundary.is_file(),
-        "build the daemon first (cargo build -p xde): {b:?}"
-    );
-    b
+    Bins::beside(Path::new(env!("CARGO_BIN_EXE_opte-docker"))).unwrap()
 }
 
 /// The driver on sled 0 of `lab`, serving at `socket`, with its state in the lab's

@@ -36,6 +36,20 @@ pub fn root_or_skip() -> bool {
     false
 }
 
+/// `len` bytes that no compression or pattern makes cheap to carry (an LCG's high bytes):
+/// a file for a transfer test to send and compare.
+pub fn blob(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
 /// A name unique to this process and call: `prefix`, the PID, a counter.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);

@@ -48,6 +48,25 @@ pub struct Bins {
     pub boundary: PathBuf,
 }
 
+impl Bins {
+    /// The daemon's programs in the same build directory as `exe` (a test's own program:
+    /// the workspace's tests build them all there), or why not.
+    pub fn beside(exe: &std::path::Path) -> Result<Self, String> {
+        let dir = exe.parent().ok_or("a program without a directory")?;
+        let b = Self {
+            xded: dir.join("xded"),
+            boundary: dir.join("xde-boundary"),
+        };
+        if b.xded.is_file() && b.boundary.is_file() {
+            Ok(b)
+        } else {
+            Err(format!(
+                "build the daemon first (cargo build -p xde): {b:?}"
+            ))
+        }
+    }
+}
+
 /// A guest to make.
 #[derive(Clone, Debug)]
 pub struct GuestSpec {

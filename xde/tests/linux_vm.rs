@@ -22,19 +22,6 @@ fn bins() -> Bins {
 
 const VNI: u32 = 100;
 
-/// `len` bytes that no compression or pattern makes cheap to carry (an LCG's high bytes).
-fn blob(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 56) as u8
-        })
-        .collect()
-}
-
 /// A VPC of two sleds with guest b1 (a namespace) on sled 1 serving a file over HTTP; the
 /// VM's port on sled 0 is made by `port`. Returns the lab, the VM port's configuration,
 /// the kernel, and the file's URL and SHA-256.
@@ -58,7 +45,7 @@ fn lab_for_a_vm(
     // The file the VM fetches, served by the guest on the other sled.
     let www = lab.dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("blob"), blob(2 << 20)).unwrap();
+    std::fs::write(www.join("blob"), xde_lab::blob(2 << 20)).unwrap();
     let want = try_ok("sha256sum", &[www.join("blob").to_str().unwrap()]).unwrap();
     let want = want.split_whitespace().next().unwrap().to_string();
     let listen = format!("{peer}:8080");
