@@ -16,31 +16,43 @@ use opte::packet::Packet;
 use opte::packet::parse::{parse_guest, parse_network};
 
 /// Carry out `emits`; packets that are not ours go to `not_ours` (the siphon's caller).
+/// The underlays' clients are looked up once for the whole batch, and a port's handle
+/// once for each run of packets to the same port.
 fn carry_out(emits: &mut Vec<Emit>, not_ours: &mut Vec<*mut sys::mblk_t>) {
     let Some(s) = state() else {
         emits.clear();
         return;
     };
+    let links = s.xde.host.underlay_clients();
+    let mut last: Option<(*const crate::port::XdePort, sys::mac_handle_t)> = None;
     for e in emits.drain(..) {
         match e {
             Emit::Underlay { link, pkt } => {
-                let Some(mch) = s.xde.host.underlay_client(link) else {
+                let Some(mch) = links.get(link.index()).copied().flatten() else {
                     continue;
                 };
-                for mp in cut(pkt, true) {
-                    // SAFETY: a message we own, given to the link's client (it frees what
-                    // it cannot send: MAC_DROP_ON_NO_DESC).
-                    unsafe { sys::mac_tx(mch, mp, 0, sys::MAC_DROP_ON_NO_DESC, ptr::null_mut()) };
-                }
+                // SAFETY: each message is ours, given to the link's client (it frees what
+                // it cannot send: MAC_DROP_ON_NO_DESC).
+                cut(pkt, true, |mp| unsafe {
+                    sys::mac_tx(mch, mp, 0, sys::MAC_DROP_ON_NO_DESC, ptr::null_mut());
+                });
             }
             Emit::Guest { port, pkt } => {
-                let Some(mh) = s.xde.host.port_handle(port.name()) else {
-                    continue;
+                let key = alloc::sync::Arc::as_ptr(&port);
+                let mh = match last {
+                    Some((k, mh)) if k == key => mh,
+                    _ => {
+                        let Some(mh) = s.xde.host.port_handle(port.name()) else {
+                            continue;
+                        };
+                        last = Some((key, mh));
+                        mh
+                    }
                 };
-                for mp in cut(pkt, false) {
-                    // SAFETY: a message we own, up the port's mac provider.
-                    unsafe { sys::mac_rx(mh, ptr::null_mut(), mp) };
-                }
+                // SAFETY: each message is ours, up the port's mac provider.
+                cut(pkt, false, |mp| unsafe {
+                    sys::mac_rx(mh, ptr::null_mut(), mp)
+                });
             }
             Emit::NotOurs(pkt) => {
                 let mp = mblk_of(pkt);
@@ -56,15 +68,15 @@ fn carry_out(emits: &mut Vec<Emit>, not_ours: &mut Vec<*mut sys::mblk_t>) {
 /// The messages of a packet: itself, or, for a guest's LSO super-frame, its segments at
 /// the guest's MSS, each with its own headers and every checksum computed (the core's
 /// [`crate::offload::Layout`], as the Linux host cuts them). `encapsulated` for the
-/// underlay (Geneve outside), not for another guest of this host.
-fn cut(mut pkt: Packet, encapsulated: bool) -> Vec<*mut sys::mblk_t> {
+/// underlay (Geneve outside), not for another guest of this host. Each message goes to
+/// `send`.
+fn cut(mut pkt: Packet, encapsulated: bool, mut send: impl FnMut(*mut sys::mblk_t)) {
     let Some(gso) = pkt.offload().gso else {
         let mp = mblk_of(pkt);
-        return if mp.is_null() {
-            Vec::new()
-        } else {
-            alloc::vec![mp]
-        };
+        if !mp.is_null() {
+            send(mp);
+        }
+        return;
     };
     if pkt.seg_count() != 1 {
         pkt = Packet::copy_from(&pkt.to_vec());
@@ -79,13 +91,12 @@ fn cut(mut pkt: Packet, encapsulated: bool) -> Vec<*mut sys::mblk_t> {
             .and_then(|m| Layout::of_inner(&m))
     };
     let Some(lay) = lay else {
-        return Vec::new();
+        return;
     };
     let mss = usize::from(gso.size);
     let Some(frame) = pkt.segment(0).map(|s| s.data()) else {
-        return Vec::new();
+        return;
     };
-    let mut out = Vec::new();
     for i in 0..lay.seg_count(mss) {
         let hlen = lay.payload;
         // SAFETY: allocb gives a block of at least the size asked; the headers and the
@@ -105,10 +116,9 @@ fn cut(mut pkt: Packet, encapsulated: bool) -> Vec<*mut sys::mblk_t> {
             };
             ptr::copy_nonoverlapping(body.as_ptr(), (*mp).b_wptr.add(hlen), body.len());
             (*mp).b_wptr = (*mp).b_wptr.add(hlen + body.len());
-            out.push(mp);
+            send(mp);
         }
     }
-    out
 }
 
 /// A port's `mc_tx`: every frame of `chain` through the core's transmit path. Consumes
@@ -180,14 +190,16 @@ pub unsafe extern "C" fn xde_rx(
                 Link::U1
             };
             let t = now();
+            // One snapshot of the port map for the whole chain, not one per packet.
+            let ports = s.xde.ports_snapshot();
             let mut emits = Vec::new();
             for m in msgs {
                 // SAFETY: each message is ours and handed over whole.
                 if let Some(pkt) = unsafe { packet_of(m) } {
-                    s.xde.rx(link, pkt, t, &mut emits);
+                    s.xde.rx_in(&ports, link, pkt, t, &mut emits);
                 }
-                carry_out(&mut emits, &mut not_ours);
             }
+            carry_out(&mut emits, &mut not_ours);
         }
     }
     let (head, last, n) = link_chain(&not_ours);

@@ -227,14 +227,12 @@ impl IllumosHost {
         self.devs.lock().underlay.is_some()
     }
 
-    /// The mac client handle of underlay `link`, to transmit on.
-    pub fn underlay_client(&self, link: Link) -> Option<sys::mac_client_handle_t> {
-        self.devs
-            .lock()
-            .underlay
-            .as_ref()
-            .and_then(|u| u.get(link.index()))
-            .map(|u| u.mch)
+    /// The mac client handles of the underlays (by [`Link::index`]), to transmit on.
+    pub fn underlay_clients(&self) -> [Option<sys::mac_client_handle_t>; 2] {
+        match &self.devs.lock().underlay {
+            Some([a, b]) => [Some(a.mch), Some(b.mch)],
+            None => [None, None],
+        }
     }
 
     /// The mac handle of port `name`, to deliver to.
