@@ -127,7 +127,9 @@ pub fn configure(
         if let Some(gw) = r.gw {
             m.attributes.push(RouteAttribute::Gateway(route_addr(gw)));
         }
-        rtnl.create(RouteNetlinkMessage::NewRoute(m))
+        // Replace, not create: the link is up, so the kernel may already hold a default
+        // route learned from the gateway's Router Advertisement (same destination).
+        rtnl.replace(RouteNetlinkMessage::NewRoute(m))
             .map_err(|e| io::Error::new(e.kind(), format!("route {}/{}: {e}", r.dst, r.prefix)))?;
     }
     Ok(())
