@@ -288,3 +288,76 @@ fn drops_report_their_reason_and_flow() {
         ]
     );
 }
+
+/// A [`Recording`] that says the per-packet probes are off, as an untraced USDT host does.
+#[derive(Clone, Default)]
+struct Untraced(Recording);
+
+impl Probes for Untraced {
+    fn packet_probes_on(&self) -> bool {
+        false
+    }
+    fn port_process_return(
+        &self,
+        port: &str,
+        dir: Direction,
+        before: &InnerFlowId,
+        after: &InnerFlowId,
+        path: u8,
+    ) {
+        self.0.port_process_return(port, dir, before, after, path);
+    }
+    fn port_drop(&self, port: &str, dir: Direction, flow: &InnerFlowId, reason: &DropReason) {
+        self.0.port_drop(port, dir, flow, reason);
+    }
+    fn rule_match(
+        &self,
+        port: &str,
+        layer: &str,
+        dir: Direction,
+        flow: &InnerFlowId,
+        action: &dyn Display,
+    ) {
+        self.0.rule_match(port, layer, dir, flow, action);
+    }
+    fn rule_no_match(&self, port: &str, layer: &str, dir: Direction, flow: &InnerFlowId) {
+        self.0.rule_no_match(port, layer, dir, flow);
+    }
+    fn uft_hit(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
+        self.0.uft_hit(port, dir, flow, epoch);
+    }
+}
+
+#[test]
+fn per_packet_probes_off_skip_only_those_and_the_packets_are_still_counted() {
+    let rec = Untraced::default();
+    let mut p = port_with_probes(64, 64, 64, rec.clone());
+    let t = Moment::ZERO;
+    // Slow path: the layers' decisions are still reported; the per-packet ones are not.
+    out(&mut p, tcp4_out(10010, flags::SYN, 100, 0), t);
+    let evs = rec.0.take();
+    assert!(
+        evs.iter().any(|e| matches!(e, Ev::RuleMatch { .. })),
+        "{evs:?}"
+    );
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, Ev::Return { .. } | Ev::UftHit { .. } | Ev::Drop { .. })),
+        "{evs:?}"
+    );
+    // Fast path and a drop: nothing at all, yet both are counted.
+    inb(&mut p, tcp4_in(10010, flags::SYN | flags::ACK, 500, 101), t);
+    out(&mut p, tcp4_out(10010, flags::ACK, 101, 501), t);
+    let (r, _) = inb(&mut p, tcp4_in(10011, flags::SYN, 1, 0), t);
+    assert!(matches!(r, ProcessResult::Drop(_)));
+    let evs = rec.0.take();
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, Ev::Return { .. } | Ev::UftHit { .. } | Ev::Drop { .. })),
+        "{evs:?}"
+    );
+    let st = p.stats();
+    assert_eq!(st.out.modified, 2);
+    assert_eq!(st.out.uft_hit, 1);
+    assert_eq!(st.r#in.drop, 1);
+}

@@ -5,7 +5,10 @@
 //!   v3 notes, `readelf -n xded`), each argument a string or an integer: `bpftrace -e
 //!   'usdt:/usr/sbin/xded:opte:port__process__return { ... }'`, scripts in
 //!   `dtrace/bpftrace/`. A probe nobody traces costs a test of its semaphore; its
-//!   arguments (flow keys formatted as text) are made only while it is traced.
+//!   arguments (flow keys formatted as text) are made only while it is traced. The four
+//!   probes every packet passes share one test
+//!   ([`opte::engine::probe::Probes::packet_probes_on`]): with none of them traced, the
+//!   port runs its probe-free copy of the packet path.
 //! - in the illumos module (feature `kernel`), as SDT probes `sdt:xde::NAME` (`-` for
 //!   `__`), the flow keys passed as [`FlowIdSdtArg`], strings NUL-terminated: the D
 //!   scripts in `dtrace/` read them with `lib/common.d`. The kernel's runtime linker turns
@@ -172,13 +175,38 @@ mod fire {
     //! increments while it traces the probe) is tested inline; only a traced probe calls
     //! its cold, out-of-line half, which formats the arguments and reaches the probe's
     //! `nop`. So an untraced probe costs a load and a branch, and the arguments the engine
-    //! hands it need not be kept for it.
+    //! hands it need not be kept for it. On x86-64 the semaphore is read PC-relative
+    //! (inline asm naming the symbol), one instruction, where an extern static would go
+    //! through the GOT.
     use super::opte_usdt as opte;
     use ::opte::engine::stats::DropReason;
     use alloc::string::{String, ToString};
     use opte_api::{Direction, InnerFlowId, TcpState};
 
     /// Whether the probe whose semaphore is `$sema` is traced.
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! traced {
+        ($sema:ident) => {{
+            unsafe extern "C" {
+                static $sema: u16;
+            }
+            let v: u32;
+            // SAFETY: the symbol is the probe's semaphore, a u16 the usdt crate's note
+            // defines (hidden, in this binary, so addressed PC-relative rather than
+            // through the GOT a Rust extern static would take); tracers change it from
+            // outside, so the read is asm the compiler cannot cache.
+            unsafe {
+                core::arch::asm!(
+                    "movzx {v:e}, word ptr [rip + {s}]",
+                    s = sym $sema,
+                    v = out(reg) v,
+                    options(nostack, readonly, preserves_flags),
+                )
+            };
+            v != 0
+        }};
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     macro_rules! traced {
         ($sema:ident) => {{
             unsafe extern "C" {
@@ -440,6 +468,15 @@ mod fire {
     }
 
     impl super::Probes for super::HostProbes {
+        /// One test for the four probes: the semaphores are read together, OR-ed, and
+        /// branched on once.
+        #[inline(always)]
+        fn packet_probes_on(&self) -> bool {
+            (traced!(__usdt_sema_opte_port__process__entry)
+                | traced!(__usdt_sema_opte_port__process__return)
+                | traced!(__usdt_sema_opte_port__drop)
+                | traced!(__usdt_sema_opte_uft__hit))
+        }
         #[inline(always)]
         fn port_process_entry(&self, port: &str, dir: Direction, flow: &InnerFlowId, epoch: u64) {
             if traced!(__usdt_sema_opte_port__process__entry) {
@@ -956,7 +993,12 @@ mod sdt {
 }
 
 #[cfg(not(any(feature = "kernel", all(feature = "usdt", target_os = "linux"))))]
-impl Probes for HostProbes {}
+impl Probes for HostProbes {
+    #[inline(always)]
+    fn packet_probes_on(&self) -> bool {
+        false
+    }
+}
 
 #[cfg(all(feature = "usdt", target_os = "linux", not(feature = "kernel")))]
 use fire::host_backend as backend;

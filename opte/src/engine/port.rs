@@ -249,9 +249,41 @@ pub struct Port<N, P = NoProbes> {
 }
 
 enum Fast {
-    /// The result, and the flow key of the packet as it leaves.
-    Done(ProcessResult, InnerFlowId),
+    /// The result, already counted and reported to the probes.
+    Done(ProcessResult),
     Miss,
+}
+
+/// Count a packet's result `r` in its direction's `st` and fire the probes that end its
+/// processing: `port-drop` for a drop, then `port-process-return` with the flow key as it
+/// leaves (`after`) and the `path` it took (0 refused before any table, 1 the UFT, 3 the
+/// layers). Both paths end here, each with the `after` it has at hand, so the fast path
+/// carries no copy of its entry's key back to [`Port::process`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn account<P: Probes, const PROBES: bool>(
+    st: &mut DirStats,
+    probes: &P,
+    name: &str,
+    dir: Direction,
+    before: &InnerFlowId,
+    after: &InnerFlowId,
+    path: u8,
+    r: &ProcessResult,
+) {
+    match r {
+        ProcessResult::Modified => st.modified += 1,
+        ProcessResult::Hairpin(_) => st.hairpin += 1,
+        ProcessResult::Drop(reason) => {
+            st.count_drop(reason);
+            if PROBES {
+                probes.port_drop(name, dir, before, reason);
+            }
+        }
+    }
+    if PROBES {
+        probes.port_process_return(name, dir, before, after, path);
+    }
 }
 
 #[inline(always)]
@@ -292,16 +324,52 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         &self.net
     }
 
-    fn dir_stats(&mut self, dir: Direction) -> &mut DirStats {
-        match dir {
-            Direction::In => &mut self.stats.r#in,
-            Direction::Out => &mut self.stats.out,
+    /// Process one packet (parsed as `parsed`) travelling in `dir` at `now`. A `Modified`
+    /// packet has been rewritten in place.
+    #[inline]
+    pub fn process(
+        &mut self,
+        dir: Direction,
+        pkt: &mut Packet,
+        parsed: &Parsed,
+        now: Moment,
+    ) -> ProcessResult {
+        if self.probes.packet_probes_on() {
+            self.process_traced(dir, pkt, parsed, now)
+        } else {
+            self.process_untraced(dir, pkt, parsed, now)
         }
     }
 
-    /// Process one packet (parsed as `parsed`) travelling in `dir` at `now`. A `Modified`
-    /// packet has been rewritten in place.
-    pub fn process(
+    /// [`Self::process`] without the per-packet probes: a function of its own, so the
+    /// test that picks it leaves its code as it would be with no probes at all.
+    #[inline(never)]
+    fn process_untraced(
+        &mut self,
+        dir: Direction,
+        pkt: &mut Packet,
+        parsed: &Parsed,
+        now: Moment,
+    ) -> ProcessResult {
+        self.process_as::<false>(dir, pkt, parsed, now)
+    }
+
+    /// [`Self::process`] firing the per-packet probes, out of line.
+    #[inline(never)]
+    fn process_traced(
+        &mut self,
+        dir: Direction,
+        pkt: &mut Packet,
+        parsed: &Parsed,
+        now: Moment,
+    ) -> ProcessResult {
+        self.process_as::<true>(dir, pkt, parsed, now)
+    }
+
+    /// [`Self::process`], with the per-packet probes ([`Probes::packet_probes_on`]) or
+    /// without.
+    #[inline(always)]
+    fn process_as<const PROBES: bool>(
         &mut self,
         dir: Direction,
         pkt: &mut Packet,
@@ -323,22 +391,28 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             _ => (parsed, true),
         };
         let flow = &parsed.inner().flow;
-        self.probes
-            .port_process_entry(&self.name, dir, flow, self.epoch);
-        let (r, path, after) = if self.state != PortState::Running {
-            (ProcessResult::Drop(DropReason::PortNotRunning), 0, *flow)
+        if PROBES {
+            self.probes
+                .port_process_entry(&self.name, dir, flow, self.epoch);
+        }
+        let refused = if self.state != PortState::Running {
+            Some(DropReason::PortNotRunning)
         } else if parsed.inner().eth.vlan.is_some() && !self.net.allows_vlan_tags() {
-            (ProcessResult::Drop(DropReason::VlanTagged), 0, *flow)
+            Some(DropReason::VlanTagged)
         } else if !known {
-            (ProcessResult::Drop(DropReason::UnknownFragment), 0, *flow)
+            Some(DropReason::UnknownFragment)
         } else {
-            match self.fast_path(dir, pkt, parsed, flow, now, tail) {
-                Fast::Done(r, after) => (r, 1, after),
+            None
+        };
+        let r = match refused {
+            Some(reason) => self.finish::<PROBES>(dir, flow, flow, 0, ProcessResult::Drop(reason)),
+            None => match self.fast_path::<PROBES>(dir, pkt, parsed, flow, now, tail) {
+                Fast::Done(r) => r,
                 Fast::Miss => {
                     let (r, after) = self.slow_path(dir, pkt, parsed, *flow, now, tail);
-                    (r, 3, after)
+                    self.finish::<PROBES>(dir, flow, &after, 3, r)
                 }
-            }
+            },
         };
         if let Some(f) = frag
             && f.is_first()
@@ -346,17 +420,23 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         {
             self.remember_fragment(dir, parsed, &f, now);
         }
-        let st = self.dir_stats(dir);
-        match &r {
-            ProcessResult::Modified => st.modified += 1,
-            ProcessResult::Hairpin(_) => st.hairpin += 1,
-            ProcessResult::Drop(reason) => {
-                st.count_drop(reason);
-                self.probes.port_drop(&self.name, dir, flow, reason);
-            }
-        }
-        self.probes
-            .port_process_return(&self.name, dir, flow, &after, path);
+        r
+    }
+
+    /// [`account`] for a packet the fast path did not finish.
+    fn finish<const PROBES: bool>(
+        &mut self,
+        dir: Direction,
+        before: &InnerFlowId,
+        after: &InnerFlowId,
+        path: u8,
+        r: ProcessResult,
+    ) -> ProcessResult {
+        let st = match dir {
+            Direction::In => &mut self.stats.r#in,
+            Direction::Out => &mut self.stats.out,
+        };
+        account::<P, PROBES>(st, &self.probes, &self.name, dir, before, after, path, &r);
         r
     }
 
@@ -398,7 +478,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     /// flow; it leaves the flow's TCP state alone. A packet with no flow key (ARP) needs no
     /// test of its own: the slow path never compiles an entry for it, so it misses.
     #[inline]
-    fn fast_path(
+    fn fast_path<const PROBES: bool>(
         &mut self,
         dir: Direction,
         pkt: &mut Packet,
@@ -477,12 +557,14 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         }
         e.hit(now);
         st.uft_hit += 1;
-        probes.uft_hit(name, dir, flow, *epoch);
-        let after = entry.after;
+        if PROBES {
+            probes.uft_hit(name, dir, flow, *epoch);
+        }
         let r = match entry.xform.apply(pkt, parsed) {
             Ok(()) => ProcessResult::Modified,
             Err(_) => ProcessResult::Drop(DropReason::TransformFailed),
         };
+        account::<P, PROBES>(st, probes, name, dir, flow, &entry.after, 1, &r);
         if closed {
             probes.uft_tcp_closed(name, dir, flow);
             let (pair, key) = (entry.pair, entry.tcp_key);
@@ -494,7 +576,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
                 tcp.remove(&k);
             }
         }
-        Fast::Done(r, after)
+        Fast::Done(r)
     }
 
     /// Out of line: the fast path stays a small function. Returns the result and the flow

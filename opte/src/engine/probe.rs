@@ -7,6 +7,15 @@ use opte_api::{Direction, InnerFlowId, TcpState};
 
 /// Probe points of SPEC §2.21. Every method has an empty default.
 pub trait Probes: Send + Sync {
+    /// Whether the probes every packet passes (`port-process-entry`, `port-process-return`,
+    /// `port-drop`, `uft-hit`) may fire now. [`super::port::Port::process`] asks once per
+    /// packet and, on `false`, runs a copy of itself without those four: an untraced port
+    /// pays one test per packet, not four, nor the registers their arguments would hold.
+    /// A host whose probes cost nothing until enabled (illumos SDT) keeps the default.
+    #[inline(always)]
+    fn packet_probes_on(&self) -> bool {
+        true
+    }
     fn port_process_entry(&self, _port: &str, _dir: Direction, _flow: &InnerFlowId, _epoch: u64) {}
     /// `before` is the flow key the packet arrived with, `after` the key it leaves with
     /// (NAT rewrites it; for a drop or hairpin, as far as the walk got). `path`: 1 compiled
@@ -91,4 +100,9 @@ pub trait Probes: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoProbes;
 
-impl Probes for NoProbes {}
+impl Probes for NoProbes {
+    #[inline(always)]
+    fn packet_probes_on(&self) -> bool {
+        false
+    }
+}

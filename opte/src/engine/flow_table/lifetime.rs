@@ -164,7 +164,10 @@ impl Links {
         }
     }
 
-    /// True if this entry's cell or any parent's cell has been killed.
+    /// True if this entry's cell or any parent's cell has been killed. Inline: every
+    /// lookup asks, and the usual answer takes three loads; the walk over the parents
+    /// (after a kill somewhere) is out of line.
+    #[inline]
     pub(super) fn is_dead(&self) -> bool {
         if self.lifetime.is_killed() {
             return true;
@@ -177,6 +180,13 @@ impl Links {
         if self.checked.load(Ordering::Relaxed) == generation {
             return false;
         }
+        self.parent_killed(generation)
+    }
+
+    /// The rest of [`Self::is_dead`]: walk the parents, and remember a clean walk against
+    /// the kill `generation` it was made at.
+    #[inline(never)]
+    fn parent_killed(&self, generation: u64) -> bool {
         if self.parents.iter().any(|p| p.is_killed()) {
             return true;
         }
