@@ -81,7 +81,7 @@ pub fn cfg() -> VpcCfg {
     }
 }
 
-fn base_port() -> VpcPort {
+fn base_port(limits: PortLimits) -> VpcPort {
     let cfg = cfg();
     let tables = Arc::new(VpcTables::default());
     let me = PhysNet {
@@ -98,7 +98,7 @@ fn base_port() -> VpcPort {
     tables.v2b.set(p("0.0.0.0/0"), &[tep]).expect("a V2B entry");
     tables.v2b.set(p("::/0"), &[tep]).expect("a V2B entry");
     let sub: IpCidr = p("172.30.0.0/22");
-    let mut port = VpcPort::new("bench0", cfg, 1500, tables, PortLimits::for_tests(), 0x0b5e)
+    let mut port = VpcPort::new("bench0", cfg, 1500, tables, limits, 0x0b5e)
         .expect("a valid port configuration");
     port.add_router_entry(sub, RouterTarget::VpcSubnet(sub), RouterClass::System)
         .expect("a valid route");
@@ -122,7 +122,7 @@ pub fn default_fw_rules() -> Vec<FirewallRule> {
 
 /// The hairpin port: SNAT only, no internet-gateway routes.
 pub fn hairpin_port() -> VpcPort {
-    let mut port = base_port();
+    let mut port = base_port(PortLimits::for_tests());
     port.port_mut().start();
     port
 }
@@ -130,7 +130,12 @@ pub fn hairpin_port() -> VpcPort {
 /// The ULP port: SNAT plus ephemeral IPs 10.60.1.20 and 2001:db8::2 and default routes to
 /// the internet gateway; the slow-path variant admits every inbound flow.
 pub fn ulp_port(slow: bool) -> VpcPort {
-    let mut port = base_port();
+    ulp_port_with(slow, PortLimits::for_tests())
+}
+
+/// [`ulp_port`] with other table limits (the `port` fuzz target's are small, to be hit).
+pub fn ulp_port_with(slow: bool, limits: PortLimits) -> VpcPort {
+    let mut port = base_port(limits);
     for d in ["0.0.0.0/0", "::/0"] {
         port.add_router_entry(
             p(d),

@@ -14,6 +14,9 @@ use opte::packet::parse::{
 };
 use opte_api::InnerFlowId;
 
+pub mod port;
+pub use port::check_port;
+
 /// What a parse found, independent of where in the chain it found it.
 #[derive(Debug, PartialEq, Eq)]
 struct Summary {
@@ -36,7 +39,7 @@ fn summarise(pkt: &Packet, inner: &InnerMeta, headers: Option<Headers>) -> Summa
 }
 
 /// Cut `data` into up to three segments at points derived from its own bytes.
-fn three_segments(data: &[u8]) -> Packet {
+pub(crate) fn three_segments(data: &[u8]) -> Packet {
     let n = data.len();
     if n < 3 {
         return Packet::copy_from(data);

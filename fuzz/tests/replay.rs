@@ -52,6 +52,36 @@ fn control_corpus_and_regressions_hold() {
 }
 
 #[test]
+fn port_corpus_and_regressions_hold() {
+    let seeds = replay("corpus/port", opte_fuzz::check_port);
+    assert!(seeds >= 20, "the port seed corpus has only {seeds} files");
+    replay("regressions/port", opte_fuzz::check_port);
+}
+
+#[test]
+fn the_port_seeds_reach_every_result_both_ways_and_fill_the_tables() {
+    let mut total = opte_fuzz::port::Run::default();
+    for (_, data) in opte_fuzz::port::seeds() {
+        let r = opte_fuzz::port::run_port(&data);
+        for (t, s) in [(&mut total.r#in, r.r#in), (&mut total.out, r.out)] {
+            t.modified += s.modified;
+            t.hairpin += s.hairpin;
+            t.drop += s.drop;
+        }
+        total.peak_flows = total.peak_flows.max(r.peak_flows);
+    }
+    assert!(
+        total.out.modified > 0 && total.r#in.modified > 0,
+        "{total:?}"
+    );
+    assert!(total.out.hairpin > 0, "{total:?}");
+    assert!(total.out.drop + total.r#in.drop > 0, "{total:?}");
+    // The flood seeds fill the outbound UFT and the TCP table (8 entries each).
+    let l = opte_fuzz::port::limits();
+    assert!(total.peak_flows >= l.uft.get() + l.tcp.get(), "{total:?}");
+}
+
+#[test]
 fn the_control_fixture_has_flows_to_page_through() {
     use opte_api::Direction;
     use opte_fuzz::control_fixture::{FIXTURE_CONNECTIONS, host};

@@ -1245,3 +1245,227 @@ fn a_vmm_opens_its_port_by_name_and_the_gateway_answers_it() {
         "the daemon's exit deletes the VMM's TAP"
     );
 }
+
+/// A small deterministic generator for the fuzzing client (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// `s` with every hit counter (`hits: N`, `default_in_hits: N`, …) blanked: the host's own
+/// stack may send from a port's TAP at any time, and that is traffic, not configuration.
+fn without_hits(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("hits: ") {
+        out += &rest[..i + "hits: ".len()];
+        rest = rest[i + "hits: ".len()..].trim_start_matches(|c: char| c.is_ascii_digit());
+        out.push('_');
+    }
+    out + rest
+}
+
+/// Everything the read commands show of daemon `d` but traffic counters: two equal
+/// configurations print the same.
+fn state_over_socket(d: &Daemon) -> String {
+    let h = d.hdl();
+    let mut s = format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n",
+        h.list_ports().unwrap(),
+        h.dump_v2p().unwrap(),
+        h.dump_v2b().unwrap(),
+        h.dump_m2p().unwrap(),
+        h.dump_mcast_fwd().unwrap(),
+        h.dump_mcast_subs().unwrap(),
+    );
+    for p in h.list_ports().unwrap().ports {
+        for l in h.list_layers(&p.name).unwrap().layers {
+            s += &format!("{:?}\n", h.dump_layer(&p.name, &l.name).unwrap());
+        }
+        s += &format!("{:?}\n", h.dump_uft(&p.name).unwrap());
+        s += &format!("{:?}\n", h.dump_tcp_flows(&p.name).unwrap());
+    }
+    without_hits(&s)
+}
+
+/// Send `bytes` on a new connection, then read whatever answer comes (none, if the daemon
+/// hangs up): the decoded response, if there is one.
+fn send_raw(sock: &Path, bytes: &[u8], close_after: bool) -> Option<ControlResponse> {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The daemon may answer (and close) before it has read everything: a failed write is
+    // then the expected end of this client.
+    let _ = s.write_all(bytes);
+    if close_after {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    s.read_exact(&mut header).ok()?;
+    let mut body = vec![0u8; frame_body_len(header).ok()?];
+    s.read_exact(&mut body).ok()?;
+    ControlResponse::from_frame_body(&body).ok()
+}
+
+#[test]
+fn a_fuzzing_client_changes_nothing_it_is_refused_and_the_daemon_serves_on() {
+    use opte_api::{ControlRequest, OpteCmd};
+    if !root_or_skip() {
+        return;
+    }
+    let (_under, d) = host_with_underlay();
+    // Something in every table the commands could touch: a port with rules and routes,
+    // V2P and V2B entries.
+    let cfg = guest(79, 5, 0);
+    let name = unique("xf");
+    let hdl = d.hdl();
+    hdl.create_xde(&name, cfg.clone(), None).unwrap();
+    // Keep this host's own IPv6 stack (router solicitations, MLD) off the TAP: its flows
+    // would change the state under the test.
+    ok(
+        "sysctl",
+        &["-qw", &format!("net.ipv6.conf.{name}.disable_ipv6=1")],
+    );
+    let sub = IpCidr::Ip4(cfg.ipv4().unwrap().vpc_subnet);
+    hdl.add_router_entry(&AddRouterEntryReq {
+        port_name: name.clone(),
+        dest: sub,
+        target: RouterTarget::VpcSubnet(sub),
+        class: RouterClass::System,
+    })
+    .unwrap();
+    hdl.set_firewall_rules(&SetFwRulesReq {
+        port_name: name.clone(),
+        rules: default_fw_rules(cfg.vni),
+    })
+    .unwrap();
+    map_peer(&d, &guest(79, 6, 1));
+    let sock = d.sock();
+    let mut baseline = state_over_socket(&d);
+
+    // Slow writers and stallers run alongside: a valid request a byte at a time is
+    // served; one that stops past the daemon's deadline is dropped.
+    let list = ControlRequest::new(OpteCmd::ListPorts, Vec::new(), 1 << 16)
+        .to_frame()
+        .unwrap();
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let (sock, list) = (sock.clone(), list.clone());
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&sock).unwrap();
+                for b in &list {
+                    s.write_all(&[*b]).unwrap();
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                response(&mut s)
+            })
+        })
+        .collect();
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let (sock, list) = (sock.clone(), list.clone());
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&sock).unwrap();
+                s.write_all(&list[..FRAME_HEADER_LEN + 1]).unwrap();
+                // Past the daemon's 5 s deadline: it gives up on this client and hangs up.
+                s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                let t = Instant::now();
+                let mut buf = [0u8; 1];
+                let n = s.read(&mut buf);
+                (n.map_err(|e| e.kind()), t.elapsed())
+            })
+        })
+        .collect();
+
+    let mut rng = Rng(0x5eed_0f_c0ffee);
+    let cmds: Vec<OpteCmd> = OpteCmd::ALL
+        .iter()
+        .copied()
+        // A random body that happened to be a valid port would make a TAP; every other
+        // command is fair game.
+        .filter(|c| *c != OpteCmd::CreateXde)
+        .collect();
+    let (mut refused, mut accepted, mut unanswered) = (0, 0, 0);
+    for i in 0..600u32 {
+        let kind = i % 4;
+        let bytes = match kind {
+            // Random bytes, the length announced at random (often far too large).
+            0 => {
+                let n = rng.below(64) as usize;
+                let mut v = rng.bytes(FRAME_HEADER_LEN + n);
+                if rng.below(2) == 0 {
+                    v[..FRAME_HEADER_LEN].copy_from_slice(&(n as u32).to_be_bytes());
+                }
+                v
+            }
+            // A well-formed frame whose request body is random.
+            1 | 2 => {
+                let cmd = cmds[rng.below(cmds.len() as u64) as usize];
+                let n = rng.below(48) as usize;
+                ControlRequest::new(cmd, rng.bytes(n), 1 << 16)
+                    .to_frame()
+                    .unwrap()
+            }
+            // A valid request cut short: the client hangs up mid-request.
+            _ => {
+                let v = list.clone();
+                let cut = 1 + rng.below(v.len() as u64 - 1) as usize;
+                v[..cut].to_vec()
+            }
+        };
+        match send_raw(&sock, &bytes, true) {
+            Some(ControlResponse::Err(_)) => refused += 1,
+            Some(ControlResponse::Ok(_)) => {
+                accepted += 1;
+                // A random body that was a valid request may change the state: that is
+                // the new state to hold against the refusals after it.
+                baseline = state_over_socket(&d);
+            }
+            None => unanswered += 1,
+        }
+        if kind == 3 {
+            assert!(
+                send_raw(&sock, &bytes, true).is_none(),
+                "a truncated request was answered"
+            );
+        }
+    }
+    eprintln!("refused {refused}, accepted {accepted}, unanswered {unanswered}");
+    assert!(refused > 300, "refused {refused}, accepted {accepted}");
+    assert!(unanswered >= 150, "unanswered {unanswered}");
+
+    for t in slow {
+        match t.join().unwrap() {
+            ControlResponse::Ok(_) => {}
+            other => panic!("a slow writer was not served: {other:?}"),
+        }
+    }
+    for t in stalled {
+        let (r, waited) = t.join().unwrap();
+        assert!(
+            matches!(r, Ok(0)),
+            "a stalled client was not hung up on: {r:?}"
+        );
+        assert!(
+            waited < Duration::from_secs(12),
+            "the daemon held a stalled client {waited:?}"
+        );
+    }
+    // Nothing refused changed anything, and every well-formed request is still served.
+    assert_eq!(state_over_socket(&d), baseline);
+    assert_eq!(hdl.list_ports().unwrap().ports.len(), 1, "{}", d.log());
+    map_peer(&d, &guest(79, 7, 1));
+    assert_ne!(state_over_socket(&d), baseline);
+}
