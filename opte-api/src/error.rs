@@ -176,6 +176,10 @@ pub enum OpteError {
     /// The port's IP configuration is inconsistent. `EINVAL`.
     #[error("invalid IP configuration")]
     InvalidIpCfg,
+    /// A port's flow state could not be imported: a file of another version or kind, one
+    /// for another configuration, or flows this port cannot hold. `EINVAL`.
+    #[error("flow state refused: {0}")]
+    FlowStateRefused(String),
 }
 
 impl OpteError {
@@ -223,6 +227,7 @@ impl OpteError {
             Self::SerCmdResp(_) => ENOMSG,
             Self::System { errno, .. } => *errno,
             Self::InvalidIpCfg => EINVAL,
+            Self::FlowStateRefused(_) => EINVAL,
         }
     }
 }
@@ -277,6 +282,7 @@ mod tests {
             OpteError::SerCmdResp(s()),
             OpteError::System { errno: 5, msg: s() },
             OpteError::InvalidIpCfg,
+            OpteError::FlowStateRefused(s()),
         ]
     }
 
@@ -285,7 +291,7 @@ mod tests {
         let want = [
             EPROTO, EINVAL, EINVAL, EINVAL, EFAULT, EFAULT, ENOMSG, ENOMSG, EEXIST, EINVAL, EINVAL,
             ENOENT, EEXIST, ENFILE, EINVAL, EINVAL, EEXIST, ENOENT, ENOBUFS, ENOENT, ENOMSG,
-            ENOMSG, 5, EINVAL,
+            ENOMSG, 5, EINVAL, EINVAL,
         ];
         let got: Vec<i32> = every_variant().iter().map(OpteError::to_errno).collect();
         assert_eq!(got, want);

@@ -1389,7 +1389,7 @@ fn a_fuzzing_client_changes_nothing_it_is_refused_and_the_daemon_serves_on() {
         })
         .collect();
 
-    let mut rng = Rng(0x5eed_0f_c0ffee);
+    let mut rng = Rng(0x5eed_0fc0_ffee);
     let cmds: Vec<OpteCmd> = OpteCmd::ALL
         .iter()
         .copied()

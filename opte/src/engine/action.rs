@@ -11,7 +11,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use opte_api::{Direction, InnerFlowId};
+use opte_api::{Direction, InnerFlowId, IpAddr};
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 /// Key/value metadata passed through every layer of one slow-path walk (e.g. the router's
@@ -147,16 +148,45 @@ pub trait StaticAction: fmt::Display + Send + Sync {
 pub trait ActionDesc: Send + Sync {
     fn gen_ht(&self, dir: Direction, meta: &mut ActionMeta) -> HdrTransform;
     fn name(&self) -> &'static str;
+    /// What the descriptor holds, for a migration to carry to another host; `None` for
+    /// one that cannot move (its flow is left behind, and starts again over there).
+    fn export(&self) -> Option<DescState> {
+        None
+    }
     /// Whether the descriptor is still right after a soft rule refresh (`set_rules_soft`).
     fn is_valid(&self) -> bool {
         false
     }
 }
 
+/// A descriptor's state as it travels between hosts ([`ActionDesc::export`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DescState {
+    /// 1:1 NAT of `private` to `external`.
+    Nat { private: IpAddr, external: IpAddr },
+    /// SNAT of `private`, key `private_key` (source port, or echo identifier), to
+    /// `public`:`public_key`, from the pool of protocol `proto` (6, 17, or 1/58 for
+    /// echo identifiers).
+    SNat {
+        proto: u8,
+        private: IpAddr,
+        public: IpAddr,
+        private_key: u16,
+        public_key: u16,
+    },
+}
+
 /// Produces a descriptor when a flow starts.
 pub trait StatefulAction: fmt::Display + Send + Sync {
     fn implicit_preds(&self) -> ImplicitPreds {
         (Vec::new(), Vec::new())
+    }
+    /// The descriptor this action would have made for a flow that another host's action
+    /// made as `state` (a migration): `None` if it is not this action's kind, or names
+    /// what this action does not own (another private IP, an external IP it lacks, a
+    /// port its pool has given out). Taking a SNAT port out of the pool is part of it.
+    fn import_desc(&self, _state: &DescState) -> Option<Arc<dyn ActionDesc>> {
+        None
     }
     fn gen_desc(
         &self,

@@ -7,7 +7,9 @@
 //! flow a later layer drops leaves no state behind (the reference keeps the firewall's entry
 //! in that case, SPEC §13 quirk 10).
 
-use super::action::{Action, ActionDesc, ActionMeta, AllowOrDeny, DefaultAction, GenDescError};
+use super::action::{
+    Action, ActionDesc, ActionMeta, AllowOrDeny, DefaultAction, DescState, GenDescError,
+};
 use super::flow_table::{FlowTable, Lifetime, Ttl};
 use super::probe::Probes;
 use super::rule::{Rule, RuleTable};
@@ -25,6 +27,7 @@ use opte_api::{
     ActionDescEntryDump, Direction, DumpLayerResp, FLOW_ID_DEFAULT, InnerFlowId, LayerDesc, RuleId,
     RuleTableEntryDump,
 };
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 /// What an LFT entry remembers about its flow.
@@ -50,6 +53,17 @@ impl LftEntry {
             LftAction::Desc(d) => d.name().into(),
         }
     }
+}
+
+/// One LFT pair as a migration carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LftPairState {
+    pub in_key: InnerFlowId,
+    pub out_key: InnerFlowId,
+    /// The descriptor's state; `None` for a flow that passes unchanged (stateful allow).
+    pub desc: Option<DescState>,
+    /// Milliseconds between the pair's last hit and the export.
+    pub idle_ms: u64,
 }
 
 /// An LFT pair the layer wants created if the packet makes it through.
@@ -426,6 +440,77 @@ impl Layer {
         }
         self.stats.evictions += self.ft_out.stats().evictions - before;
         Ok(lt)
+    }
+
+    /// The layer's flow pairs, each once, as a migration carries them (ages relative to
+    /// `now`), and how many pairs were left behind because their descriptor cannot move.
+    pub(crate) fn export_flows(&self, now: Moment) -> (Vec<LftPairState>, usize) {
+        let mut pairs = Vec::new();
+        let mut left = 0;
+        for (out_key, e) in self.ft_out.iter() {
+            if e.is_dead() {
+                continue;
+            }
+            let desc = match &e.state().action {
+                LftAction::NoOp => None,
+                LftAction::Desc(d) => match d.export() {
+                    Some(s) => Some(s),
+                    None => {
+                        left += 1;
+                        continue;
+                    }
+                },
+            };
+            pairs.push(LftPairState {
+                in_key: e.state().partner,
+                out_key: *out_key,
+                desc,
+                idle_ms: now.millis_since(e.last_hit()),
+            });
+        }
+        pairs.sort_by_key(|p| p.out_key);
+        (pairs, left)
+    }
+
+    /// Take in a pair another host exported: its descriptor is rebuilt by the first of
+    /// this layer's stateful actions (its rules', then its own) that owns it, and it was last hit `idle_ms` before
+    /// `now`.
+    pub(crate) fn import_pair(
+        &mut self,
+        p: &LftPairState,
+        now: Moment,
+    ) -> Result<Arc<Lifetime>, String> {
+        let action = match &p.desc {
+            None => LftAction::NoOp,
+            Some(s) => {
+                // The rules' actions (both directions), then the layer's own.
+                let desc = self
+                    .rules_out
+                    .iter()
+                    .chain(self.rules_in.iter())
+                    .map(|e| &e.rule.action)
+                    .chain(self.actions.actions.iter())
+                    .find_map(|a| match a {
+                        Action::Stateful(a) => a.import_desc(s),
+                        _ => None,
+                    });
+                LftAction::Desc(desc.ok_or_else(|| {
+                    alloc::format!("no action of layer {} takes {s:?}", self.name)
+                })?)
+            }
+        };
+        let then = Moment::from_nanos(
+            now.as_nanos()
+                .saturating_sub(p.idle_ms.saturating_mul(1_000_000)),
+        );
+        let pending = PendingLft {
+            layer: 0,
+            in_key: p.in_key,
+            out_key: p.out_key,
+            action,
+        };
+        self.commit(&pending, then)
+            .map_err(|()| alloc::format!("layer {}'s flow table is full", self.name))
     }
 
     pub fn desc(&self) -> LayerDesc {

@@ -6,7 +6,8 @@
 //! pool when the flow ends (when the descriptor is dropped).
 
 use super::action::{
-    ActionDesc, ActionMeta, AllowOrDeny, GenDescError, MetaAction, StatefulAction, meta_keys,
+    ActionDesc, ActionMeta, AllowOrDeny, DescState, GenDescError, MetaAction, StatefulAction,
+    meta_keys,
 };
 use super::transform::{EmbeddedField, EmbeddedRewrite, HdrTransform};
 use super::view::PacketView;
@@ -77,6 +78,13 @@ impl ActionDesc for NatDesc {
         "NAT"
     }
 
+    fn export(&self) -> Option<DescState> {
+        Some(DescState::Nat {
+            private: self.private,
+            external: self.external,
+        })
+    }
+
     fn is_valid(&self) -> bool {
         self.verifier.is_valid(self.external)
     }
@@ -113,6 +121,21 @@ impl fmt::Display for OutboundNat {
 }
 
 impl StatefulAction for OutboundNat {
+    fn import_desc(&self, state: &DescState) -> Option<Arc<dyn ActionDesc>> {
+        match state {
+            DescState::Nat { private, external }
+                if *private == self.private && self.external.contains(external) =>
+            {
+                Some(Arc::new(NatDesc {
+                    private: self.private,
+                    external: *external,
+                    verifier: self.verifier.clone(),
+                }))
+            }
+            _ => None,
+        }
+    }
+
     fn gen_desc(
         &self,
         flow: &InnerFlowId,
@@ -154,6 +177,21 @@ impl fmt::Display for InboundNat {
 }
 
 impl StatefulAction for InboundNat {
+    fn import_desc(&self, state: &DescState) -> Option<Arc<dyn ActionDesc>> {
+        match state {
+            DescState::Nat { private, external }
+                if *private == self.private && self.verifier.is_valid(*external) =>
+            {
+                Some(Arc::new(NatDesc {
+                    private: self.private,
+                    external: *external,
+                    verifier: self.verifier.clone(),
+                }))
+            }
+            _ => None,
+        }
+    }
+
     fn gen_desc(
         &self,
         _flow: &InnerFlowId,
@@ -242,6 +280,25 @@ impl NatPool {
             .ok_or_else(|| ResourceError::NoMatch(format!("no SNAT entry for {private}")))?;
         let port = e.free.pop().ok_or(ResourceError::Exhausted)?;
         Ok((e.public, port))
+    }
+
+    /// Take `port` of `public` for `private` out of the free list (a flow that arrived
+    /// with its translation already made, by a migration): `false` if the mapping is
+    /// another, or the port is not free.
+    pub fn take(&mut self, private: IpAddr, public: IpAddr, port: u16) -> bool {
+        let Some(e) = self.entries.get_mut(&private) else {
+            return false;
+        };
+        if e.public != public {
+            return false;
+        }
+        match e.free.iter().position(|p| *p == port) {
+            Some(i) => {
+                e.free.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Return a port; ignored if the mapping changed since it was handed out.
@@ -334,6 +391,8 @@ enum SnatKey {
 /// A SNAT translation held by one flow; its port goes back to the pool on drop.
 pub struct SNatDesc {
     pool: Arc<Mutex<NatPool>>,
+    /// The protocol whose pool the port came from (6, 17, 1 or 58).
+    proto: u8,
     private: IpAddr,
     public: IpAddr,
     public_key: u16,
@@ -377,6 +436,16 @@ impl ActionDesc for SNatDesc {
             SnatKey::EchoId => "SNAT_ICMP_ECHO",
         }
     }
+
+    fn export(&self) -> Option<DescState> {
+        Some(DescState::SNat {
+            proto: self.proto,
+            private: self.private,
+            public: self.public,
+            private_key: self.private_key,
+            public_key: self.public_key,
+        })
+    }
 }
 
 impl Drop for SNatDesc {
@@ -387,7 +456,52 @@ impl Drop for SNatDesc {
     }
 }
 
+impl SNat {
+    /// The pool of protocol `proto` (ICMP and ICMPv6 echo share one).
+    fn pool_of(&self, proto: u8) -> &Arc<Mutex<NatPool>> {
+        match proto {
+            6 => &self.tcp,
+            17 => &self.udp,
+            _ => &self.icmp,
+        }
+    }
+}
+
 impl StatefulAction for SNat {
+    fn import_desc(&self, state: &DescState) -> Option<Arc<dyn ActionDesc>> {
+        let DescState::SNat {
+            proto,
+            private,
+            public,
+            private_key,
+            public_key,
+        } = *state
+        else {
+            return None;
+        };
+        let key = match proto {
+            6 | 17 => SnatKey::Port,
+            1 | 58 => SnatKey::EchoId,
+            _ => return None,
+        };
+        if private != self.private {
+            return None;
+        }
+        let pool = self.pool_of(proto);
+        if !pool.lock().take(private, public, public_key) {
+            return None;
+        }
+        Some(Arc::new(SNatDesc {
+            pool: pool.clone(),
+            proto,
+            private,
+            public,
+            public_key,
+            private_key,
+            key,
+        }))
+    }
+
     fn gen_desc(
         &self,
         flow: &InnerFlowId,
@@ -397,21 +511,23 @@ impl StatefulAction for SNat {
         let Some(u) = view.ulp else {
             return Ok(AllowOrDeny::Deny);
         };
-        let (pool, key, private_key) = match u.kind {
-            UlpKind::Tcp => (&self.tcp, SnatKey::Port, flow.src_port()),
-            UlpKind::Udp => (&self.udp, SnatKey::Port, flow.src_port()),
+        let (proto, key, private_key) = match u.kind {
+            UlpKind::Tcp => (6, SnatKey::Port, flow.src_port()),
+            UlpKind::Udp => (17, SnatKey::Port, flow.src_port()),
             UlpKind::Icmpv4 if u.icmp_type == v4_type::ECHO_REQUEST => {
-                (&self.icmp, SnatKey::EchoId, u.icmp_id)
+                (1, SnatKey::EchoId, u.icmp_id)
             }
             UlpKind::Icmpv6 if u.icmp_type == v6_type::ECHO_REQUEST => {
-                (&self.icmp, SnatKey::EchoId, u.icmp_id)
+                (58, SnatKey::EchoId, u.icmp_id)
             }
             UlpKind::Icmpv4 | UlpKind::Icmpv6 => return Ok(AllowOrDeny::Deny),
         };
+        let pool = self.pool_of(proto);
         let obtained = pool.lock().obtain(self.private);
         match obtained {
             Ok((public, public_key)) => Ok(AllowOrDeny::Allow(Arc::new(SNatDesc {
                 pool: pool.clone(),
+                proto,
                 private: self.private,
                 public,
                 public_key,

@@ -14,8 +14,10 @@
 //! The control side (rule changes, state changes, dumps, expiry) is in [`control`].
 
 mod control;
+mod migrate;
 
 pub use control::ExpireProgress;
+pub use migrate::{LayerFlowState, PortFlowState, TcpEntryState};
 
 use super::action::ActionMeta;
 use super::flow_table::{FlowTable, Lifetime, Ttl};
@@ -770,11 +772,21 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             {
                 Ok(s) => {
                     e.hit(now);
-                    if let Some(until) = TcpExpiry::protected_until(s, now) {
-                        e.protect_parents_until(until);
-                    }
+                    // A connection imported from another host has no parents yet: the
+                    // first walk here gives it the flow pairs it runs through.
+                    let adopt = e.parents().is_empty() && !parents.is_empty();
                     if s != old {
                         self.probes.tcp_flow_state(&self.name, &key, old, s);
+                    }
+                    if adopt && let Some(st) = self.tcp.remove(&key) {
+                        let _ = self
+                            .tcp
+                            .add_linked(key, st, now, Lifetime::new(now), parents);
+                    }
+                    if let (Some(until), Some(e)) =
+                        (TcpExpiry::protected_until(s, now), self.tcp.get(&key))
+                    {
+                        e.protect_parents_until(until);
                     }
                     return Ok(s);
                 }

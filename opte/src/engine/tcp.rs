@@ -12,6 +12,7 @@ use crate::engine::time::Moment;
 use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
 use core::fmt;
 use opte_api::{Direction, InnerFlowId, TcpState};
+use serde::{Deserialize, Serialize};
 
 /// Lifetime of a connection still in its handshake (or waiting for its last ACK): short, so
 /// unanswered SYNs cannot hold slots for long.
@@ -72,7 +73,7 @@ impl core::error::Error for TcpFlowStateError {}
 
 /// The tracked state of one connection, and the last sequence and acknowledgement numbers
 /// seen from each side (`None` until that side sent one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpFlowState {
     pub tcp_state: TcpState,
     pub guest_seq: Option<u32>,
@@ -233,7 +234,7 @@ const fn has(flags: u8, flag: u8) -> bool {
 }
 
 /// A TCP table entry: one tracked connection and its traffic counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpFlowEntry {
     pub state: TcpFlowState,
     /// The guest-side flow id (the table key).

@@ -69,7 +69,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         self.frags_out.clear();
     }
 
-    fn require(&self, ok: &[PortState]) -> Result<(), OpteError> {
+    pub(super) fn require(&self, ok: &[PortState]) -> Result<(), OpteError> {
         if ok.contains(&self.state) {
             Ok(())
         } else {
