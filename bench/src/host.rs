@@ -38,6 +38,9 @@ impl Host for BenchHost {
         Ok(())
     }
     fn delete_port(&self, _: &str) {}
+    fn now(&self) -> opte::engine::time::Moment {
+        opte::engine::time::Moment::ZERO
+    }
     fn next_hop(&self, _: Ipv6Addr, _: u16) -> Result<Route, RouteError> {
         Ok(Route {
             link: Link::U1,

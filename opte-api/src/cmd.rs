@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// The control API version. Client and server must match exactly; any change to a type
 /// that crosses the control boundary bumps it.
-pub const API_VERSION: u64 = 45;
+pub const API_VERSION: u64 = 46;
 
 /// The major version of the OPTE package.
 pub const MAJOR_VERSION: u64 = 0;
@@ -121,6 +121,12 @@ pub enum OpteCmd {
     DumpMcast2Phys = 109,
     /// Dump the host's counters (ours; the reference reads them as kstats).
     DumpXdeStats = 120,
+    /// Pause a port and take its flow state (ours: live migration).
+    ExportPort = 121,
+    /// Replace a port's flows with another's exported state, and run it (ours).
+    ImportPort = 122,
+    /// Run a paused port again (ours: an abandoned migration).
+    ResumePort = 123,
 }
 
 /// A command code that names no command.
@@ -130,7 +136,7 @@ pub struct UnknownCmd(pub c_int);
 
 impl OpteCmd {
     /// Every command, in code order.
-    pub const ALL: [OpteCmd; 40] = [
+    pub const ALL: [OpteCmd; 43] = [
         Self::ListPorts,
         Self::AddFwRule,
         Self::RemFwRule,
@@ -171,6 +177,9 @@ impl OpteCmd {
         Self::McastUnsubscribeAll,
         Self::DumpMcast2Phys,
         Self::DumpXdeStats,
+        Self::ExportPort,
+        Self::ImportPort,
+        Self::ResumePort,
     ];
 
     /// The command's code.
@@ -405,8 +414,9 @@ mod tests {
     #[test]
     fn api_version_must_match_exactly() {
         // 41 is the reference's; 42 adds DumpXdeStats; 43 adds DumpUftPage and
-        // DumpTcpFlowsPage; 44 adds CreateXdeReq's `attach`; 45 its `VhostUser`.
-        assert_eq!(API_VERSION, 45);
+        // DumpTcpFlowsPage; 44 adds CreateXdeReq's `attach`; 45 its `VhostUser`; 46
+        // ExportPort, ImportPort and ResumePort.
+        assert_eq!(API_VERSION, 46);
         assert_eq!(check_api_version(API_VERSION), Ok(()));
         assert_eq!(
             check_api_version(40),

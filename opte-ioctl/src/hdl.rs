@@ -19,10 +19,10 @@ use oxide_vpc::api::{
     ClearMcast2PhysReq, ClearMcastForwardingReq, ClearVirt2BoundaryReq, ClearVirt2PhysReq,
     CreateXdeReq, DelRouterEntryReq, DelRouterEntryResp, DeleteXdeReq, DetachSubnetReq,
     DetachSubnetResp, DumpMcast2PhysResp, DumpMcastForwardingResp, DumpMcastSubscriptionsResp,
-    DumpVirt2BoundaryResp, DumpVirt2PhysResp, ListPortsResp, McastSubscribeReq,
-    McastUnsubscribeAllReq, McastUnsubscribeReq, PortAttach, RemFwRuleReq, RemoveCidrReq,
-    RemoveCidrResp, SetExternalIpsReq, SetFwRulesReq, SetMcast2PhysReq, SetMcastForwardingReq,
-    SetVirt2BoundaryReq, SetVirt2PhysReq, VpcCfg,
+    DumpVirt2BoundaryResp, DumpVirt2PhysResp, ExportPortReq, ExportPortResp, ImportPortReq,
+    ListPortsResp, McastSubscribeReq, McastUnsubscribeAllReq, McastUnsubscribeReq, PortAttach,
+    RemFwRuleReq, RemoveCidrReq, RemoveCidrResp, ResumePortReq, SetExternalIpsReq, SetFwRulesReq,
+    SetMcast2PhysReq, SetMcastForwardingReq, SetVirt2BoundaryReq, SetVirt2PhysReq, VpcCfg,
 };
 
 /// The response buffer offered first: 16 KiB, as the reference client does.
@@ -159,6 +159,30 @@ impl OpteHdl {
     /// The host's counters and each port's.
     pub fn dump_xde_stats(&self) -> Result<XdeStats, Error> {
         self.run::<cmd::DumpXdeStats>(&())
+    }
+
+    /// Pause `port` and take its flow state (a flow-state file's bytes, and what is in
+    /// it).
+    pub fn export_port(&self, port: &str) -> Result<ExportPortResp, Error> {
+        self.run::<cmd::ExportPort>(&ExportPortReq {
+            port_name: port.into(),
+        })
+    }
+
+    /// Give `port` (which holds no flows yet) the flow state `file` another port of the
+    /// same configuration exported, and run it.
+    pub fn import_port(&self, port: &str, file: Vec<u8>) -> Result<NoResp, Error> {
+        self.run::<cmd::ImportPort>(&ImportPortReq {
+            port_name: port.into(),
+            state: file,
+        })
+    }
+
+    /// Run `port` again after an export (a migration that did not happen).
+    pub fn resume_port(&self, port: &str) -> Result<NoResp, Error> {
+        self.run::<cmd::ResumePort>(&ResumePortReq {
+            port_name: port.into(),
+        })
     }
 
     // Layers and flow tables.

@@ -292,6 +292,31 @@ pub enum Command {
 
     /// Dump the host's counters and each port's.
     DumpXdeStats,
+
+    /// Pause a port and write its flow state (firewall, NAT and SNAT flows, TCP
+    /// connections) to FILE, for `import-port` on another sled. Packets reaching the port
+    /// from then on are dropped (and counted) until it is deleted or resumed.
+    ExportPort {
+        /// The port.
+        name: String,
+        /// Where to write the flow state (replaced whole, never left half-written).
+        file: std::path::PathBuf,
+    },
+
+    /// Give a port that holds no flows yet the flow state in FILE, exported by a port of
+    /// the same configuration (on this sled or another), and run it.
+    ImportPort {
+        /// The port.
+        name: String,
+        /// The flow state `export-port` wrote.
+        file: std::path::PathBuf,
+    },
+
+    /// Run a port paused by `export-port` again (the migration did not happen).
+    ResumePort {
+        /// The port.
+        name: String,
+    },
 }
 
 /// `kata-dan`: which port, for which sandbox, and what the port's configuration does not

@@ -122,6 +122,29 @@ pub fn run(
             done(hdl.create_xde_attached(&a.name, vpc_cfg(&a)?, a.mtu, attach))
         }
         Command::DeleteXde { name } => done(hdl.delete_xde(&name)),
+        Command::ExportPort { name, file } => {
+            let r = hdl.export_port(&name)?;
+            write_whole(&file, &r.state)?;
+            writeln!(
+                out,
+                "port {name} paused; {} flow pairs and {} TCP connections written to {}{}",
+                r.pairs,
+                r.tcp,
+                file.display(),
+                if r.left_behind > 0 {
+                    format!(" ({} pairs cannot move)", r.left_behind)
+                } else {
+                    String::new()
+                }
+            )?;
+            Ok(())
+        }
+        Command::ImportPort { name, file } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+            done(hdl.import_port(&name, bytes))
+        }
+        Command::ResumePort { name } => done(hdl.resume_port(&name)),
         Command::SetXdeUnderlay { u1, u2 } => done(hdl.set_xde_underlay(&u1, &u2)),
         Command::ClearXdeUnderlay => done(hdl.clear_xde_underlay()),
         Command::SetV2p(a) => {
@@ -276,6 +299,25 @@ pub fn gather_pages<E>(
             }
         }
     }
+}
+
+/// Write `bytes` to `path` whole: a temporary file beside it, synced, renamed over it.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
+    let usage = |e: io::Error| Error::Usage(format!("{}: {e}", path.display()));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(usage(e));
+    }
+    Ok(())
 }
 
 /// A mutating command's outcome: its response says nothing but success.

@@ -473,3 +473,48 @@ fn kata_dan_writes_the_ports_nic_for_kata_and_says_where() {
     assert!(no_port.contains("no port nope"), "{no_port}");
     assert!(bad_id.contains("not a sandbox ID"), "{bad_id}");
 }
+
+#[test]
+fn export_port_writes_the_flow_state_and_import_port_takes_it_elsewhere() {
+    let a = one_port();
+    a.run("add-router-entry -p opte0 172.30.0.0/22 sub4=172.30.0.0/22 system");
+    a.run("set-v2p 172.30.0.99 a8:40:25:00:00:63 fd00:0:f7:102::1 1287581");
+    a.guest_syn("opte0", 1, 40000, "172.30.0.99", 443, 1);
+    let dir = std::env::temp_dir().join(format!("opteadm-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("opte0.flows");
+    let out = a.run(&format!("export-port opte0 {}", file.display()));
+    assert!(
+        out.contains("port opte0 paused") && out.contains("1 TCP connections"),
+        "{out}"
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(&bytes[..8], b"OPTEFLOW");
+    // Nothing but the file is left in the directory (the write went through a rename).
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    let listed = a.run("list-ports");
+    assert!(listed.contains("paused"), "{listed}");
+
+    // Another sled: the same guest, another underlay address.
+    let b = sled();
+    b.run("set-xde-underlay u1 u2");
+    b.run(&create_xde_line("opte0", 1, "").replace("fd00:0:f7:101::1", "fd00:0:f7:102::1"));
+    b.run(&format!("import-port opte0 {}", file.display()));
+    let tcp = b.run("dump-tcp-flows -p opte0");
+    assert!(tcp.contains("172.30.0.99"), "{tcp}");
+    // Into a port that now holds flows, or one of another guest: refused, and said why.
+    let e = b.fail(&format!("import-port opte0 {}", file.display()));
+    assert!(e.contains("already holds"), "{e}");
+    b.run(&create_xde_line("opte1", 2, ""));
+    let e = b.fail(&format!("import-port opte1 {}", file.display()));
+    assert!(e.contains("another guest MAC"), "{e}");
+    let e = b.fail("import-port opte1 /nonexistent/flows");
+    assert!(e.contains("/nonexistent/flows"), "{e}");
+
+    // The exporter resumes (the migration was abandoned).
+    a.run("resume-port opte0");
+    assert!(a.run("list-ports").contains("running"));
+    let e = a.fail("resume-port opte0");
+    assert!(e.contains("running"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

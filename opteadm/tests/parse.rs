@@ -426,11 +426,14 @@ fn every_subcommand_of_the_reference_is_here() {
         "attach-subnet",
         "detach-subnet",
         "dump-xde-stats",
-        // Ours: Kata's DAN file for a port.
+        // Ours: Kata's DAN file for a port, and moving a port's flow state.
         "kata-dan",
+        "export-port",
+        "import-port",
+        "resume-port",
     ] {
         assert!(names.iter().any(|m| m == n), "missing {n}");
     }
-    assert_eq!(names.len(), 39, "{names:?}");
+    assert_eq!(names.len(), 42, "{names:?}");
     Cli::command().debug_assert();
 }

@@ -198,33 +198,29 @@ fn a_port_that_cannot_own_a_flow_refuses_the_whole_import() {
         ipv4.external_ips.snat.as_mut().unwrap().external_ip = p("10.77.77.99");
     }
     let (_tb, mut b) = port_on(&other);
-    // Something of its own, which the refused import must not leave either.
-    let syn = guest_pkt(
-        &other,
-        IpAddr::Ip4(ip4(&other)),
-        p(REMOTE4),
-        L4::tcp(5556, 443, flags::SYN, 1, 0),
-    );
-    assert_eq!(
-        out(&mut b, &rec, syn, Moment::ZERO).0,
-        ProcessResult::Modified
-    );
-    assert_eq!(b.port().num_tcp_flows(), 1);
     let e = b.port_mut().import_flows(&st, Moment::ZERO).unwrap_err();
     assert!(
         matches!(&e, OpteError::FlowStateRefused(m) if m.contains("nat")),
         "{e}"
     );
+    // Refused whole: the firewall's pairs, imported before the SNAT one failed, are
+    // gone again, and the port runs as before.
     assert_eq!(b.port().num_tcp_flows(), 0);
     for l in ["firewall", "nat"] {
         assert_eq!(flows(&b, l), 0, "{l}");
     }
+    assert_eq!(b.port().state(), PortState::Running);
 
-    // The same port taken twice: the second import finds its SNAT port in use... unless
-    // the first is replaced, which it is (an import starts from no flows).
+    // A port that holds flows takes no more: the second import is refused, and leaves
+    // the first's alone.
     let (_tc, mut c) = port_on(&g1);
     c.port_mut().import_flows(&st, Moment::ZERO).unwrap();
-    c.port_mut().import_flows(&st, Moment::ZERO).unwrap();
+    let e = c.port_mut().import_flows(&st, Moment::ZERO).unwrap_err();
+    assert!(
+        matches!(&e, OpteError::FlowStateRefused(m) if m.contains("already holds")),
+        "{e}"
+    );
+    assert_eq!(c.port().num_tcp_flows(), 1);
     let syn = guest_pkt(
         &g1,
         IpAddr::Ip4(ip4(&g1)),

@@ -26,7 +26,7 @@ use opte_api::{
     OpteError, check_api_version,
 };
 use oxide_vpc::api::cmd::{self, Command, XdeStats};
-use oxide_vpc::api::{CreateXdeReq, ListPortsResp};
+use oxide_vpc::api::{CreateXdeReq, ExportPortResp, ListPortsResp};
 use oxide_vpc::engine::{PortLimits, VpcPort};
 
 /// The longest port name: a Linux interface name (IFNAMSIZ − 1) and an illumos link name
@@ -333,7 +333,63 @@ impl<H: Host> Xde<H> {
             }),
             OpteCmd::DumpMcast2Phys => call::<cmd::DumpMcast2Phys>(req, |()| Ok(t.m2p.dump())),
             OpteCmd::DumpXdeStats => call::<cmd::DumpXdeStats>(req, |()| Ok(self.xde_stats())),
+            OpteCmd::ExportPort => call::<cmd::ExportPort>(req, |r| self.export_port(&r.port_name)),
+            OpteCmd::ImportPort => {
+                call::<cmd::ImportPort>(req, |r| self.import_port(&r.port_name, &r.state))
+            }
+            OpteCmd::ResumePort => call::<cmd::ResumePort>(req, |r| {
+                self.with_port(&r.port_name, |v| {
+                    let p = v.port_mut();
+                    if p.state() != opte::engine::port::PortState::Paused {
+                        return Err(OpteError::BadState(p.state().to_string()));
+                    }
+                    p.start();
+                    Ok(OK)
+                })
+            }),
         }
+    }
+
+    /// Pause port `name` and take its flow state as a flow-state file
+    /// ([`crate::migrate`]).
+    fn export_port(&self, name: &str) -> Result<ExportPortResp, OpteError> {
+        let now = self.host().now();
+        self.with_port(name, |v| {
+            let state = v.port_mut().export_flows(now)?;
+            let (pairs, tcp, left_behind) = (
+                state.num_pairs() as u64,
+                state.tcp.len() as u64,
+                state.left_behind,
+            );
+            let body = crate::migrate::FlowStateBody {
+                port: name.into(),
+                cfg: v.cfg().clone(),
+                state,
+            };
+            Ok(ExportPortResp {
+                state: crate::migrate::encode(&body)?,
+                pairs,
+                tcp,
+                left_behind,
+            })
+        })
+    }
+
+    /// Give port `name` the flows of a flow-state file exported by a port of the same
+    /// configuration, and run it.
+    fn import_port(&self, name: &str, file: &[u8]) -> Result<NoResp, OpteError> {
+        let body = crate::migrate::decode(file)?;
+        let now = self.host().now();
+        self.with_port(name, |v| {
+            if let Some(what) = crate::migrate::cfg_mismatch(&body.cfg, v.cfg()) {
+                return Err(OpteError::FlowStateRefused(format!(
+                    "port {} was exported with another {what} than port {name} has",
+                    body.port
+                )));
+            }
+            v.port_mut().import_flows(&body.state, now)?;
+            Ok(OK)
+        })
     }
 
     fn require_port(&self, name: &str) -> Result<Arc<XdePort>, OpteError> {

@@ -6,6 +6,7 @@
 //! (usually `System` with the OS's errno) that the control command then returns.
 
 use crate::route::{Route, RouteError};
+use opte::engine::time::Moment;
 use opte_api::{Ipv6Addr, MacAddr, OpteError};
 use oxide_vpc::api::PortAttach;
 
@@ -55,6 +56,10 @@ pub trait Host: Send + Sync {
     fn counters(&self) -> alloc::vec::Vec<(alloc::string::String, u64)> {
         alloc::vec::Vec::new()
     }
+
+    /// Now, on the clock the host's datapath gives the engine (a control command that
+    /// ages flows, an export or import, reads it).
+    fn now(&self) -> Moment;
 }
 
 /// A host whose OS does nothing: devices are "made", underlays "attached", and no next
@@ -81,6 +86,10 @@ impl Host for NullHost {
     }
 
     fn delete_port(&self, _name: &str) {}
+
+    fn now(&self) -> Moment {
+        Moment::ZERO
+    }
 
     fn next_hop(&self, dst: Ipv6Addr, _hash: u16) -> Result<Route, RouteError> {
         Err(RouteError::NoRoute(dst))

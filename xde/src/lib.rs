@@ -63,6 +63,7 @@ pub mod host;
 pub mod illumos;
 #[cfg(all(feature = "daemon", target_os = "linux"))]
 pub mod linux;
+pub mod migrate;
 pub mod offload;
 pub mod port;
 pub mod probes;

@@ -82,6 +82,9 @@ commands! {
     DumpMcast2Phys: () => DumpMcast2PhysResp;
     /// The host's counters (this project's addition to the command set).
     DumpXdeStats: () => XdeStats;
+    ExportPort: ExportPortReq => ExportPortResp;
+    ImportPort: ImportPortReq => NoResp;
+    ResumePort: ResumePortReq => NoResp;
 }
 
 /// The host's counters: parse failures per reason and direction, the datapath's outcomes,

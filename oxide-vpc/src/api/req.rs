@@ -287,3 +287,37 @@ impl opte_api::CmdOk for DumpMcastForwardingResp {}
 impl opte_api::CmdOk for DumpMcastSubscriptionsResp {}
 impl opte_api::CmdOk for RemoveCidrResp {}
 impl opte_api::CmdOk for DetachSubnetResp {}
+impl opte_api::CmdOk for ExportPortResp {}
+
+/// Pause port `port_name` and take its flow state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportPortReq {
+    pub port_name: String,
+}
+
+/// A port's flow state, as a file holds it (a versioned header, then postcard; see
+/// `xde::migrate`), and what is in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportPortResp {
+    pub state: Vec<u8>,
+    /// Flow pairs across the port's layers.
+    pub pairs: u64,
+    /// Tracked TCP connections.
+    pub tcp: u64,
+    /// Flow pairs that cannot move (they start again on the new sled).
+    pub left_behind: u64,
+}
+
+/// Replace port `port_name`'s flows with `state` (an [`ExportPortResp::state`] of a port
+/// of the same configuration), and run it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportPortReq {
+    pub port_name: String,
+    pub state: Vec<u8>,
+}
+
+/// Run paused port `port_name` again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePortReq {
+    pub port_name: String,
+}

@@ -303,6 +303,10 @@ impl IllumosHost {
 }
 
 impl Host for IllumosHost {
+    fn now(&self) -> opte::engine::time::Moment {
+        super::now()
+    }
+
     fn attach_underlay(&self, u1: &str, u2: &str) -> Result<(), OpteError> {
         let mut d = self.devs.lock();
         if d.underlay.is_some() {

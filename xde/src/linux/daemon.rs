@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::prelude::rust_2024::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// What the daemon is started with.
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         LinuxHost::new(opts.workers).with_rx_rings(opts.rx_rings),
         seed,
     ));
-    let epoch = Instant::now();
+    let epoch = xde.host().epoch();
     let stop = Arc::new(AtomicBool::new(false));
 
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {

@@ -33,6 +33,8 @@ pub struct LinuxHost {
     underlay: Mutex<Option<Arc<Underlay>>>,
     /// Changes whenever a device comes or goes: a worker then looks at the devices again.
     generation: AtomicU64,
+    /// Where the engine's clock starts: the datapath and the control path read it alike.
+    epoch: std::time::Instant,
 }
 
 impl Default for LinuxHost {
@@ -69,7 +71,13 @@ impl LinuxHost {
             taps: Mutex::default(),
             underlay: Mutex::default(),
             generation: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
         }
+    }
+
+    /// Where the engine's clock starts ([`Host::now`] is the time since).
+    pub fn epoch(&self) -> std::time::Instant {
+        self.epoch
     }
 
     /// Whether the underlay sockets get receive rings ([`super::ring`]; on by default).
@@ -137,6 +145,12 @@ fn system(e: &std::io::Error, msg: String) -> OpteError {
 }
 
 impl Host for LinuxHost {
+    fn now(&self) -> opte::engine::time::Moment {
+        opte::engine::time::Moment::from_nanos(
+            u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        )
+    }
+
     fn attach_underlay(&self, u1: &str, u2: &str) -> Result<(), OpteError> {
         let open = |u: &str| {
             UnderlayLink::open_vnet(u, self.workers, self.rx_rings)

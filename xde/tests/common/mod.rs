@@ -67,6 +67,8 @@ pub struct Directory {
 /// The OS of one simulated sled.
 pub struct SimHost {
     pub links_up: [AtomicBool; 2],
+    /// The sled's clock for control commands (ns); tests move it.
+    pub clock_ns: AtomicU64,
     pub resolves: AtomicU64,
     pub ports: RwLock<Vec<String>>,
     pub attached: AtomicBool,
@@ -98,6 +100,10 @@ impl Host for SimHost {
 
     fn delete_port(&self, name: &str) {
         self.ports.write().unwrap().retain(|n| n != name);
+    }
+
+    fn now(&self) -> Moment {
+        Moment::from_nanos(self.clock_ns.load(Ordering::SeqCst))
     }
 
     fn next_hop(&self, dst: Ipv6Addr, hash: u16) -> Result<Route, RouteError> {
@@ -181,6 +187,7 @@ impl Rack {
             dir.known.write().unwrap().push(sled_ip(i));
             let host = SimHost {
                 links_up: [AtomicBool::new(true), AtomicBool::new(true)],
+                clock_ns: AtomicU64::new(0),
                 resolves: AtomicU64::new(0),
                 ports: RwLock::new(Vec::new()),
                 attached: AtomicBool::new(false),
@@ -231,6 +238,12 @@ impl Rack {
 
     pub fn advance_ms(&mut self, ms: u64) {
         self.now = self.now.plus_millis(ms);
+        for s in &self.sleds {
+            s.xde
+                .host()
+                .clock_ns
+                .store(self.now.as_nanos(), Ordering::SeqCst);
+        }
     }
 
     /// Run every sled's once-a-second timer.

@@ -89,8 +89,8 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
         Ok(st)
     }
 
-    /// Replace the port's flows with `st` (another host's export) at `now`, then run. On
-    /// a refusal the port keeps no flows and its state is unchanged.
+    /// Give a port that holds no flows yet `st` (another host's export) at `now`, then
+    /// run it. A refused import leaves the port as it was: no flows, the same state.
     pub fn import_flows(&mut self, st: &PortFlowState, now: Moment) -> Result<(), OpteError> {
         self.require(&[
             PortState::Ready,
@@ -98,7 +98,17 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             PortState::Paused,
             PortState::Restored,
         ])?;
-        self.forget_flows();
+        let held = self.uft_in.num_flows()
+            + self.uft_out.num_flows()
+            + self.tcp.num_flows()
+            + self.layers.iter().map(|l| l.num_flows()).sum::<u32>();
+        if held > 0 {
+            return Err(OpteError::FlowStateRefused(format!(
+                "port {} already holds {held} flows: flows are imported into a port \
+                 that has none (a new one, or one whose flows were cleared)",
+                self.name
+            )));
+        }
         if let Err(e) = self.import_all(st, now) {
             self.forget_flows();
             return Err(OpteError::FlowStateRefused(e));
