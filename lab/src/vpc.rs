@@ -212,7 +212,43 @@ pub struct Lab {
     pub switch: Netns,
     /// Leases, PID files, the boundary's log.
     pub dir: PathBuf,
+    /// Who owns each external IP, as the boundary's NAT file says.
+    nat: Vec<NatOwner>,
     keep: bool,
+}
+
+/// One line of the boundary's NAT file: `external` (`IP[@FIRST-LAST]`) belongs to guest
+/// `guest`, on sled `sled`.
+#[derive(Clone, Debug)]
+struct NatOwner {
+    guest: String,
+    external: String,
+    sled: usize,
+    vni: u32,
+    mac: MacAddr,
+}
+
+/// Write the boundary's NAT file whole (a temporary file renamed over it), so the
+/// boundary never reads half of it.
+fn write_nat_file(path: &std::path::Path, nat: &[NatOwner]) -> Result<(), String> {
+    let mut text = String::from("# EXTERNAL[@FIRST-LAST]=SLED,VNI,MAC, written by the lab\n");
+    for n in nat {
+        text += &format!("{}={},{},{}\n", n.external, sled_ip(n.sled), n.vni, n.mac);
+    }
+    let tmp = path.with_extension("nat.tmp");
+    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// What moving a guest carried ([`Lab::move_guest`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Moved {
+    /// Flow pairs and TCP connections in the flow state.
+    pub pairs: u64,
+    pub tcp: u64,
+    /// How long the guest's port was paused: from the export until its interface was
+    /// back in its namespace on the new sled.
+    pub paused: Duration,
 }
 
 /// The underlay addresses of host `k` (a sled, or the boundary after them): on link 1,
@@ -366,25 +402,32 @@ impl Lab {
         ])?;
         internet.try_exec(&["ip", "route", "add", "default", "via", INTERNET_GW])?;
 
-        // Boundary services, told who owns each external IP.
+        // Boundary services, told who owns each external IP (in a file it reads again
+        // when it changes: a guest that moves takes its external IPs along).
         let mut nat = Vec::new();
         for g in guests {
-            let (sled, mac, vni) = (
-                sled_ip(g.sled),
-                g.cfg(Ipv6Addr::from_const([0; 16]))?.guest_mac,
-                g.vni,
-            );
+            let (mac, vni) = (g.cfg(Ipv6Addr::from_const([0; 16]))?.guest_mac, g.vni);
             if let Some((ip, ports)) = &g.snat {
-                nat.push(format!(
-                    "{ip}@{}-{}={sled},{vni},{mac}",
-                    ports.start(),
-                    ports.end()
-                ));
+                nat.push(NatOwner {
+                    guest: g.name.clone(),
+                    external: format!("{ip}@{}-{}", ports.start(), ports.end()),
+                    sled: g.sled,
+                    vni,
+                    mac,
+                });
             }
             for ip in &g.more_external {
-                nat.push(format!("{ip}={sled},{vni},{mac}"));
+                nat.push(NatOwner {
+                    guest: g.name.clone(),
+                    external: ip.clone(),
+                    sled: g.sled,
+                    vni,
+                    mac,
+                });
             }
         }
+        let nat_file = dir.join("boundary.nat");
+        write_nat_file(&nat_file, &nat)?;
         let log_path = dir.join("boundary.log");
         let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let mut cmd = boundary_ns.command(&bins.boundary);
@@ -397,10 +440,9 @@ impl Lab {
             BOUNDARY_IP,
             "--tun",
             "bsvc",
+            "--nat-file",
         ]);
-        for n in &nat {
-            cmd.args(["--nat", n]);
-        }
+        cmd.arg(&nat_file);
         cmd.stdout(std::process::Stdio::null()).stderr(log);
         let mut boundary = Proc::spawn(&mut cmd)?;
         let until = Instant::now() + Duration::from_secs(10);
@@ -448,6 +490,7 @@ impl Lab {
             internet,
             switch,
             dir,
+            nat,
             keep: false,
         };
         for g in guests {
@@ -527,6 +570,142 @@ impl Lab {
     /// The sled a guest is on.
     pub fn sled_of(&self, name: &str) -> &Sled {
         &self.sleds[self.guest(name).sled]
+    }
+
+    /// Move guest `name` to sled `to` as a live migration does, its connections running:
+    /// a port of the same configuration on the new sled; the old port paused and its flow
+    /// state exported into the new one; the guest's interface swapped in its namespace for
+    /// the new port's, with the addresses and routes it had (its `dhclient`s are ended
+    /// first, by PID, so they cannot clean up after the old one); the old port deleted;
+    /// every sled told where the guest lives now, and the boundary where its external IPs
+    /// go.
+    pub fn move_guest(&mut self, name: &str, to: usize) -> Result<Moved, String> {
+        let gi = self
+            .guests
+            .iter()
+            .position(|g| g.name == name)
+            .ok_or_else(|| format!("no guest {name}"))?;
+        let from = self.guests[gi].sled;
+        if to == from || to >= self.sleds.len() {
+            return Err(format!("{name} cannot move from sled {from} to sled {to}"));
+        }
+        let cfg = VpcCfg {
+            phys_ip: self.sleds[to].ip,
+            ..self.guests[gi].cfg.clone()
+        };
+        let e = |what: &'static str| move |err: opte_ioctl::Error| format!("{name}: {what}: {err}");
+        let (old, new, g) = (&self.sleds[from], &self.sleds[to], &self.guests[gi]);
+        new.daemon
+            .hdl()
+            .create_guest_port(name, &cfg, None, PortAttach::Netdev)
+            .map_err(e("its port on the new sled"))?;
+
+        // What the guest's interface carries, to put back on the new one.
+        let addrs =
+            g.ns.try_exec(&["ip", "-o", "addr", "show", "dev", name, "scope", "global"])?;
+        let routes: Vec<(&str, String)> = vec![
+            (
+                "-4",
+                g.ns.try_exec(&["ip", "-4", "route", "show", "dev", name])?,
+            ),
+            (
+                "-6",
+                g.ns.try_exec(&["ip", "-6", "route", "show", "dev", name])?,
+            ),
+        ];
+        for fam in ["-4", "-6"] {
+            let pid = self.dir.join(format!("{}-{name}{fam}.pid", g.ns.name()));
+            if let Ok(p) = std::fs::read_to_string(&pid)
+                && let Ok(p) = p.trim().parse::<i32>()
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+
+        let t0 = Instant::now();
+        let exp = old
+            .daemon
+            .hdl()
+            .export_port(name)
+            .map_err(e("exporting its flow state"))?;
+        new.daemon
+            .hdl()
+            .import_port(name, exp.state)
+            .map_err(e("importing its flow state"))?;
+        g.ns.try_exec(&["ip", "link", "set", name, "netns", old.ns.name()])?;
+        new.ns
+            .try_exec(&["ip", "link", "set", name, "netns", g.ns.name()])?;
+        g.ns.try_exec(&["ip", "link", "set", name, "up"])?;
+        for line in addrs.lines() {
+            let mut t = line.split_whitespace();
+            let Some(fam) = t.find(|w| *w == "inet" || *w == "inet6") else {
+                continue;
+            };
+            let Some(addr) = t.next() else {
+                continue;
+            };
+            let mut cmd = vec!["ip", "addr", "add", addr, "dev", name];
+            if fam == "inet6" {
+                cmd.push("nodad");
+            }
+            g.ns.try_exec(&cmd)?;
+        }
+        // On-link routes before the routes through them.
+        for defaults in [false, true] {
+            for (fam, text) in &routes {
+                for line in text.lines() {
+                    // Flags and lifetimes `ip route show` prints but `add` does not take.
+                    let mut words: Vec<&str> = Vec::new();
+                    let mut it = line.split_whitespace();
+                    while let Some(w) = it.next() {
+                        match w {
+                            "linkdown" => {}
+                            "expires" => {
+                                it.next();
+                            }
+                            w => words.push(w),
+                        }
+                    }
+                    if words.is_empty()
+                        || line.contains("proto kernel")
+                        || (words[0] == "default") != defaults
+                    {
+                        continue;
+                    }
+                    let mut cmd = vec!["ip", fam, "route", "replace"];
+                    cmd.extend(&words);
+                    cmd.extend(["dev", name]);
+                    g.ns.try_exec(&cmd)?;
+                }
+            }
+        }
+        let paused = t0.elapsed();
+
+        old.daemon
+            .hdl()
+            .delete_xde(name)
+            .map_err(e("deleting its old port"))?;
+        for s in &self.sleds {
+            s.daemon
+                .hdl()
+                .publish_guest(&cfg)
+                .map_err(e("its new V2P mapping"))?;
+        }
+        for n in self.nat.iter_mut().filter(|n| n.guest == name) {
+            n.sled = to;
+        }
+        write_nat_file(&self.dir.join("boundary.nat"), &self.nat)?;
+        let g = &mut self.guests[gi];
+        g.sled = to;
+        g.cfg = cfg;
+        Ok(Moved {
+            pairs: exp.pairs,
+            tcp: exp.tcp,
+            paused,
+        })
     }
 
     /// The boundary's log.

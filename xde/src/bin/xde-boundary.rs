@@ -31,6 +31,10 @@ struct Args {
     /// 198.51.100.13@1025-4096=fd00:a::1,77,a8:40:25:f0:00:05.
     #[arg(long, value_name = "ENTRY")]
     nat: Vec<NatEntry>,
+    /// A file of more entries, one a line (`#` comments), read again whenever it changes:
+    /// how a control plane moves an external IP to another sled.
+    #[arg(long, value_name = "PATH")]
+    nat_file: Option<std::path::PathBuf>,
     /// Log lines as plain text or as JSON objects, on standard error.
     #[arg(long, value_enum, default_value = "text")]
     log: LogFormat,
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         addr: args.addr,
         tun: args.tun,
         nat: args.nat,
+        nat_file: args.nat_file,
     };
     match boundary::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,

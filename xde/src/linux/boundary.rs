@@ -109,6 +109,29 @@ pub struct Options {
     pub tun: String,
     /// Who owns which external IP.
     pub nat: Vec<NatEntry>,
+    /// More entries, one a line (`#` starts a comment), read again whenever the file
+    /// changes: the control plane moving an external IP to another sled (a migrated
+    /// guest's). A file that does not parse is reported and the entries before it kept.
+    pub nat_file: Option<std::path::PathBuf>,
+}
+
+/// The entries of a NAT file's text.
+pub fn parse_nat_file(text: &str) -> Result<Vec<NatEntry>, String> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i, l.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| l.parse().map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
+/// What identifies one version of the NAT file: it is read again when this changes.
+type FileStamp = (std::time::SystemTime, u64, u64);
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 /// What was done, counted.
@@ -149,6 +172,9 @@ pub struct Boundary {
     links: [UnderlayLink; 2],
     tun: Tap,
     nat: Vec<NatEntry>,
+    /// The entries given on the command line; the file's come after them.
+    nat_args: Vec<NatEntry>,
+    nat_file: Option<(std::path::PathBuf, Option<FileStamp>)>,
     rtnl: Rtnl,
     routes: HashMap<(Ipv6Addr, u16), (Route, Instant)>,
     pub counters: Arc<Counters>,
@@ -161,21 +187,58 @@ impl Boundary {
         let links = [link(&opts.underlay[0])?, link(&opts.underlay[1])?];
         let tun = Tap::create_tun(&opts.tun, 1500)
             .map_err(|e| format!("TUN device {}: {e}", opts.tun))?;
-        Ok(Self {
+        let mut b = Self {
             addr: opts.addr,
             links,
             tun,
             nat: opts.nat.clone(),
+            nat_args: opts.nat.clone(),
+            nat_file: opts.nat_file.clone().map(|p| (p, None)),
             rtnl: Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?,
             routes: HashMap::new(),
             counters: Arc::default(),
-        })
+        };
+        if let Some((path, _)) = &b.nat_file {
+            // The first reading must succeed: a typo is an error at start, not a log line.
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("NAT file {}: {e}", path.display()))?;
+            parse_nat_file(&text).map_err(|e| format!("NAT file {}: {e}", path.display()))?;
+            b.reload_nat();
+        }
+        Ok(b)
+    }
+
+    /// Read the NAT file again if it changed since it was last read.
+    fn reload_nat(&mut self) {
+        let Some((path, seen)) = &mut self.nat_file else {
+            return;
+        };
+        let now = stamp(path);
+        if now == *seen {
+            return;
+        }
+        *seen = now;
+        let parsed = std::fs::read_to_string(&*path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_nat_file(&t));
+        match parsed {
+            Ok(entries) => {
+                let mut nat = self.nat_args.clone();
+                nat.extend(entries);
+                tracing::info!(file = %path.display(), entries = nat.len(), "NAT table read");
+                self.nat = nat;
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "NAT file not read; the table stays");
+            }
+        }
     }
 
     /// Serve until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
         let mut buf = vec![0u8; MAX_FRAME];
         while !stop.load(Ordering::Acquire) {
+            self.reload_nat();
             let mut fds = [
                 PollFd::new(self.tun.file().as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.links[0].socket().as_fd(), PollFlags::POLLIN),
@@ -406,5 +469,19 @@ mod tests {
             let e = text.parse::<NatEntry>().unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_nat_file_has_an_entry_a_line_comments_and_blank_lines() {
+        let text = "# who owns what\n\n198.51.100.13@1025-4096=fd00:a::1,77,a8:40:25:f0:00:05\n\
+                    198.51.100.14=fd00:a::2,77,a8:40:25:f0:00:06 # a floating IP\n";
+        let e = parse_nat_file(text).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].ports, 0..=u16::MAX);
+        assert_eq!(e[1].sled.to_string(), "fd00:a::2");
+        let err =
+            parse_nat_file("198.51.100.13=fd00::1,5,a8:40:25:f0:00:05\nnonsense\n").unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+        assert_eq!(parse_nat_file("# nothing\n").unwrap(), vec![]);
     }
 }
