@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub mod http;
 pub mod kernel;
+pub mod stream;
 pub mod vm;
 pub mod vpc;
 
