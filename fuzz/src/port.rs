@@ -50,7 +50,15 @@ fn layer_limit(l: &PortLimits, layer: &str) -> u32 {
 
 /// The port the property runs against, fresh.
 pub fn port() -> VpcPort {
-    opte_bench::vpc::ulp_port_with(true, limits())
+    let port = opte_bench::vpc::ulp_port_with(true, limits());
+    let names: Vec<String> = port
+        .port()
+        .list_layers()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, LAYERS, "the fixture's layers");
+    port
 }
 
 /// How far record control byte `ctl` moves the clock, in milliseconds.
@@ -78,43 +86,39 @@ pub struct Run {
     pub peak_flows: u32,
 }
 
-/// Check every table against its limit; the UFT and TCP entries held.
+/// The VPC port's layers (checked against the port when it is made).
+const LAYERS: [&str; 5] = ["gateway", "firewall", "router", "nat", "overlay"];
+
+/// Check every table against its limit (by count: a dump formats every entry, which
+/// would cost more than the packets); the UFT and TCP entries held.
 fn check_tables(port: &VpcPort, l: &PortLimits) -> u32 {
+    use opte_api::Direction::{In, Out};
     let p = port.port();
-    let uft = p.dump_uft().expect("the UFT dumps");
-    assert!(
-        uft.in_num_flows <= l.uft.get(),
-        "inbound UFT over its limit"
+    let (uft_in, uft_out) = (
+        p.num_flows("uft", In).unwrap_or(0),
+        p.num_flows("uft", Out).unwrap_or(0),
     );
-    assert!(
-        uft.out_num_flows <= l.uft.get(),
-        "outbound UFT over its limit"
-    );
+    assert!(uft_in <= l.uft.get(), "inbound UFT over its limit");
+    assert!(uft_out <= l.uft.get(), "outbound UFT over its limit");
     assert!(p.num_tcp_flows() <= l.tcp.get(), "TCP table over its limit");
-    for d in p.list_layers() {
-        let limit = layer_limit(l, &d.name);
-        for dir in [opte_api::Direction::In, opte_api::Direction::Out] {
-            let n = p.num_flows(&d.name, dir).unwrap_or(0);
-            assert!(
-                n <= limit,
-                "{} {dir:?} holds {n} flows, limit {limit}",
-                d.name
-            );
-        }
+    for name in LAYERS {
+        let (n, limit) = (p.num_flows(name, In).unwrap_or(0), layer_limit(l, name));
+        assert!(n <= limit, "{name} holds {n} flows, limit {limit}");
     }
-    uft.in_num_flows + uft.out_num_flows + p.num_tcp_flows()
+    uft_in + uft_out + p.num_tcp_flows()
 }
 
 fn all_empty(port: &VpcPort) -> bool {
+    use opte_api::Direction::{In, Out};
     let p = port.port();
     let uft = p.dump_uft().expect("the UFT dumps");
     uft.in_num_flows == 0
         && uft.out_num_flows == 0
         && p.num_tcp_flows() == 0
         && p.list_layers().iter().all(|d| {
-            [opte_api::Direction::In, opte_api::Direction::Out]
+            [In, Out]
                 .iter()
-                .all(|&dir| p.num_flows(&d.name, dir).unwrap_or(0) == 0)
+                .all(|&dir| p.num_flows(&d.name, dir) == Some(0))
         })
 }
 

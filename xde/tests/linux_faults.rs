@@ -153,9 +153,7 @@ fn a_guest_sending_malformed_frames_at_full_speed_harms_no_neighbour() {
     let tx = sender(good.ns.name(), to, data.clone(), Duration::from_millis(15));
 
     let mac = bad.cfg.guest_mac.bytes();
-    let ip = |s: String| -> [u8; 4] {
-        s.parse::<std::net::Ipv4Addr>().unwrap().octets()
-    };
+    let ip = |s: String| -> [u8; 4] { s.parse::<std::net::Ipv4Addr>().unwrap().octets() };
     let frames = malformed(mac, ip(bad.ip4()), ip(far.ip4()));
     let t0 = Instant::now();
     let sent = in_netns(bad.ns.name(), move || blast("bad", &frames, 20_000))
