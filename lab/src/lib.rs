@@ -392,6 +392,16 @@ impl Daemon {
         Self::start_in(bin, ns, dir, &[])
     }
 
+    /// [`Daemon::start_at`] with more arguments for `xded`.
+    pub fn start_at_with(
+        bin: &Path,
+        ns: Option<&Netns>,
+        dir: PathBuf,
+        args: &[&str],
+    ) -> Result<Self, String> {
+        Self::start_in(bin, ns, dir, args)
+    }
+
     fn start_in(
         bin: &Path,
         ns: Option<&Netns>,

@@ -274,10 +274,21 @@ impl Lab {
         sleds: usize,
         guests: &[GuestSpec],
     ) -> Result<Self, String> {
+        Self::build_with(bins, id, sleds, guests, &[])
+    }
+
+    /// [`Lab::build`], every sled's `xded` started with `xded_args` too.
+    pub fn build_with(
+        bins: &Bins,
+        id: &str,
+        sleds: usize,
+        guests: &[GuestSpec],
+        xded_args: &[&str],
+    ) -> Result<Self, String> {
         let id = id.to_string();
         let dir = lab_dir(&id);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let lab = Self::build_in(bins, id, dir.clone(), sleds, guests);
+        let lab = Self::build_in(bins, id, dir.clone(), sleds, guests, xded_args);
         if lab.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -290,6 +301,7 @@ impl Lab {
         dir: PathBuf,
         sleds: usize,
         guests: &[GuestSpec],
+        xded_args: &[&str],
     ) -> Result<Self, String> {
         let ns = |role: &str| Netns::try_named(&format!("{id}-{role}"));
         // Made in the reverse of the order they are removed.
@@ -461,7 +473,12 @@ impl Lab {
         // The sleds' daemons, their underlay, the way to the boundary.
         let mut sled_v = Vec::new();
         for (i, ns) in hosts.into_iter().enumerate() {
-            let daemon = Daemon::start_at(&bins.xded, Some(&ns), dir.join(format!("sled{i}")))?;
+            let daemon = Daemon::start_at_with(
+                &bins.xded,
+                Some(&ns),
+                dir.join(format!("sled{i}")),
+                xded_args,
+            )?;
             let hdl = daemon.hdl();
             hdl.set_xde_underlay("u1", "u2")
                 .map_err(|e| e.to_string())?;

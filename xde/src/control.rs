@@ -437,7 +437,12 @@ impl<H: Host> Xde<H> {
                 });
             }
         }
-        let limits = PortLimits::for_host(&r.cfg);
+        let mut limits = PortLimits::for_host(&r.cfg);
+        if let Some(cap) = self.flow_limit() {
+            for t in [&mut limits.uft, &mut limits.tcp, &mut limits.firewall] {
+                *t = (*t).min(cap);
+            }
+        }
         let seed = self.next_seed();
         // Builds the layers and registers the guest's addresses in V2P; dropped (which
         // unregisters them) if the OS cannot make the port's device.

@@ -46,6 +46,9 @@ pub struct Xde<H: Host> {
     pub(crate) mgmt: Mutex<()>,
     /// Each port's flow tables get their own hash seed.
     seed: AtomicU64,
+    /// The most flows a new port's UFTs, TCP table and firewall may hold (0: the host's
+    /// default, [`oxide_vpc::engine::PortLimits::for_host`]).
+    flow_limit: core::sync::atomic::AtomicU32,
 }
 
 impl<H: Host> Xde<H> {
@@ -61,7 +64,19 @@ impl<H: Host> Xde<H> {
             stats: XdeCounters::default(),
             mgmt: Mutex::new(()),
             seed: AtomicU64::new(seed),
+            flow_limit: core::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// Cap the flow tables of the ports made from now on at `n` entries each (UFT each
+    /// way, TCP, firewall): an operator's bound on what a flood of new flows may cost.
+    pub fn set_flow_limit(&self, n: u32) {
+        self.flow_limit.store(n, Ordering::Relaxed);
+    }
+
+    /// The cap [`Self::set_flow_limit`] set, if any.
+    pub fn flow_limit(&self) -> Option<core::num::NonZeroU32> {
+        core::num::NonZeroU32::new(self.flow_limit.load(Ordering::Relaxed))
     }
 
     pub fn host(&self) -> &H {

@@ -37,6 +37,11 @@ struct Args {
     /// rings (which are used where the kernel makes them).
     #[arg(long)]
     no_rx_rings: bool,
+    /// The most entries each of a port's UFTs, its TCP table and its firewall may hold
+    /// [default: enough for every SNAT port, at least 524288]: what a flood of new flows
+    /// may cost a port is bounded by it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(16..))]
+    flow_limit: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         workers,
         spin,
         rx_rings: !args.no_rx_rings,
+        flow_limit: args.flow_limit,
     }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

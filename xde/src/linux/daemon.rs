@@ -30,6 +30,8 @@ pub struct Options {
     pub spin: Duration,
     /// PACKET_MMAP receive rings on the underlay sockets, where the kernel makes them.
     pub rx_rings: bool,
+    /// The most entries each of a port's UFTs, TCP table and firewall may hold.
+    pub flow_limit: Option<u32>,
 }
 
 /// Run the daemon until SIGTERM or SIGINT. An error is why it could not start.
@@ -47,6 +49,9 @@ pub fn run(opts: &Options) -> Result<(), String> {
         LinuxHost::new(opts.workers).with_rx_rings(opts.rx_rings),
         seed,
     ));
+    if let Some(n) = opts.flow_limit {
+        xde.set_flow_limit(n);
+    }
     let epoch = xde.host().epoch();
     let stop = Arc::new(AtomicBool::new(false));
 

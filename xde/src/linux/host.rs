@@ -224,7 +224,12 @@ impl Host for LinuxHost {
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
+        // Frames the kernel dropped on the underlay sockets: the datapath did not keep up.
+        let rx_kernel_drops = self
+            .underlay()
+            .map_or(0, |u| u.links.iter().map(|l| l.kernel_drops()).sum());
         let mut c = vec![
+            ("rx_kernel_drops".to_string(), rx_kernel_drops),
             ("worker_allocs".to_string(), super::allocs::worker_allocs()),
             (
                 "worker_route_allocs".to_string(),

@@ -221,6 +221,9 @@ pub struct UnderlayLink {
     /// fanout group with the first: the kernel hands what arrives to the socket of the
     /// worker that owns the destination port (see [`Steer`]).
     more: Vec<OwnedFd>,
+    /// Frames the kernel dropped because a socket of ours was full, as read so far (the
+    /// kernel resets its count at each read).
+    kernel_drops: std::sync::atomic::AtomicU64,
 }
 
 impl UnderlayLink {
@@ -330,6 +333,7 @@ impl UnderlayLink {
             sock,
             more,
             rings,
+            kernel_drops: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -364,6 +368,33 @@ impl UnderlayLink {
     /// The bytes of virtio-net header in front of each frame sent and received.
     pub fn hdr_len(&self) -> usize {
         if self.vnet { VNET_LEN } else { 0 }
+    }
+
+    /// Frames the kernel dropped, since the link was opened, because one of its sockets
+    /// (or receive rings) was full: the datapath did not keep up.
+    pub fn kernel_drops(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let mut new = 0u64;
+        for fd in std::iter::once(&self.sock).chain(&self.more) {
+            // The V3 statistics are the V1 ones and one more field; either layout's
+            // first two are (packets, drops).
+            let mut st = [0u32; 3];
+            let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+            // SAFETY: getsockopt(2) on our socket into a buffer of `len` bytes.
+            let r = unsafe {
+                libc::getsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_PACKET,
+                    libc::PACKET_STATISTICS,
+                    st.as_mut_ptr().cast(),
+                    &mut len,
+                )
+            };
+            if r == 0 {
+                new += u64::from(st[1]);
+            }
+        }
+        self.kernel_drops.fetch_add(new, Ordering::Relaxed) + new
     }
 
     pub fn socket(&self) -> &OwnedFd {
