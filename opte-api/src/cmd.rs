@@ -368,13 +368,14 @@ mod tests {
             [
                 1, 20, 21, 22, 30, 31, 32, 33, 34, 35, 40, 41, 50, 51, 52, 53, 54, 55, 60, 61, 70,
                 71, 72, 73, 80, 90, 91, 92, 93, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109,
-                120
+                120, 121, 122, 123
             ]
         );
         assert_eq!(OpteCmd::try_from(34), Ok(OpteCmd::DumpUftPage));
         assert_eq!(OpteCmd::try_from(35), Ok(OpteCmd::DumpTcpFlowsPage));
         assert_eq!(OpteCmd::try_from(36), Err(UnknownCmd(36)));
         assert_eq!(OpteCmd::try_from(94), Err(UnknownCmd(94)));
+        assert_eq!(OpteCmd::try_from(124), Err(UnknownCmd(124)));
         assert_eq!(UnknownCmd(0).to_string(), "unknown OPTE command code 0");
     }
 
