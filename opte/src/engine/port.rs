@@ -772,21 +772,11 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
             {
                 Ok(s) => {
                     e.hit(now);
-                    // A connection imported from another host has no parents yet: the
-                    // first walk here gives it the flow pairs it runs through.
-                    let adopt = e.parents().is_empty() && !parents.is_empty();
+                    if let Some(until) = TcpExpiry::protected_until(s, now) {
+                        e.protect_parents_until(until);
+                    }
                     if s != old {
                         self.probes.tcp_flow_state(&self.name, &key, old, s);
-                    }
-                    if adopt && let Some(st) = self.tcp.remove(&key) {
-                        let _ = self
-                            .tcp
-                            .add_linked(key, st, now, Lifetime::new(now), parents);
-                    }
-                    if let (Some(until), Some(e)) =
-                        (TcpExpiry::protected_until(s, now), self.tcp.get(&key))
-                    {
-                        e.protect_parents_until(until);
                     }
                     return Ok(s);
                 }

@@ -59,14 +59,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     /// Back to `Ready`, forgetting every flow.
     pub fn reset(&mut self) {
         self.state = PortState::Ready;
-        for l in &mut self.layers {
-            l.clear_flows();
-        }
-        self.uft_in.clear();
-        self.uft_out.clear();
-        self.tcp.clear();
-        self.frags_in.clear();
-        self.frags_out.clear();
+        self.forget_flows();
     }
 
     pub(super) fn require(&self, ok: &[PortState]) -> Result<(), OpteError> {

@@ -161,7 +161,7 @@ impl<N: NetworkImpl, P: Probes> Port<N, P> {
     }
 
     /// Every flow, of every table, gone (the port's state stays).
-    fn forget_flows(&mut self) {
+    pub(super) fn forget_flows(&mut self) {
         for l in &mut self.layers {
             l.clear_flows();
         }
