@@ -584,3 +584,66 @@ pub fn in_netns<T: Send + 'static>(
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
+
+/// A raw socket on link `dev` of the calling thread's namespace, for tests that send
+/// frames as another host on the wire would (forged, malformed, or many).
+pub struct RawLink {
+    fd: i32,
+    sll: nix::libc::sockaddr_ll,
+}
+
+impl RawLink {
+    pub fn open(dev: &str) -> Self {
+        use nix::libc;
+        let name = std::ffi::CString::new(dev).expect("a link name without NUL");
+        // SAFETY: if_nametoindex(3) reads a NUL-terminated name; socket(2) makes a
+        // descriptor this value alone owns (closed on drop); the address is plain data.
+        unsafe {
+            let ifindex = libc::if_nametoindex(name.as_ptr());
+            assert!(ifindex != 0, "{dev}: {}", std::io::Error::last_os_error());
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = ifindex as i32;
+            sll.sll_halen = 6;
+            Self { fd, sll }
+        }
+    }
+
+    /// Send `f`, waiting while the link's queue is full.
+    pub fn send(&self, f: &[u8]) {
+        use nix::libc;
+        loop {
+            // SAFETY: sendto(2) on our descriptor, with a buffer and an address that
+            // outlive the call.
+            let n = unsafe {
+                libc::sendto(
+                    self.fd,
+                    f.as_ptr().cast(),
+                    f.len(),
+                    0,
+                    std::ptr::addr_of!(self.sll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            if n == f.len() as isize {
+                return;
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENOBUFS) | Some(libc::EAGAIN) => {
+                    std::thread::sleep(Duration::from_micros(50))
+                }
+                _ => panic!("sendto: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for RawLink {
+    fn drop(&mut self) {
+        // SAFETY: our descriptor, closed once.
+        unsafe { nix::libc::close(self.fd) };
+    }
+}

@@ -35,29 +35,7 @@ fn run(cmd: &str, args: &[&str]) -> std::process::Output {
 
 /// Send one raw frame out of link `name`, as another host on the wire would.
 fn inject(name: &str, frame: &[u8]) {
-    use nix::libc;
-    let ifindex = nix::net::if_::if_nametoindex(name).unwrap();
-    // SAFETY: socket(2), sendto(2) and close(2) on a socket this function alone uses, with
-    // a `sockaddr_ll` and a frame buffer alive across the calls.
-    unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
-        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = ifindex as i32;
-        sll.sll_halen = 6;
-        let n = libc::sendto(
-            fd,
-            frame.as_ptr().cast(),
-            frame.len(),
-            0,
-            std::ptr::addr_of!(sll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        );
-        let err = std::io::Error::last_os_error();
-        libc::close(fd);
-        assert_eq!(n, frame.len() as isize, "{err}");
-    }
+    xde_lab::RawLink::open(name).send(frame);
 }
 
 /// A daemon in this namespace with a veth pair for its two underlay links (the pair is

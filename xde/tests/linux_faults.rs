@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use xde_lab::stream::{Fnv, payload, receiver, sender};
 use xde_lab::vpc::{Bins, GuestSpec, Lab};
-use xde_lab::{Daemon, in_netns, root_or_skip, unique};
+use xde_lab::{Daemon, RawLink, in_netns, root_or_skip, unique};
 
 fn bins() -> Bins {
     Bins {
@@ -52,66 +52,6 @@ fn malformed(mac: [u8; 6], src: [u8; 4], dst: [u8; 4]) -> Vec<Vec<u8>> {
         with(eth(0x86dd), &[0x60; 30]),
         with(eth(0x0800), &with(ip4(0x45, 40, 6), &tcp)),
     ]
-}
-
-/// A raw socket on link `dev` of the calling thread's namespace.
-struct RawLink {
-    fd: i32,
-    sll: nix::libc::sockaddr_ll,
-}
-
-impl RawLink {
-    fn open(dev: &str) -> Self {
-        use nix::libc;
-        let ifindex = nix::net::if_::if_nametoindex(dev).unwrap();
-        // SAFETY: socket(2) makes a descriptor this value alone owns (closed on drop);
-        // the address is plain data.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_ifindex = ifindex as i32;
-            sll.sll_halen = 6;
-            Self { fd, sll }
-        }
-    }
-
-    /// Send `f`, waiting while the link's queue is full.
-    fn send(&self, f: &[u8]) {
-        use nix::libc;
-        loop {
-            // SAFETY: sendto(2) on our descriptor, with a buffer and an address that
-            // outlive the call.
-            let n = unsafe {
-                libc::sendto(
-                    self.fd,
-                    f.as_ptr().cast(),
-                    f.len(),
-                    0,
-                    std::ptr::addr_of!(self.sll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            if n == f.len() as isize {
-                return;
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::ENOBUFS) | Some(libc::EAGAIN) => {
-                    std::thread::sleep(Duration::from_micros(50))
-                }
-                _ => panic!("sendto: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for RawLink {
-    fn drop(&mut self) {
-        // SAFETY: our descriptor, closed once.
-        unsafe { nix::libc::close(self.fd) };
-    }
 }
 
 /// Send each of `frames` `rounds` times out of link `dev` (in the calling thread's
