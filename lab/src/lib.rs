@@ -408,19 +408,32 @@ impl Daemon {
         dir: PathBuf,
         args: &[&str],
     ) -> Result<Self, String> {
+        // A directory that was there (a daemon started again) stays if this start fails.
+        let existed = dir.is_dir();
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let sock = dir.join("xde.sock");
         let mut cmd = match ns {
             Some(ns) => ns.command(bin),
             None => command(bin),
         };
-        let log = std::fs::File::create(dir.join("xded.log")).map_err(|e| e.to_string())?;
+        // Appended to: a daemon started again in the same directory (a restart) adds to
+        // the log of the one before.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("xded.log"))
+            .map_err(|e| e.to_string())?;
         // Two workers whatever the machine: both the parallel datapath and the steering
         // of each port to one worker are exercised.
         cmd.arg("--socket")
             .arg(&sock)
             .args(["--workers", "2"])
             .args(args);
+        // A lab's daemon keeps nothing across a restart unless its test gives it a state
+        // directory of its own (never the host's /var/lib/opte).
+        if !args.contains(&"--state-dir") {
+            cmd.arg("--no-state");
+        }
         if let Some(more) = std::env::var_os(XDED_ARGS_ENV) {
             cmd.args(more.to_string_lossy().split('\x1f'));
         }
@@ -432,13 +445,17 @@ impl Daemon {
         };
         let until = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            if let Some(s) = d.proc.exited() {
-                return Err(format!("xded exited ({s}): {}", d.log()));
-            }
-            if Instant::now() > until {
-                return Err(format!("xded never opened {}", sock.display()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            let failed = if let Some(s) = d.proc.exited() {
+                format!("xded exited ({s}): {}", d.log())
+            } else if Instant::now() > until {
+                d.proc.stop();
+                format!("xded never opened {}", sock.display())
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            d.keep = existed;
+            return Err(failed);
         }
         Ok(d)
     }

@@ -214,7 +214,19 @@ pub struct Lab {
     pub dir: PathBuf,
     /// Who owns each external IP, as the boundary's NAT file says.
     nat: Vec<NatOwner>,
+    /// The sleds' daemon and its arguments, to start one again ([`Lab::start_sled`]).
+    xded: PathBuf,
+    xded_args: Vec<String>,
     keep: bool,
+}
+
+/// How [`Lab::stop_sled`] stops a daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM: a clean stop (one that keeps state saves its flows).
+    Term,
+    /// SIGKILL: nothing is saved at the stop.
+    Kill,
 }
 
 /// One line of the boundary's NAT file: `external` (`IP[@FIRST-LAST]`) belongs to guest
@@ -277,7 +289,8 @@ impl Lab {
         Self::build_with(bins, id, sleds, guests, &[])
     }
 
-    /// [`Lab::build`], every sled's `xded` started with `xded_args` too.
+    /// [`Lab::build`], every sled's `xded` started with `xded_args` too; `{dir}` in them
+    /// stands for the sled's own directory (`--state-dir {dir}/state`).
     pub fn build_with(
         bins: &Bins,
         id: &str,
@@ -473,12 +486,10 @@ impl Lab {
         // The sleds' daemons, their underlay, the way to the boundary.
         let mut sled_v = Vec::new();
         for (i, ns) in hosts.into_iter().enumerate() {
-            let daemon = Daemon::start_at_with(
-                &bins.xded,
-                Some(&ns),
-                dir.join(format!("sled{i}")),
-                xded_args,
-            )?;
+            let sled_dir = dir.join(format!("sled{i}"));
+            let args = sled_args(xded_args, &sled_dir);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let daemon = Daemon::start_at_with(&bins.xded, Some(&ns), sled_dir, &args)?;
             let hdl = daemon.hdl();
             hdl.set_xde_underlay("u1", "u2")
                 .map_err(|e| e.to_string())?;
@@ -508,6 +519,8 @@ impl Lab {
             switch,
             dir,
             nat,
+            xded: bins.xded.clone(),
+            xded_args: xded_args.iter().map(|a| a.to_string()).collect(),
             keep: false,
         };
         for g in guests {
@@ -725,6 +738,36 @@ impl Lab {
         })
     }
 
+    /// Stop sled `i`'s daemon; its directory (state, log) stays for [`Lab::start_sled`].
+    /// The exit status, for a clean stop.
+    pub fn stop_sled(&mut self, i: usize, how: Stop) -> Option<std::process::ExitStatus> {
+        let d = &mut self.sleds[i].daemon;
+        match how {
+            Stop::Term => Some(d.stop()),
+            Stop::Kill => {
+                d.proc.kill();
+                None
+            }
+        }
+    }
+
+    /// Start sled `i`'s daemon again, in its directory, with the lab's arguments; once its
+    /// socket answers. On failure the error carries the daemon's log.
+    pub fn start_sled(&mut self, i: usize) -> Result<(), String> {
+        let sled = &mut self.sleds[i];
+        if sled.daemon.proc.exited().is_none() {
+            return Err(format!("sled {i}'s daemon is still running"));
+        }
+        let dir = sled.daemon.dir.clone();
+        let args = sled_args(&self.xded_args, &dir);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let d = Daemon::start_at_with(&self.xded, Some(&sled.ns), dir, &args)?;
+        // The old guard must not take the directory with it.
+        sled.daemon.keep();
+        sled.daemon = d;
+        Ok(())
+    }
+
     /// The boundary's log.
     pub fn boundary_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("boundary.log")).unwrap_or_default()
@@ -847,6 +890,14 @@ pub fn on_interrupt_remove(id: String) {
             std::process::exit(130);
         }
     });
+}
+
+/// The arguments of sled daemon whose directory is `dir`: `{dir}` stands for it.
+fn sled_args(args: &[impl AsRef<str>], dir: &std::path::Path) -> Vec<String> {
+    let d = dir.display().to_string();
+    args.iter()
+        .map(|a| a.as_ref().replace("{dir}", &d))
+        .collect()
 }
 
 /// Where a lab keeps its files.

@@ -192,9 +192,31 @@ impl<H: Host> Xde<H> {
         }
     }
 
-    /// Run one command on its serialised request; its serialised response.
+    /// Run one command on its serialised request; its serialised response. A command that
+    /// changed the configuration is noted in the configuration log, which the host keeps
+    /// ([`Host::save_config`]).
     pub fn execute(&self, command: OpteCmd, req: &[u8]) -> Result<Vec<u8>, OpteError> {
         let _serial = self.mgmt.lock();
+        let out = self.run(command, req);
+        if out.is_ok() && crate::persist::is_config(command) {
+            let mut log = self.config.lock();
+            log.record(command, req);
+            if !self.restoring.load(core::sync::atomic::Ordering::Relaxed) {
+                self.save_config(&log);
+            }
+        }
+        out
+    }
+
+    /// Hand the configuration log to the host to keep; a failure is counted
+    /// (`config_save_failed`), and the next change saves the whole log again.
+    pub(crate) fn save_config(&self, log: &crate::persist::ConfigLog) {
+        if self.host.save_config(&log.encode()).is_err() {
+            crate::stats::bump(&self.stats.config_save_failed);
+        }
+    }
+
+    fn run(&self, command: OpteCmd, req: &[u8]) -> Result<Vec<u8>, OpteError> {
         let t = &self.tables;
         match command {
             OpteCmd::ListPorts => call::<cmd::ListPorts>(req, |()| {
@@ -348,6 +370,19 @@ impl<H: Host> Xde<H> {
                 })
             }),
         }
+    }
+
+    /// `ExportPort` for the host itself (a daemon that stops to restart keeps each
+    /// port's flows): pause port `name`, and its flow-state file.
+    pub fn export_flows(&self, name: &str) -> Result<ExportPortResp, OpteError> {
+        let _serial = self.mgmt.lock();
+        self.export_port(name)
+    }
+
+    /// `ImportPort` for the host itself (a restarted daemon takes its flows back).
+    pub fn import_flows(&self, name: &str, file: &[u8]) -> Result<(), OpteError> {
+        let _serial = self.mgmt.lock();
+        self.import_port(name, file).map(|_| ())
     }
 
     /// Pause port `name` and take its flow state as a flow-state file

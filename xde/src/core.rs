@@ -3,13 +3,14 @@
 //! subscriptions), the host's counters, and the once-a-second [`Xde::tick`].
 
 use crate::host::Host;
+use crate::persist::{ConfigLog, Restored};
 use crate::port::{VniMac, XdePort};
 use crate::stats::XdeCounters;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use opte::engine::time::Moment;
 use opte::sync::{Mutex, RwLock};
 use oxide_vpc::tables::VpcTables;
@@ -49,6 +50,10 @@ pub struct Xde<H: Host> {
     /// The most flows a new port's UFTs, TCP table and firewall may hold (0: the host's
     /// default, [`oxide_vpc::engine::PortLimits::for_host`]).
     flow_limit: core::sync::atomic::AtomicU32,
+    /// Every accepted configuration change, compacted ([`crate::persist`]).
+    pub(crate) config: Mutex<ConfigLog>,
+    /// Set while [`Xde::restore`] replays a log: nothing is saved until it is done.
+    pub(crate) restoring: AtomicBool,
 }
 
 impl<H: Host> Xde<H> {
@@ -65,7 +70,36 @@ impl<H: Host> Xde<H> {
             mgmt: Mutex::new(()),
             seed: AtomicU64::new(seed),
             flow_limit: core::sync::atomic::AtomicU32::new(0),
+            config: Mutex::new(ConfigLog::default()),
+            restoring: AtomicBool::new(false),
         }
+    }
+
+    /// Replay a configuration log (a restarted host's), command by command, through the
+    /// same checks as the commands it records. The host is told to keep the result once,
+    /// at the end, and only if every entry was applied: a log that cannot be replayed
+    /// whole (an underlay link that is not there yet, say) stays as it was for the next
+    /// try.
+    pub fn restore(&self, log: &ConfigLog) -> Restored {
+        self.restoring.store(true, Ordering::Relaxed);
+        let mut done = Restored::default();
+        for e in log.entries() {
+            match self.execute(e.cmd, &e.req) {
+                Ok(_) => done.applied += 1,
+                Err(err) => done.failed.push((e.cmd, err)),
+            }
+        }
+        self.restoring.store(false, Ordering::Relaxed);
+        if done.failed.is_empty() {
+            let _serial = self.mgmt.lock();
+            self.save_config(&self.config.lock());
+        }
+        done
+    }
+
+    /// The configuration log as it stands.
+    pub fn config_log(&self) -> ConfigLog {
+        self.config.lock().clone()
     }
 
     /// Cap the flow tables of the ports made from now on at `n` entries each (UFT each

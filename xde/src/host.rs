@@ -57,6 +57,13 @@ pub trait Host: Send + Sync {
         alloc::vec::Vec::new()
     }
 
+    /// Keep the configuration file (the bytes of a [`crate::persist::ConfigLog`]) so a
+    /// restarted host can restore it: all of it or none (the last good file stays until a
+    /// new one is whole). A host that keeps nothing says `Ok`.
+    fn save_config(&self, _file: &[u8]) -> Result<(), OpteError> {
+        Ok(())
+    }
+
     /// Now, on the clock the host's datapath gives the engine (a control command that
     /// ages flows, an export or import, reads it).
     fn now(&self) -> Moment;

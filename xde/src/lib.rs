@@ -65,6 +65,7 @@ pub mod illumos;
 pub mod linux;
 pub mod migrate;
 pub mod offload;
+pub mod persist;
 pub mod port;
 pub mod probes;
 pub mod route;

@@ -103,6 +103,9 @@ counters! {
         /// Frames from the underlay larger than a receive ring's slot, cut short by the
         /// kernel: dropped.
         rx_truncated,
+        /// Configuration changes the host could not keep (the next change saves the whole
+        /// configuration again).
+        config_save_failed,
     }
 }
 

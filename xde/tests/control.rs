@@ -770,3 +770,91 @@ fn paged_dumps_refuse_bad_page_sizes_and_unknown_ports() {
         assert_eq!((p.flows.len(), p.next), (0, None));
     }
 }
+
+/// The configuration log, replayed into a host that has nothing, gives a host that shows
+/// exactly what the first one does; the host was handed the log after every change, and
+/// a refused or read-only command changes nothing in it.
+#[test]
+fn a_restored_host_shows_the_same_configuration() {
+    use xde::persist::ConfigLog;
+    let rack = populated();
+    // Churn the log must not keep: a port made and deleted, a route added and removed.
+    rack.add_guest(0, "g3", &guest(VNI_A, 7, 0));
+    let route = AddRouterEntryReq {
+        port_name: "g1".into(),
+        dest: p("10.99.0.0/16"),
+        target: RouterTarget::Drop,
+        class: RouterClass::Custom,
+    };
+    rack.cmd::<cmd::AddRouterEntry>(0, &route).unwrap();
+    rack.cmd::<cmd::DelRouterEntry>(
+        0,
+        &DelRouterEntryReq {
+            port_name: route.port_name.clone(),
+            dest: route.dest,
+            target: route.target,
+            class: route.class,
+        },
+    )
+    .unwrap();
+    rack.cmd::<cmd::DeleteXde>(
+        0,
+        &DeleteXdeReq {
+            xde_devname: "g3".into(),
+        },
+    )
+    .unwrap();
+    let host = rack.sleds[0].xde.host();
+    let saved = host.saved_config.read().unwrap().clone().expect("saved");
+    let log = ConfigLog::decode(&saved).expect("the saved file reads back");
+    assert_eq!(log, rack.sleds[0].xde.config_log());
+    assert!(
+        log.entries()
+            .iter()
+            .all(|e| !e.req.windows(2).any(|w| w == b"g3")),
+        "the deleted port left nothing in the log"
+    );
+    // Refused and read-only commands leave the saved file as it was.
+    let _ = rack.cmd::<cmd::DeleteXde>(
+        0,
+        &DeleteXdeReq {
+            xde_devname: "nope".into(),
+        },
+    );
+    let _ = rack.cmd::<cmd::DumpVirt2Phys>(0, &());
+    assert_eq!(host.saved_config.read().unwrap().as_ref(), Some(&saved));
+
+    let restored = Rack::unconfigured("control", 1);
+    let done = restored.sleds[0].xde.restore(&log);
+    assert_eq!(done.failed, vec![]);
+    assert_eq!(done.applied, log.len());
+    assert_eq!(snapshot(&restored), snapshot(&rack));
+    assert_eq!(
+        restored.sleds[0]
+            .xde
+            .host()
+            .saved_config
+            .read()
+            .unwrap()
+            .as_ref(),
+        Some(&saved),
+        "the restored host keeps the same file"
+    );
+
+    // A log that cannot be replayed whole is reported, and not saved over.
+    let partial = Rack::new("control", 1);
+    let before = partial.sleds[0]
+        .xde
+        .host()
+        .saved_config
+        .read()
+        .unwrap()
+        .clone();
+    let done = partial.sleds[0].xde.restore(&log);
+    assert_eq!(done.failed.len(), 1, "{:?}", done.failed);
+    assert_eq!(done.failed[0].0, OpteCmd::SetXdeUnderlay);
+    assert_eq!(
+        *partial.sleds[0].xde.host().saved_config.read().unwrap(),
+        before
+    );
+}

@@ -994,6 +994,7 @@ fn a_daemon_killed_outright_leaves_a_socket_the_next_one_replaces() {
             .arg(d.sock())
             .arg("--log")
             .arg("json")
+            .arg("--no-state")
             .stderr(std::fs::File::create(d.dir.join("xded.log")).unwrap()),
     )
     .unwrap();

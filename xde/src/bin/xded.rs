@@ -1,7 +1,8 @@
 //! `xded`: the OPTE host daemon for Linux. It hosts the `xde` core: a TAP device per port,
 //! the control socket `opteadm` talks to, the datapath, the once-a-second flow expiry.
 //!
-//! `xded [--socket PATH] [--log text|json] [--workers N] [--spin-us US] [--no-rx-rings]`,
+//! `xded [--socket PATH] [--log text|json] [--workers N] [--spin-us US] [--no-rx-rings]
+//! [--flow-limit N] [--state-dir DIR | --no-state]`,
 //! in the foreground, as root.
 
 use clap::Parser;
@@ -42,6 +43,14 @@ struct Args {
     /// may cost a port is bounded by it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(16..))]
     flow_limit: Option<u32>,
+    /// Keep the configuration here, written after every change, and the flows at a stop
+    /// (SIGTERM): the next start restores both, and opens the guests' TAPs again where
+    /// they are. TAPs are persistent: they outlive the daemon.
+    #[arg(long, value_name = "DIR", default_value = xde::linux::state::DEFAULT_DIR)]
+    state_dir: PathBuf,
+    /// Keep nothing across a restart: a stop removes every TAP.
+    #[arg(long, conflicts_with = "state_dir")]
+    no_state: bool,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +74,7 @@ fn main() -> ExitCode {
         spin,
         rx_rings: !args.no_rx_rings,
         flow_limit: args.flow_limit,
+        state_dir: (!args.no_state).then_some(args.state_dir),
     }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -7,6 +7,7 @@
 use super::control;
 use super::datapath;
 use super::host::LinuxHost;
+use super::state::{Loaded, StateDir};
 use crate::Xde;
 use nix::sys::signal::{SigSet, Signal};
 use opte::engine::time::Moment;
@@ -32,6 +33,9 @@ pub struct Options {
     pub rx_rings: bool,
     /// The most entries each of a port's UFTs, TCP table and firewall may hold.
     pub flow_limit: Option<u32>,
+    /// Where the configuration (and, at a stop, the flows) are kept, to be restored by
+    /// the next start ([`super::state`]); `None`: nothing is kept.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Run the daemon until SIGTERM or SIGINT. An error is why it could not start.
@@ -41,16 +45,22 @@ pub fn run(opts: &Options) -> Result<(), String> {
     let signals = block_stop_signals()?;
 
     let listener = control::bind(&opts.socket).map_err(|e| e.to_string())?;
+    let state = opts.state_dir.as_deref().map(StateDir::open).transpose()?;
+    let loaded = state.as_ref().map(StateDir::load_config).transpose()?;
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    let xde = Arc::new(Xde::new(
-        LinuxHost::new(opts.workers).with_rx_rings(opts.rx_rings),
-        seed,
-    ));
+    let mut host = LinuxHost::new(opts.workers).with_rx_rings(opts.rx_rings);
+    if let Some(state) = state {
+        host = host.with_state(state);
+    }
+    let xde = Arc::new(Xde::new(host, seed));
     if let Some(n) = opts.flow_limit {
         xde.set_flow_limit(n);
+    }
+    if let Some(loaded) = loaded {
+        restore(&xde, loaded)?;
     }
     let epoch = xde.host().epoch();
     let stop = Arc::new(AtomicBool::new(false));
@@ -85,6 +95,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
                 while !stop.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_secs(1));
                     xde.tick(Moment::from_nanos(epoch.elapsed().as_nanos() as u64));
+                    xde.host().record_taps();
                 }
             }),
         )?;
@@ -107,8 +118,71 @@ pub fn run(opts: &Options) -> Result<(), String> {
     for w in workers {
         let _ = w.join();
     }
-    xde.host().close_all();
+    if let Some(state) = xde.host().state() {
+        // The datapath has stopped: each port's flows are what they will be.
+        for p in xde.ports() {
+            let name = p.name();
+            match xde.export_flows(name) {
+                Ok(f) => match state.write_flows(name, &f.state) {
+                    Ok(()) => {
+                        tracing::info!(port = name, pairs = f.pairs, tcp = f.tcp, "flows saved")
+                    }
+                    Err(e) => tracing::error!(port = name, error = %e, "saving the flows"),
+                },
+                Err(e) => tracing::error!(port = name, error = %e, "exporting the flows"),
+            }
+        }
+        // The guests' NICs stay where they are, for the next start.
+        xde.host().keep_all();
+    } else {
+        xde.host().close_all();
+    }
     tracing::info!("xded stopped");
+    Ok(())
+}
+
+/// Bring the host back as the state directory has it: the configuration (its ports
+/// opening their TAPs again where the last daemon left them), then the flows saved at the
+/// last stop. A configuration that cannot be restored whole stops the start (the TAPs
+/// found are left in place, and the state directory as it was).
+fn restore(xde: &Xde<LinuxHost>, loaded: Loaded) -> Result<(), String> {
+    let log = match loaded {
+        Loaded::Nothing => return Ok(()),
+        Loaded::Config(log) => log,
+        Loaded::Previous {
+            log,
+            refused,
+            aside,
+        } => {
+            tracing::error!(error = %refused, aside = %aside.display(),
+                "the configuration was refused; restoring the previous one");
+            log
+        }
+    };
+    let done = xde.restore(&log);
+    if let Some((cmd, e)) = done.failed.first() {
+        xde.host().keep_all();
+        return Err(format!(
+            "restoring the configuration: {} of {} commands refused, the first {cmd}: {e} \
+             (nothing was changed in the state directory; fix the cause and start again, \
+             or start with another --state-dir)",
+            done.failed.len(),
+            log.len()
+        ));
+    }
+    tracing::info!(
+        commands = done.applied,
+        ports = xde.ports().len(),
+        "configuration restored"
+    );
+    if let Some(state) = xde.host().state() {
+        for (port, file) in state.take_flows() {
+            match xde.import_flows(&port, &file) {
+                Ok(()) => tracing::info!(port, "flows restored"),
+                Err(e) => tracing::warn!(port, error = %e, "the saved flows were refused"),
+            }
+        }
+    }
     Ok(())
 }
 

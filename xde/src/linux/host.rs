@@ -6,7 +6,8 @@
 
 // A no_std crate: the daemon brings std's prelude in itself.
 use super::nexthop::Rtnl;
-use super::tap::Tap;
+use super::state::StateDir;
+use super::tap::{Location, Tap};
 use super::underlay::{UnderlayLink, hold_geneve_port};
 use crate::Link;
 use crate::host::Host;
@@ -35,6 +36,14 @@ pub struct LinuxHost {
     generation: AtomicU64,
     /// Where the engine's clock starts: the datapath and the control path read it alike.
     epoch: std::time::Instant,
+    /// Where the configuration, the TAPs' whereabouts and the flows are kept across a
+    /// restart; with one, container TAPs are persistent.
+    state: Option<StateDir>,
+    /// Where a previous daemon's TAPs were, by port: a restored port opens its TAP again
+    /// there rather than making a new one.
+    adopt: Mutex<BTreeMap<String, Location>>,
+    /// The TAP locations last written to the state directory.
+    taps_written: Mutex<BTreeMap<String, Location>>,
 }
 
 impl Default for LinuxHost {
@@ -72,7 +81,100 @@ impl LinuxHost {
             underlay: Mutex::default(),
             generation: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
+            state: None,
+            adopt: Mutex::default(),
+            taps_written: Mutex::default(),
         }
+    }
+
+    /// Keep state in `state` across restarts ([`super::state`]): the configuration, the
+    /// TAPs' whereabouts, the flows at a stop. The TAPs the last daemon left there are
+    /// opened again by the ports the restored configuration makes.
+    pub fn with_state(mut self, state: StateDir) -> Self {
+        *self.adopt.get_mut().unwrap_or_else(PoisonError::into_inner) = state.read_taps();
+        self.state = Some(state);
+        self
+    }
+
+    /// The state directory, if the host keeps state.
+    pub fn state(&self) -> Option<&StateDir> {
+        self.state.as_ref()
+    }
+
+    /// Write down where every container TAP is now, if that changed since the last time
+    /// (the guest's side moves and renames them). Run every second.
+    pub fn record_taps(&self) {
+        let Some(state) = &self.state else { return };
+        let taps: Vec<Arc<Tap>> = self
+            .taps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut now = BTreeMap::new();
+        for t in taps.iter().filter(|t| !t.is_gone()) {
+            match t.location() {
+                Ok(Some(loc)) => {
+                    now.insert(t.name().to_string(), loc);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(port = t.name(), error = %e, "TAP location"),
+            }
+        }
+        let mut written = self
+            .taps_written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *written != now {
+            match state.write_taps(&now) {
+                Ok(()) => *written = now,
+                Err(e) => tracing::warn!(error = %e, "recording where the TAPs are"),
+            }
+        }
+    }
+
+    /// At a stop before a restart: record where the TAPs are, then close them all but
+    /// leave the devices (and their guests' NICs) in place.
+    pub fn keep_all(&self) {
+        self.record_taps();
+        for t in self
+            .taps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
+            t.keep_device();
+        }
+        self.close_all();
+    }
+
+    /// A container's TAP for port `name`: the one a previous daemon left, opened again
+    /// where it is now, or a new one.
+    fn netdev(&self, name: &str, mac: MacAddr, mtu: u32) -> std::io::Result<Tap> {
+        if self.state.is_none() {
+            return Tap::create_multi(name, mac, mtu, self.workers);
+        }
+        let saved = self
+            .adopt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        if let Some(at) = saved {
+            match Tap::adopt(name, &at, self.workers) {
+                Ok(t) => {
+                    tracing::info!(
+                        port = name,
+                        ifname = at.ifname,
+                        "TAP opened again where it was"
+                    );
+                    return Ok(t);
+                }
+                Err(e) => tracing::warn!(port = name, ifname = at.ifname, error = %e,
+                    "the TAP a previous daemon left is not there: making a new one"),
+            }
+        }
+        Tap::create_persistent(name, mac, mtu, self.workers)
     }
 
     /// Where the engine's clock starts ([`Host::now`] is the time since).
@@ -174,6 +276,17 @@ impl Host for LinuxHost {
         Ok(())
     }
 
+    fn save_config(&self, file: &[u8]) -> Result<(), OpteError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        state.write_config(file).map_err(|e| {
+            tracing::error!(dir = %state.path().display(), error = %e,
+                "saving the configuration");
+            system(&e, format!("saving the configuration: {e}"))
+        })
+    }
+
     fn detach_underlay(&self) {
         *self.underlay.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.changed();
@@ -188,7 +301,7 @@ impl Host for LinuxHost {
         _linkid: u32,
     ) -> Result<(), OpteError> {
         let tap = match attach {
-            PortAttach::Netdev => Tap::create_multi(name, mac, mtu, self.workers),
+            PortAttach::Netdev => self.netdev(name, mac, mtu),
             PortAttach::Vmm => Tap::create_for_vmm(name, mtu),
             PortAttach::VhostUser(path) => Tap::create_vhost_user(name, std::path::Path::new(path))
                 .map_err(|e| std::io::Error::new(e.kind(), format!("vhost-user at {path}: {e}"))),

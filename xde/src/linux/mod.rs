@@ -20,6 +20,7 @@ pub mod datapath;
 pub mod host;
 pub mod nexthop;
 pub mod ring;
+pub mod state;
 pub mod tap;
 pub mod underlay;
 pub mod vhost;

@@ -91,6 +91,8 @@ impl VnetHdr {
 nix::ioctl_write_ptr_bad!(tun_set_iff, libc::TUNSETIFF, libc::ifreq);
 nix::ioctl_write_ptr_bad!(tun_set_vnet_hdr_sz, libc::TUNSETVNETHDRSZ, libc::c_int);
 nix::ioctl_write_int_bad!(tun_set_persist, libc::TUNSETPERSIST);
+nix::ioctl_read_bad!(tun_get_iff, libc::TUNGETIFF, libc::ifreq);
+nix::ioctl_none_bad!(tun_get_devnetns, libc::TUNGETDEVNETNS);
 nix::ioctl_write_int_bad!(tun_set_offload, libc::TUNSETOFFLOAD);
 nix::ioctl_write_ptr_bad!(siocsifmtu, libc::SIOCSIFMTU, libc::ifreq);
 nix::ioctl_write_ptr_bad!(siocsifhwaddr, libc::SIOCSIFHWADDR, libc::ifreq);
@@ -116,6 +118,94 @@ pub struct Tap {
     vhost: Option<super::vhost::Server>,
     /// The device is gone while the port is not (its network namespace was deleted, say).
     gone: AtomicBool,
+    /// A container's TAP made persistent ([`Tap::create_persistent`]): it outlives the
+    /// daemon, and is made ephemeral again (so closing removes it) when the port goes.
+    netdev_persistent: bool,
+    /// Leave the device in place when this is dropped: the daemon stops to restart.
+    keep_device: AtomicBool,
+}
+
+/// Where a container's TAP is now, wherever the guest's side took it: what a restarted
+/// daemon needs to open it again ([`Tap::adopt`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Its name there (a container's interface is often renamed, `eth0`).
+    pub ifname: String,
+    /// The network namespace it is in: the device and inode numbers of its nsfs file.
+    pub netns: (u64, u64),
+    /// Whether it was made with several queues (`IFF_MULTI_QUEUE`); it must be opened
+    /// again the same way.
+    pub multi_queue: bool,
+}
+
+impl Location {
+    /// `IFNAME DEV INO MULTI` (the text form of the daemon's TAP list).
+    pub fn to_line(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.ifname,
+            self.netns.0,
+            self.netns.1,
+            u8::from(self.multi_queue)
+        )
+    }
+
+    pub fn from_line(l: &str) -> Option<Self> {
+        let mut w = l.split_ascii_whitespace();
+        let ifname = w.next()?.to_string();
+        let dev = w.next()?.parse().ok()?;
+        let ino = w.next()?.parse().ok()?;
+        let multi_queue = match w.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        (w.next().is_none() && ifreq(&ifname).is_ok()).then_some(Self {
+            ifname,
+            netns: (dev, ino),
+            multi_queue,
+        })
+    }
+}
+
+/// The device and inode numbers of a namespace file.
+fn ns_id(f: &impl std::os::fd::AsFd) -> io::Result<(u64, u64)> {
+    let st = nix::sys::stat::fstat(f).map_err(io::Error::from)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Open the network namespace whose nsfs file has `id`: this process's own, a named one
+/// (`ip netns`), Docker's, or any process's.
+fn find_netns(id: (u64, u64)) -> io::Result<File> {
+    let mut candidates: Vec<std::path::PathBuf> = vec!["/proc/self/ns/net".into()];
+    for dir in ["/run/netns", "/var/run/netns", "/run/docker/netns"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            candidates.extend(rd.flatten().map(|e| e.path()));
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        candidates.extend(
+            rd.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .map(|e| e.path().join("ns/net")),
+        );
+    }
+    for c in candidates {
+        if let Ok(f) = File::open(&c)
+            && ns_id(&f).ok() == Some(id)
+        {
+            return Ok(f);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no network namespace {}:{} is left", id.0, id.1),
+    ))
 }
 
 /// What kind of device to make.
@@ -142,6 +232,125 @@ impl Tap {
         Self::open(name, Kind::Netdev(mac), mtu, queues.max(1))
     }
 
+    /// [`Tap::create_multi`], persistent: the device outlives the daemon (a restarted one
+    /// opens it again with [`Tap::adopt`]); deleting the port removes it.
+    pub fn create_persistent(
+        name: &str,
+        mac: MacAddr,
+        mtu: u32,
+        queues: usize,
+    ) -> io::Result<Self> {
+        let mut tap = Self::open(name, Kind::Netdev(mac), mtu, queues.max(1))?;
+        // SAFETY: a tun fd and an integer argument.
+        unsafe { tun_set_persist(tap.file.as_raw_fd(), 1) }
+            .map_err(|e| named(e, "TUNSETPERSIST", name))?;
+        tap.netdev_persistent = true;
+        Ok(tap)
+    }
+
+    /// Open again the persistent TAP of port `name` where [`Tap::location`] last found
+    /// it, possibly in another network namespace, with `queues` queues if it has several.
+    /// The device is left as the guest's side has it (its name, addresses, MTU, MAC, up
+    /// or down); only the daemon's own settings on its descriptors are made again.
+    pub fn adopt(name: &str, at: &Location, queues: usize) -> io::Result<Self> {
+        let ns = find_netns(at.netns)?;
+        let mut flags = libc::IFF_TAP | libc::IFF_VNET_HDR | libc::IFF_NO_PI;
+        let queues = if at.multi_queue {
+            flags |= libc::IFF_MULTI_QUEUE;
+            queues.max(1)
+        } else {
+            1
+        };
+        let ifname = at.ifname.clone();
+        // The tun device is looked up in the namespace /dev/net/tun was opened in: open it
+        // from a thread that has entered the device's namespace (and ends there).
+        let files = std::thread::scope(|sc| {
+            sc.spawn(|| -> io::Result<Vec<File>> {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| named(e, "setns", &ifname))?;
+                let mut ifr = ifreq(&ifname)?;
+                ifr.ifr_ifru.ifru_flags = flags as i16;
+                (0..queues)
+                    .map(|_| {
+                        let file = OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+                            .open("/dev/net/tun")?;
+                        // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
+                        unsafe { tun_set_iff(file.as_raw_fd(), &ifr) }
+                            .map_err(|e| named(e, "TUNSETIFF", &ifname))?;
+                        Ok(file)
+                    })
+                    .collect()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
+        })?;
+        let mut files = files.into_iter();
+        let file = files
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no queue"))?;
+        let tap = Self {
+            name: name.to_string(),
+            file,
+            more: files.collect(),
+            hdr_len: VNET_HDR_LEN,
+            persistent: None,
+            vhost: None,
+            gone: AtomicBool::new(false),
+            netdev_persistent: true,
+            keep_device: AtomicBool::new(false),
+        };
+        let hdr_len = VNET_HDR_LEN as libc::c_int;
+        for q in std::iter::once(&tap.file).chain(&tap.more) {
+            // SAFETY: a tun fd and a pointer to an int that outlives the call.
+            unsafe { tun_set_vnet_hdr_sz(q.as_raw_fd(), &hdr_len) }
+                .map_err(|e| named(e, "TUNSETVNETHDRSZ", name))?;
+            set_offloads(q, name)?;
+        }
+        // SAFETY: a tun fd and an integer argument (it is persistent already; a device
+        // made by an older daemon becomes so).
+        unsafe { tun_set_persist(tap.file.as_raw_fd(), 1) }
+            .map_err(|e| named(e, "TUNSETPERSIST", name))?;
+        Ok(tap)
+    }
+
+    /// Where a persistent container TAP is now (`None` for any other kind of port).
+    pub fn location(&self) -> io::Result<Option<Location>> {
+        if !self.netdev_persistent {
+            return Ok(None);
+        }
+        // SAFETY: `ifreq` is plain old data; all zeroes is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        // SAFETY: a tun fd and an `ifreq` the kernel fills in.
+        unsafe { tun_get_iff(self.file.as_raw_fd(), &mut ifr) }
+            .map_err(|e| named(e, "TUNGETIFF", &self.name))?;
+        let ifname: String = ifr
+            .ifr_name
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8 as char)
+            .collect();
+        // SAFETY: `ifru_flags` is what TUNGETIFF fills in.
+        let flags = i32::from(unsafe { ifr.ifr_ifru.ifru_flags });
+        // SAFETY: a tun fd; the kernel answers with a new descriptor of the namespace.
+        let ns = unsafe { tun_get_devnetns(self.file.as_raw_fd()) }
+            .map_err(|e| named(e, "TUNGETDEVNETNS", &self.name))?;
+        // SAFETY: the kernel just gave us this descriptor; we own it from here.
+        let ns = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ns) };
+        Ok(Some(Location {
+            ifname,
+            netns: ns_id(&ns)?,
+            multi_queue: flags & libc::IFF_MULTI_QUEUE != 0,
+        }))
+    }
+
+    /// Leave the device in place when this is dropped (the daemon stops to restart).
+    pub fn keep_device(&self) {
+        self.keep_device.store(true, Ordering::Relaxed);
+    }
+
     /// Create TAP `name` for a virtual machine monitor to open by name (QEMU `-netdev
     /// tap,ifname=NAME`): persistent, up, with `mtu`, IPv6 off on it (the host itself
     /// has nothing to say to the guest), and not held open, since a TAP takes one opener.
@@ -164,6 +373,8 @@ impl Tap {
             persistent: None,
             vhost: Some(server),
             gone: AtomicBool::new(false),
+            netdev_persistent: false,
+            keep_device: AtomicBool::new(false),
         })
     }
 
@@ -215,6 +426,8 @@ impl Tap {
             persistent: None,
             vhost: None,
             gone: AtomicBool::new(false),
+            netdev_persistent: false,
+            keep_device: AtomicBool::new(false),
         };
         match kind {
             Kind::Netdev(_) => {
@@ -342,6 +555,16 @@ impl Drop for Tap {
     fn drop(&mut self) {
         // A TAP the daemon holds goes with its descriptor; a VMM's is deleted, even while
         // the VMM still has it open.
+        if self.keep_device.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.netdev_persistent {
+            // SAFETY: a tun fd and an integer argument. Closing the last descriptor of a
+            // TAP that is not persistent removes it.
+            if let Err(e) = unsafe { tun_set_persist(self.file.as_raw_fd(), 0) } {
+                tracing::warn!(port = %self.name, error = %e, "making the TAP ephemeral");
+            }
+        }
         if let Some(ifindex) = self.persistent {
             let deleted = super::nexthop::Rtnl::open().and_then(|r| r.delete_link(ifindex));
             if let Err(e) = deleted {

@@ -72,6 +72,8 @@ pub struct SimHost {
     pub resolves: AtomicU64,
     pub ports: RwLock<Vec<String>>,
     pub attached: AtomicBool,
+    /// The last configuration file the core asked it to keep.
+    pub saved_config: RwLock<Option<Vec<u8>>>,
     sled: usize,
     dir: Arc<Directory>,
 }
@@ -100,6 +102,11 @@ impl Host for SimHost {
 
     fn delete_port(&self, name: &str) {
         self.ports.write().unwrap().retain(|n| n != name);
+    }
+
+    fn save_config(&self, file: &[u8]) -> Result<(), OpteError> {
+        *self.saved_config.write().unwrap() = Some(file.to_vec());
+        Ok(())
     }
 
     fn now(&self) -> Moment {
@@ -180,37 +187,7 @@ impl Drop for Rack {
 impl Rack {
     /// `n` sleds, each with its underlay attached, and the boundary reachable.
     pub fn new(name: &str, n: usize) -> Self {
-        let dir = Arc::new(Directory::default());
-        dir.known.write().unwrap().extend([BOUNDARY_IP, SWITCH_IP]);
-        let mut sleds = Vec::new();
-        for i in 0..n {
-            dir.known.write().unwrap().push(sled_ip(i));
-            let host = SimHost {
-                links_up: [AtomicBool::new(true), AtomicBool::new(true)],
-                clock_ns: AtomicU64::new(0),
-                resolves: AtomicU64::new(0),
-                ports: RwLock::new(Vec::new()),
-                attached: AtomicBool::new(false),
-                sled: i,
-                dir: dir.clone(),
-            };
-            sleds.push(Sled {
-                xde: Xde::new(host, 0x5eed + i as u64),
-                ip: sled_ip(i),
-            });
-        }
-        let rack = Self {
-            name: name.into(),
-            sleds,
-            now: Moment::from_secs(100),
-            dir,
-            inbox: BTreeMap::new(),
-            boundary: Vec::new(),
-            wire: Vec::new(),
-            lost: 0,
-            not_ours: Vec::new(),
-            pcap: RefCell::new(Vec::new()),
-        };
+        let rack = Self::unconfigured(name, n);
         for i in 0..n {
             rack.cmd::<cmd::SetXdeUnderlay>(
                 i,
@@ -222,6 +199,42 @@ impl Rack {
             .unwrap();
         }
         rack
+    }
+
+    /// `n` sleds with nothing configured, not even their underlay.
+    pub fn unconfigured(name: &str, n: usize) -> Self {
+        let dir = Arc::new(Directory::default());
+        dir.known.write().unwrap().extend([BOUNDARY_IP, SWITCH_IP]);
+        let mut sleds = Vec::new();
+        for i in 0..n {
+            dir.known.write().unwrap().push(sled_ip(i));
+            let host = SimHost {
+                links_up: [AtomicBool::new(true), AtomicBool::new(true)],
+                clock_ns: AtomicU64::new(0),
+                resolves: AtomicU64::new(0),
+                ports: RwLock::new(Vec::new()),
+                attached: AtomicBool::new(false),
+                saved_config: RwLock::new(None),
+                sled: i,
+                dir: dir.clone(),
+            };
+            sleds.push(Sled {
+                xde: Xde::new(host, 0x5eed + i as u64),
+                ip: sled_ip(i),
+            });
+        }
+        Self {
+            name: name.into(),
+            sleds,
+            now: Moment::from_secs(100),
+            dir,
+            inbox: BTreeMap::new(),
+            boundary: Vec::new(),
+            wire: Vec::new(),
+            lost: 0,
+            not_ours: Vec::new(),
+            pcap: RefCell::new(Vec::new()),
+        }
     }
 
     /// Send a command to sled `i` through the control framing and dispatch.
