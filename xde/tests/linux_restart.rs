@@ -295,3 +295,96 @@ fn a_restarted_daemon_keeps_its_guests_configuration_and_connections() {
     ]);
     assert!(ping.contains("2 received"), "{ping}");
 }
+
+/// Hold TAP `name` open the way a VMM does (its one queue), from namespace `ns`.
+fn hold_like_a_vmm(ns: &str, name: &str) -> std::fs::File {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    nix::ioctl_write_ptr_bad!(tun_set_iff, libc::TUNSETIFF, libc::ifreq);
+    let name = name.to_string();
+    xde_lab::in_netns(ns, move || {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open("/dev/net/tun")
+            .unwrap();
+        // SAFETY: `ifreq` is plain old data; all zeroes is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16;
+        // SAFETY: a tun fd and an `ifreq` that lives across the call.
+        unsafe { tun_set_iff(f.as_raw_fd(), &ifr) }.unwrap();
+        f
+    })
+    .join()
+    .unwrap()
+}
+
+/// A VMM's TAP (held open by the VMM across the restart) and a container's TAP left in
+/// the daemon's own namespace are both there after a restart, their ports restored over
+/// them; deleting the ports then removes them, and nothing is left.
+#[test]
+fn vmm_and_local_taps_outlive_a_restart_and_go_with_their_ports() {
+    use xde_lab::vpc::GuestSpec;
+    use xde_lab::{Daemon, Netns};
+    if !root_or_skip() {
+        return;
+    }
+    let ns = Netns::new("xrsv");
+    ns.exec(&[
+        "ip", "link", "add", "u1", "type", "veth", "peer", "name", "u2",
+    ]);
+    ns.exec(&["ip", "link", "set", "u1", "up"]);
+    ns.exec(&["ip", "link", "set", "u2", "up"]);
+    let dir = std::env::temp_dir().join(unique("xrsv-daemon-"));
+    let state = dir.join("state");
+    let args = ["--state-dir", state.to_str().unwrap()];
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_xded"));
+    let mut d = Daemon::start_at_with(&bin, Some(&ns), dir.clone(), &args).unwrap();
+    let h = d.hdl();
+    h.set_xde_underlay("u1", "u2").unwrap();
+    let phys = "fd00:10::1".parse().unwrap();
+    let vm = GuestSpec::new("vm0", 100, 30, 5, 0).cfg(phys).unwrap();
+    let ct = GuestSpec::new("ct0", 100, 30, 6, 0).cfg(phys).unwrap();
+    h.create_xde_attached("vm0", vm, None, oxide_vpc::api::PortAttach::Vmm)
+        .unwrap();
+    h.create_xde("ct0", ct, None).unwrap();
+    let index = |dev: &str| ns.try_exec(&["ip", "-o", "link", "show", dev]).ok();
+    let (vm_idx, ct_idx) = (index("vm0").unwrap(), index("ct0").unwrap());
+    let vmm = hold_like_a_vmm(ns.name(), "vm0");
+
+    assert!(d.stop().success(), "{}", d.log());
+    assert!(
+        index("vm0").is_some() && index("ct0").is_some(),
+        "the TAPs stay"
+    );
+    // Same directory, same state; the old guard leaves the directory to the new one.
+    d.keep();
+    let mut d = Daemon::start_at_with(&bin, Some(&ns), dir.clone(), &args).unwrap();
+    let ports = d.hdl().list_ports().unwrap().ports;
+    assert_eq!(ports.len(), 2, "{}", d.log());
+    let same =
+        |a: Option<String>, b: &str| a.is_some_and(|a| a.split(':').next() == b.split(':').next());
+    assert!(same(index("vm0"), &vm_idx) && same(index("ct0"), &ct_idx));
+    let log = d.log();
+    assert!(log.contains("TAP opened again where it was"), "{log}");
+
+    for p in ["vm0", "ct0"] {
+        d.hdl().delete_xde(p).unwrap();
+        assert_eq!(index(p), None, "deleting port {p} removes its TAP");
+    }
+    drop(vmm);
+    assert!(d.stop().success());
+    assert_eq!(
+        std::fs::read_to_string(state.join("taps"))
+            .unwrap()
+            .lines()
+            .count(),
+        1,
+        "no TAP is left to find again"
+    );
+}

@@ -91,7 +91,13 @@ impl LinuxHost {
     /// TAPs' whereabouts, the flows at a stop. The TAPs the last daemon left there are
     /// opened again by the ports the restored configuration makes.
     pub fn with_state(mut self, state: StateDir) -> Self {
-        *self.adopt.get_mut().unwrap_or_else(PoisonError::into_inner) = state.read_taps();
+        let saved = state.read_taps();
+        // What the file holds, so the first record writes it if anything differs.
+        *self
+            .taps_written
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = saved.clone();
+        *self.adopt.get_mut().unwrap_or_else(PoisonError::into_inner) = saved;
         self.state = Some(state);
         self
     }
@@ -302,6 +308,7 @@ impl Host for LinuxHost {
     ) -> Result<(), OpteError> {
         let tap = match attach {
             PortAttach::Netdev => self.netdev(name, mac, mtu),
+            PortAttach::Vmm if self.state.is_some() => Tap::adopt_for_vmm(name, mtu),
             PortAttach::Vmm => Tap::create_for_vmm(name, mtu),
             PortAttach::VhostUser(path) => Tap::create_vhost_user(name, std::path::Path::new(path))
                 .map_err(|e| std::io::Error::new(e.kind(), format!("vhost-user at {path}: {e}"))),

@@ -488,17 +488,29 @@ impl Tap {
         unsafe { siocsifflags(ctl.as_raw_fd(), &ifr) }
             .map_err(|e| named(e, "SIOCSIFFLAGS", name))?;
         if let Some(ifindex) = tap.persistent {
-            // The VMM is the TAP's one opener; the daemon is on the device's side.
-            let sock = super::underlay::packet_socket(ifindex, None)?;
-            // The VMM's offloaded frames arrive whole, described by a virtio-net header,
-            // and ours go out the same way.
-            let one: libc::c_int = 1;
-            super::underlay::setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)
-                .map_err(|e| io::Error::new(e.kind(), format!("PACKET_VNET_HDR on {name}: {e}")))?;
+            tap.file = vmm_socket(ifindex, name)?;
             tap.hdr_len = VNET_HDR_LEN - 2;
-            tap.file = File::from(sock);
         }
         Ok(tap)
+    }
+
+    /// [`Tap::create_for_vmm`], or if a previous daemon left the VMM's TAP `name` (a
+    /// restart: the VMM may hold it open still), that device as it is.
+    pub fn adopt_for_vmm(name: &str, mtu: u32) -> io::Result<Self> {
+        let Ok(ifindex) = nix::net::if_::if_nametoindex(name) else {
+            return Self::create_for_vmm(name, mtu);
+        };
+        Ok(Self {
+            name: name.to_string(),
+            file: vmm_socket(ifindex, name)?,
+            more: Vec::new(),
+            hdr_len: VNET_HDR_LEN - 2,
+            persistent: Some(ifindex),
+            vhost: None,
+            gone: AtomicBool::new(false),
+            netdev_persistent: false,
+            keep_device: AtomicBool::new(false),
+        })
     }
 
     /// The bytes of virtio-net header in front of each frame read or written.
@@ -584,6 +596,18 @@ fn set_offloads(file: &File, name: &str) -> io::Result<()> {
         .or_else(|_| unsafe { tun_set_offload(file.as_raw_fd(), base as libc::c_ulong as _) })
         .map(|_| ())
         .map_err(|e| named(e, "TUNSETOFFLOAD", name))
+}
+
+/// The daemon's side of a VMM's TAP (interface `ifindex`): the VMM is the TAP's one
+/// opener, so the daemon sends and receives on the device with an AF_PACKET socket. The
+/// VMM's offloaded frames arrive whole, described by a virtio-net header, and ours go out
+/// the same way.
+fn vmm_socket(ifindex: u32, name: &str) -> io::Result<File> {
+    let sock = super::underlay::packet_socket(ifindex, None)?;
+    let one: libc::c_int = 1;
+    super::underlay::setsockopt(&sock, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)
+        .map_err(|e| io::Error::new(e.kind(), format!("PACKET_VNET_HDR on {name}: {e}")))?;
+    Ok(File::from(sock))
 }
 
 /// A datagram socket to address interface ioctls to.
