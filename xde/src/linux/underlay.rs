@@ -25,8 +25,23 @@ const RCVBUF: i32 = 8 << 20;
 /// The Geneve port (RFC 8926).
 pub const GENEVE_PORT: u16 = 6081;
 
-/// Ethernet (14) + IPv6 next header at 6, UDP destination port at 14 + 40 + 2.
-const BPF_PROGRAM: [libc::sock_filter; 8] = [
+/// The classic-BPF load of a frame's packet type (`skb->pkt_type`), from the
+/// ancillary data area (linux/filter.h: `SKF_AD_OFF + SKF_AD_PKTTYPE`).
+const SKF_AD_PKTTYPE: u32 = (-0x1000i32) as u32 + 4;
+
+/// Ethernet (14) + IPv6 next header at 6, UDP destination port at 14 + 40 + 2. A frame
+/// the kernel found addressed to another host's MAC (`PACKET_OTHERHOST`: flooded by a
+/// switch that has not learnt where the MAC is, or sent to a MAC this link no longer has)
+/// is not this host's to take, as the kernel's own IP input does not take it either.
+const BPF_PROGRAM: [libc::sock_filter; 10] = [
+    // A <- packet type; another host's or drop.
+    stmt(BPF_LD | BPF_B | BPF_ABS, SKF_AD_PKTTYPE),
+    jump(
+        BPF_JMP | BPF_JEQ | BPF_K,
+        libc::PACKET_OTHERHOST as u32,
+        7,
+        0,
+    ),
     // A <- ether type; IPv6 or drop.
     stmt(BPF_LD | BPF_H | BPF_ABS, 12),
     jump(BPF_JMP | BPF_JEQ | BPF_K, 0x86dd, 0, 5),
