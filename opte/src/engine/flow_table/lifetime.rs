@@ -79,9 +79,17 @@ impl Lifetime {
     }
 
     /// Marks every sharer, and every child of this cell, dead.
+    ///
+    /// The kill generation moves only if some entry holds this cell as a parent: the
+    /// generation is what children's cached "parents alive" answers are checked against,
+    /// and sharers read the cell itself. A flood that evicts childless entries one after
+    /// another (SYNs at full tables) then leaves every other entry's answer cached, rather
+    /// than sending each liveness check on a walk over its parents.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
-        KILLS.fetch_add(1, Ordering::Release);
+        if self.live_children() > 0 {
+            KILLS.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// How many entries currently hold this cell as a parent. Timer expiry keeps the
