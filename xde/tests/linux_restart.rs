@@ -70,6 +70,14 @@ fn config_of(lab: &Lab, s: usize) -> String {
     out
 }
 
+/// Two pings from guest ra to guest rb; ping's report.
+fn ping_b(lab: &Lab) -> String {
+    let b = lab.guest("rb").ip4();
+    lab.guest("ra")
+        .ns
+        .exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", &b])
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(10);
     while !f() {
@@ -220,16 +228,7 @@ fn a_restarted_daemon_keeps_its_guests_configuration_and_connections() {
     let mut w = Fnv::new();
     w.add(&payload(2 << 20));
     assert_eq!(late.join().unwrap(), Ok((2 << 20, w)));
-    let ping = lab.guest("ra").ns.exec(&[
-        "ping",
-        "-c",
-        "2",
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        &lab.guest("rb").ip4(),
-    ]);
+    let ping = ping_b(&lab);
     assert!(ping.contains("2 received"), "new traffic works: {ping}");
 
     // 3. A corrupt configuration file. A change first, so the previous file differs.
@@ -283,16 +282,7 @@ fn a_restarted_daemon_keeps_its_guests_configuration_and_connections() {
     std::fs::write(state.join("config"), &good).unwrap();
     lab.start_sled(0).unwrap();
     assert_eq!(config_of(&lab, 0), with_change);
-    let ping = lab.guest("ra").ns.exec(&[
-        "ping",
-        "-c",
-        "2",
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        &lab.guest("rb").ip4(),
-    ]);
+    let ping = ping_b(&lab);
     assert!(ping.contains("2 received"), "{ping}");
 }
 

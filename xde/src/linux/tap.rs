@@ -270,19 +270,7 @@ impl Tap {
                     .map_err(|e| named(e, "setns", &ifname))?;
                 let mut ifr = ifreq(&ifname)?;
                 ifr.ifr_ifru.ifru_flags = flags as i16;
-                (0..queues)
-                    .map(|_| {
-                        let file = OpenOptions::new()
-                            .read(true)
-                            .write(true)
-                            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-                            .open("/dev/net/tun")?;
-                        // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
-                        unsafe { tun_set_iff(file.as_raw_fd(), &ifr) }
-                            .map_err(|e| named(e, "TUNSETIFF", &ifname))?;
-                        Ok(file)
-                    })
-                    .collect()
+                open_queues(&ifr, queues, &ifname)
             })
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
@@ -401,19 +389,7 @@ impl Tap {
         }
         ifr.ifr_ifru.ifru_flags = (flags | libc::IFF_NO_PI) as i16;
         // The first open makes the device, each further one attaches a queue to it.
-        let files = (0..queues)
-            .map(|_| {
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-                    .open("/dev/net/tun")?;
-                // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
-                unsafe { tun_set_iff(file.as_raw_fd(), &ifr) }
-                    .map_err(|e| named(e, "TUNSETIFF", name))?;
-                Ok(file)
-            })
-            .collect::<io::Result<Vec<File>>>()?;
+        let files = open_queues(&ifr, queues, name)?;
         let mut files = files.into_iter();
         let file = files
             .next()
@@ -545,6 +521,24 @@ impl Tap {
             _ => self.more.get(i - 1),
         }
     }
+}
+
+/// `queues` descriptors of the tun device `ifr` names (made by the first if it is not
+/// there), in the calling thread's network namespace.
+fn open_queues(ifr: &libc::ifreq, queues: usize, name: &str) -> io::Result<Vec<File>> {
+    (0..queues)
+        .map(|_| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+                .open("/dev/net/tun")?;
+            // SAFETY: a valid tun fd and an `ifreq` that lives across the call.
+            unsafe { tun_set_iff(file.as_raw_fd(), ifr) }
+                .map_err(|e| named(e, "TUNSETIFF", name))?;
+            Ok(file)
+        })
+        .collect()
 }
 
 /// An `ifreq` naming `name`, refused if the name is empty, too long or has a NUL or '/'.
