@@ -363,6 +363,22 @@ fn vmm_and_local_taps_outlive_a_restart_and_go_with_their_ports() {
     let log = d.log();
     assert!(log.contains("TAP opened again where it was"), "{log}");
 
+    // A restore that cannot finish (an underlay link missing): no start, and the TAPs and
+    // the record of where they are stay for the start after the link is back.
+    assert!(d.stop().success());
+    let taps = std::fs::read_to_string(state.join("taps")).unwrap();
+    ns.exec(&["ip", "link", "set", "u1", "name", "u9"]);
+    d.keep();
+    let e = Daemon::start_at_with(&bin, Some(&ns), dir.clone(), &args).unwrap_err();
+    assert!(e.contains("restoring the configuration"), "{e}");
+    assert!(index("vm0").is_some() && index("ct0").is_some());
+    assert_eq!(std::fs::read_to_string(state.join("taps")).unwrap(), taps);
+    ns.exec(&["ip", "link", "set", "u9", "name", "u1"]);
+    ns.exec(&["ip", "link", "set", "u1", "up"]);
+    let mut d = Daemon::start_at_with(&bin, Some(&ns), dir.clone(), &args).unwrap();
+    assert_eq!(d.hdl().list_ports().unwrap().ports.len(), 2, "{}", d.log());
+    assert!(same(index("ct0"), &ct_idx));
+
     for p in ["vm0", "ct0"] {
         d.hdl().delete_xde(p).unwrap();
         assert_eq!(index(p), None, "deleting port {p} removes its TAP");

@@ -161,15 +161,16 @@ fn restore(xde: &Xde<LinuxHost>, loaded: Loaded) -> Result<(), String> {
     };
     let done = xde.restore(&log);
     if let Some((cmd, e)) = done.failed.first() {
-        xde.host().keep_all();
+        xde.host().keep_devices();
         return Err(format!(
             "restoring the configuration: {} of {} commands refused, the first {cmd}: {e} \
-             (nothing was changed in the state directory; fix the cause and start again, \
-             or start with another --state-dir)",
+             (the state directory keeps the configuration and where the TAPs are; fix the \
+             cause and start again, or start with another --state-dir)",
             done.failed.len(),
             log.len()
         ));
     }
+    xde.host().forget_unclaimed();
     tracing::info!(
         commands = done.applied,
         ports = xde.ports().len(),

@@ -144,6 +144,13 @@ impl LinuxHost {
     /// leave the devices (and their guests' NICs) in place.
     pub fn keep_all(&self) {
         self.record_taps();
+        self.keep_devices();
+    }
+
+    /// After a restore that failed: close every TAP but leave the devices, and the record
+    /// of where they are, as they were (the TAPs not reached are still to be found there
+    /// by the next start).
+    pub fn keep_devices(&self) {
         for t in self
             .taps
             .lock()
@@ -153,6 +160,19 @@ impl LinuxHost {
             t.keep_device();
         }
         self.close_all();
+    }
+
+    /// After a restore: the TAPs of the last daemon that no restored port took over are
+    /// no port's now, and a port made later does not go looking for them.
+    pub fn forget_unclaimed(&self) {
+        let left = std::mem::take(&mut *self.adopt.lock().unwrap_or_else(PoisonError::into_inner));
+        for (port, at) in left {
+            tracing::info!(
+                port,
+                ifname = at.ifname,
+                "a TAP the last daemon left is no port's now"
+            );
+        }
     }
 
     /// A container's TAP for port `name`: the one a previous daemon left, opened again
